@@ -1,0 +1,10 @@
+//! `shiren eval` (not built yet).
+
+use super::Global;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: Args, _g: &Global) -> anyhow::Result<()> {
+    anyhow::bail!("`shiren eval` is not built yet")
+}

@@ -1,0 +1,126 @@
+//! The command line: clap definitions of what the user typed, and the glue
+//! that turns them into validated settings and calls the library.
+//!
+//! Each subcommand has its own file holding its `Args` (what the user typed,
+//! with help text giving units and defaults), its `run`, and its tests. Errors
+//! are printed once, as `shiren: <error chain on one line>`.
+//!
+//! Exit codes: 0 success; 1 an error (bad input, a failed fetch, a corrupt
+//! checkpoint: the message says what to do); 2 a usage error (bad flag).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod bench;
+pub mod corpus;
+pub mod eval;
+pub mod mnist;
+pub mod serve;
+pub mod train;
+pub mod write;
+
+/// 诗人 — learns to write Chinese classical poetry with a character-level RNN, on the CPU.
+#[derive(Parser, Debug)]
+#[command(name = "shiren", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Global {
+    /// Where fetched data (corpus, rhyme table, MNIST) is cached [default: $SHIREN_DATA, else ~/.cache/shiren]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Worker threads for the numeric kernels [default: all cores]
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Say more about what is happening (backoffs, counts, timings) on stderr
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Fetch the chinese-poetry collection and report on a corpus
+    Corpus(corpus::Args),
+    /// Train a character language model on a corpus
+    Train(train::Args),
+    /// Write poems: first words, acrostics, fixed forms, rhyme and tones
+    Write(write::Args),
+    /// Report card of a model: perplexity, form, rhyme, tones, diversity, copying
+    Eval(eval::Args),
+    /// Measure training and sampling speed, with PyTorch side by side when installed
+    Bench(bench::Args),
+    /// The course's other model: an LSTM reading MNIST digits row by row
+    Mnist(mnist::Args),
+    /// Serve a web page that writes poems
+    Serve(serve::Args),
+}
+
+/// Parses the command line, runs the command, and maps the outcome to an exit code.
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version on stdout with exit 0, and usage errors on stderr with exit 2.
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            let _ = writeln!(std::io::stderr(), "shiren: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    if let Some(n) = cli.global.threads {
+        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        // Ignore the error when a pool already exists (tests call `dispatch` repeatedly).
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global();
+    }
+    let g = &cli.global;
+    match cli.command {
+        Command::Corpus(a) => corpus::run(a, g),
+        Command::Train(a) => train::run(a, g),
+        Command::Write(a) => write::run(a, g),
+        Command::Eval(a) => eval::run(a, g),
+        Command::Bench(a) => bench::run(a, g),
+        Command::Mnist(a) => mnist::run(a, g),
+        Command::Serve(a) => serve::run(a, g),
+    }
+}
+
+/// A closed stdout (`shiren write | head`) is not an error, as in ripgrep.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,1 @@
+//! Hand-written numeric kernels (not built yet).
