@@ -24,7 +24,7 @@ use crate::engine::linear::{linear_backward, linear_forward};
 use crate::engine::lstm::{lstm_backward, lstm_forward, lstm_step};
 use crate::engine::rnn::{rnn_backward, rnn_forward, rnn_step};
 use crate::engine::softmax_ce::{softmax_ce_backward, softmax_ce_forward};
-use crate::engine::{matvec, CellGrads, CellWeights, Dims};
+use crate::engine::{matvec, CellGrads, CellWeights, Dims, SharedMut};
 use crate::rng::Rng;
 
 /// The recurrent cell.
@@ -296,11 +296,82 @@ struct Acts {
     dh2: Vec<f32>,
     /// (T, B, E): dL/dx0 for the embedding
     dx0: Vec<f32>,
-    /// (chunk, V): logits, then probabilities, then their gradients
-    logits: Vec<f32>,
+    /// per thread: the head's scratch
+    head: Vec<HeadScratch>,
     /// time-major copies of targets and mask, (T·B)
     targets: Vec<u32>,
     mask: Vec<f32>,
+}
+
+/// One thread's scratch for the head: gathered rows, their logits, and (past the first
+/// thread) its own gradient of `proj.weight` and `proj.bias`, laid out as in the params.
+#[derive(Default, Clone)]
+struct HeadScratch {
+    x: Vec<f32>,
+    dh: Vec<f32>,
+    logits: Vec<f32>,
+    targets: Vec<u32>,
+    rows: Vec<usize>,
+    grads: Vec<f32>,
+}
+
+/// The head over a run of rows on one thread: gathers the unmasked rows in chunks of
+/// [`HEAD_ROWS`], projects, applies the softmax loss and, when `scale` is given, its
+/// backward into `grads` and `dh` (rows of masked positions get 0). Returns the loss sum.
+#[allow(clippy::too_many_arguments)]
+fn head_rows(
+    hs: &mut HeadScratch,
+    grads: (&mut [f32], &mut [f32]),
+    mut dh: Option<&mut [f32]>,
+    x: &[f32],
+    targets: &[u32],
+    mask: &[f32],
+    pw: &[f32],
+    pb: &[f32],
+    h: usize,
+    v: usize,
+    scale: Option<f32>,
+) -> f64 {
+    let (gw, gb) = grads;
+    if let Some(d) = dh.as_deref_mut() {
+        d.fill(0.0);
+    }
+    hs.rows.clear();
+    hs.rows
+        .extend((0..targets.len()).filter(|&r| mask[r] != 0.0));
+    let cap = HEAD_ROWS.min(hs.rows.len());
+    hs.x.resize(cap * h, 0.0);
+    hs.dh.resize(cap * h, 0.0);
+    hs.logits.resize(cap * v, 0.0);
+    let mut loss = 0.0;
+    let ones = [1.0f32; HEAD_ROWS];
+    for chunk in hs.rows.chunks(HEAD_ROWS) {
+        let n = chunk.len();
+        hs.targets.clear();
+        for (k, &r) in chunk.iter().enumerate() {
+            hs.x[k * h..(k + 1) * h].copy_from_slice(&x[r * h..(r + 1) * h]);
+            hs.targets.push(targets[r]);
+        }
+        let (xg, logits) = (&hs.x[..n * h], &mut hs.logits[..n * v]);
+        linear_forward(logits, xg, pw, pb, n, h, v);
+        // masks may weight tokens; the gathered rows keep their weights
+        let mk: Vec<f32> = chunk.iter().map(|&r| mask[r]).collect();
+        let mk = if mk.iter().all(|&m| m == 1.0) {
+            &ones[..n]
+        } else {
+            &mk[..]
+        };
+        loss += softmax_ce_forward(logits, &hs.targets, mk, v);
+        if let (Some(s), Some(d)) = (scale, dh.as_deref_mut()) {
+            softmax_ce_backward(logits, &hs.targets, mk, v, s);
+            let dhg = &mut hs.dh[..n * h];
+            linear_backward(dhg, gw, gb, logits, xg, pw, n, h, v, false);
+            for (k, &r) in chunk.iter().enumerate() {
+                d[r * h..(r + 1) * h].copy_from_slice(&dhg[k * h..(k + 1) * h]);
+            }
+        }
+    }
+    loss
 }
 
 /// Rows of the head processed at once: bounds the logits buffer at ROWS×V
@@ -637,42 +708,94 @@ impl Model {
     }
 
     /// The head over `rows` rows of the top layer starting at row `first` of its h buffer
-    /// (time-major), with `targets`/`mask` per row. Returns the masked loss sum; when
-    /// `scale` is given, also backpropagates (dL = scale · dloss) into the head's grads
-    /// and writes dL/dh for those rows into `acts.dh` at row `dh_first`.
+    /// (time-major), with `acts.targets`/`acts.mask` per row. Returns the masked loss sum;
+    /// when `scale` is given, also backpropagates (dL = scale · dloss) into the head's grads
+    /// and writes dL/dh for those rows into `acts.dh` at row `dh_first` (0 for masked rows).
+    ///
+    /// The rows are split into one contiguous part per thread, each with its own scratch
+    /// and, past the first, its own copy of the head's gradients, summed at the end; masked
+    /// rows (padding) are skipped by gathering the unmasked ones into chunks.
     fn head(&mut self, first: usize, rows: usize, dh_first: usize, scale: Option<f32>) -> f64 {
         let (h, v) = (self.cfg.hidden, self.cfg.vocab);
         let top = self.cfg.layers - 1;
-        self.acts.logits.resize(HEAD_ROWS.min(rows) * v, 0.0);
-        let mut loss = 0.0;
-        let mut r0 = 0;
-        while r0 < rows {
-            let n = HEAD_ROWS.min(rows - r0);
-            let x = &self.acts.layers[top].h[(first + r0) * h..(first + r0 + n) * h];
-            let logits = &mut self.acts.logits[..n * v];
-            let w = &self.params[self.layout.proj_w.clone()];
-            linear_forward(
-                logits,
-                x,
-                w,
-                &self.params[self.layout.proj_b.clone()],
-                n,
-                h,
-                v,
-            );
-            let tg = &self.acts.targets[r0..r0 + n];
-            let mk = &self.acts.mask[r0..r0 + n];
-            loss += softmax_ce_forward(logits, tg, mk, v);
-            if let Some(s) = scale {
-                softmax_ce_backward(logits, tg, mk, v, s);
-                let (gw, gb) = self.grads[self.layout.proj_w.start..self.layout.proj_b.end]
-                    .split_at_mut(self.layout.proj_w.len());
-                let dh = &mut self.acts.dh[(dh_first + r0) * h..(dh_first + r0 + n) * h];
-                linear_backward(dh, gw, gb, logits, x, w, n, h, v, false);
+        let parts = crate::engine::matmul::threads().min(rows / 64).max(1);
+        let Acts {
+            layers,
+            dh,
+            head,
+            targets,
+            mask,
+            ..
+        } = &mut self.acts;
+        head.resize_with(parts, HeadScratch::default);
+        let pw = &self.params[self.layout.proj_w.clone()];
+        let pb = &self.params[self.layout.proj_b.clone()];
+        let x_all = &layers[top].h[first * h..(first + rows) * h];
+        let dh_sh = SharedMut::new(dh);
+        let (gw0, gb0) = self.grads[self.layout.proj_w.start..self.layout.proj_b.end]
+            .split_at_mut(self.layout.proj_w.len());
+        let mut own = Some((gw0, gb0));
+        let (targets, mask) = (&targets[..], &mask[..]);
+        let mut losses = vec![0.0f64; parts];
+        rayon::scope(|sc| {
+            for (p, (hs, loss)) in head.iter_mut().zip(losses.iter_mut()).enumerate() {
+                let (r0, r1) = (rows * p / parts, rows * (p + 1) / parts);
+                // part 0 adds into the model's grads, the others into their own zeroed copies
+                let own_grads = if p == 0 { own.take() } else { None };
+                let work = move || {
+                    let mut copy = std::mem::take(&mut hs.grads);
+                    let grads: (&mut [f32], &mut [f32]) = match (own_grads, scale) {
+                        (Some(g), _) => g,
+                        (None, Some(_)) => {
+                            copy.clear();
+                            copy.resize(v * h + v, 0.0);
+                            copy.split_at_mut(v * h)
+                        }
+                        (None, None) => (&mut [], &mut []),
+                    };
+                    let run = || {
+                        // SAFETY: part p only writes dh rows dh_first + r0 .. dh_first + r1
+                        let dh_part = scale.map(|_| unsafe {
+                            dh_sh.range((dh_first + r0) * h..(dh_first + r1) * h)
+                        });
+                        head_rows(
+                            hs,
+                            grads,
+                            dh_part,
+                            &x_all[r0 * h..r1 * h],
+                            &targets[r0..r1],
+                            &mask[r0..r1],
+                            pw,
+                            pb,
+                            h,
+                            v,
+                            scale,
+                        )
+                    };
+                    // one part alone may still split its GEMMs across threads
+                    *loss = if parts > 1 {
+                        crate::engine::matmul::serial(run)
+                    } else {
+                        run()
+                    };
+                    hs.grads = copy;
+                };
+                if parts == 1 {
+                    work();
+                } else {
+                    sc.spawn(move |_| work());
+                }
             }
-            r0 += n;
+        });
+        if scale.is_some() {
+            let gw = &mut self.grads[self.layout.proj_w.start..self.layout.proj_b.end];
+            for hs in &head[1..parts] {
+                for (g, e) in gw.iter_mut().zip(&hs.grads) {
+                    *g += e;
+                }
+            }
         }
-        loss
+        losses.iter().sum()
     }
 
     /// Copies (B, T) targets and mask to time-major, returning the token count.
@@ -832,7 +955,7 @@ impl Model {
                 Vec::new()
             },
             x: vec![0.0; batch * width],
-            scratch: vec![0.0; 7 * h],
+            scratch: vec![0.0; 8 * h],
         }
     }
 
@@ -865,24 +988,13 @@ impl Model {
         for l in 0..self.cfg.layers {
             let i = if l == 0 { e } else { h };
             let w = self.layout.cell(&self.params, l);
-            let input: Vec<f32> = if l == 0 {
-                x[..b * e].to_vec()
-            } else {
-                hs[l - 1].clone()
-            };
+            let (below, rest) = hs.split_at_mut(l);
+            let input: &[f32] = if l == 0 { &x[..b * e] } else { &below[l - 1] };
+            let h_l = &mut rest[0];
             match self.cfg.cell {
-                Cell::Lstm => lstm_step(
-                    &mut hs[l],
-                    &mut cs[l],
-                    &mut scratch[..4 * h],
-                    &input,
-                    &w,
-                    b,
-                    i,
-                    h,
-                ),
-                Cell::Gru => gru_step(&mut hs[l], &mut scratch[..7 * h], &input, &w, b, i, h),
-                Cell::Rnn => rnn_step(&mut hs[l], &mut scratch[..h], &input, &w, b, i, h),
+                Cell::Lstm => lstm_step(h_l, &mut cs[l], &mut scratch[..5 * h], input, &w, b, i, h),
+                Cell::Gru => gru_step(h_l, &mut scratch[..8 * h], input, &w, b, i, h),
+                Cell::Rnn => rnn_step(h_l, &mut scratch[..h], input, &w, b, i, h),
             }
         }
         let top = &hs[self.cfg.layers - 1];
@@ -988,11 +1100,13 @@ mod tests {
     #[test]
     fn token_model_gradients_match_finite_differences() {
         for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
-            for masked in [false, true] {
+            // B = 16 splits the batch across threads (engine::for_row_parts), and its
+            // 128 rows split the head too
+            for (b, t, masked) in [(3, 4, false), (3, 4, true), (16, 8, true)] {
                 let cfg = tiny(cell, Input::Tokens, Head::EveryStep, 7);
                 let mut rng = Rng::new(1);
                 let mut model = Model::new(cfg.clone(), &mut rng);
-                let bt = batch(3, 4, 7, masked, &mut rng);
+                let bt = batch(b, t, 7, masked, &mut rng);
                 model.zero_grad();
                 let (sum, count) = model.forward_backward(&bt, &mut rng);
                 let want = model_loss_ref(
@@ -1001,8 +1115,8 @@ mod tests {
                     RefInput::Tokens(&bt.inputs),
                     &bt.targets,
                     &bt.mask,
-                    3,
-                    4,
+                    b,
+                    t,
                 );
                 assert!(
                     (sum / count - want).abs() < 1e-5,
@@ -1016,11 +1130,15 @@ mod tests {
                         RefInput::Tokens(&bt.inputs),
                         &bt.targets,
                         &bt.mask,
-                        3,
-                        4,
+                        b,
+                        t,
                     )
                 };
-                grad_check(&mut model, &f, &format!("{cell} tokens masked={masked}"));
+                grad_check(
+                    &mut model,
+                    &f,
+                    &format!("{cell} tokens B={b} masked={masked}"),
+                );
             }
         }
     }

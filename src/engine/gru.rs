@@ -10,9 +10,10 @@
 //! h' = (1 − z) ⊙ n + z ⊙ h
 //! ```
 
+use super::fastmath::{sigmoid, tanh};
 use super::lstm::{finish_backward_split, input_projection, matvec_add};
 use super::matmul::{matmul_a_b, matmul_a_bt};
-use super::{sigmoid, CellGrads, CellWeights, Dims};
+use super::{for_row_parts, CellGrads, CellWeights, Dims, SharedMut};
 
 /// Forward over T steps.
 ///
@@ -47,31 +48,48 @@ pub fn gru_forward(
     assert_eq!(x.len(), tt * b * i, "gru_forward: x is not (T, B, I)");
     // b_hh stays out of the input projection: its n part sits inside r ⊙ (…)
     input_projection(gates, x, w, tt * b, i, g3, false);
-    for t in 0..tt {
-        let (h_prev, h_next) = h_all.split_at_mut((t + 1) * bh);
-        let h_prev = &h_prev[t * bh..];
-        for row in hh.chunks_exact_mut(g3) {
-            row.copy_from_slice(w.b_hh);
+    let (h_sh, hn_sh, g_sh, hh_sh) = (
+        SharedMut::new(h_all),
+        SharedMut::new(hn),
+        SharedMut::new(gates),
+        SharedMut::new(hh),
+    );
+    for_row_parts(b, |b0, b1| {
+        let nb = b1 - b0;
+        let rows = |t: usize, width: usize| (t * b + b0) * width..(t * b + b1) * width;
+        // SAFETY: this worker only touches rows b0..b1 of each buffer
+        let hh = unsafe { hh_sh.range(rows(0, g3)) };
+        for t in 0..tt {
+            let (h_prev, h_next, hn_t, gates_t) = unsafe {
+                (
+                    h_sh.range(rows(t, h)),
+                    h_sh.range(rows(t + 1, h)),
+                    hn_sh.range(rows(t, h)),
+                    g_sh.range(rows(t, g3)),
+                )
+            };
+            for row in hh.chunks_exact_mut(g3) {
+                row.copy_from_slice(w.b_hh);
+            }
+            matmul_a_bt(hh, h_prev, w.w_hh, nb, g3, h, true);
+            gru_pointwise_step(gates_t, hn_t, hh, h_prev, h_next, h);
         }
-        matmul_a_bt(hh, h_prev, w.w_hh, b, g3, h, true);
-        let gates_t = &mut gates[t * b * g3..(t + 1) * b * g3];
-        let hn_t = &mut hn[t * bh..(t + 1) * bh];
-        for bb in 0..b {
-            gru_pointwise(
-                &mut gates_t[bb * g3..(bb + 1) * g3],
-                &mut hn_t[bb * h..(bb + 1) * h],
-                &hh[bb * g3..(bb + 1) * g3],
-                &h_prev[bb * h..(bb + 1) * h],
-                &mut h_next[bb * h..(bb + 1) * h],
-                h,
-            );
+    });
+}
+
+crate::simd_fn! {
+    /// [`gru_pointwise`] over the B rows of one step.
+    fn gru_pointwise_step(gates_t: &mut [f32], hn_t: &mut [f32], hh: &[f32], h_prev: &[f32], h_next: &mut [f32], h: usize) {
+        let rows = gates_t.chunks_exact_mut(3 * h).zip(hn_t.chunks_exact_mut(h)).zip(hh.chunks_exact(3 * h)).zip(h_prev.chunks_exact(h)).zip(h_next.chunks_exact_mut(h));
+        for ((((g_b, hn_b), hh_b), hp), hnext) in rows {
+            gru_pointwise(g_b, hn_b, hh_b, hp, hnext, h);
         }
     }
 }
 
 /// Activations and state update for one row: `g_b: (3H)` input sums in, r z n out;
 /// `hh_b: (3H)` the hidden sums (with b_hh); `hn_b: (H)` receives the n part of them.
-#[inline]
+#[inline(always)]
 fn gru_pointwise(
     g_b: &mut [f32],
     hn_b: &mut [f32],
@@ -86,7 +104,7 @@ fn gru_pointwise(
         let r = sigmoid(gr[j] + hh_b[j]);
         let z = sigmoid(gz[j] + hh_b[h + j]);
         let hnv = hh_b[2 * h + j];
-        let n = (gn[j] + r * hnv).tanh();
+        let n = tanh(gn[j] + r * hnv);
         hnext[j] = (1.0 - z) * n + z * hp[j];
         gr[j] = r;
         gz[j] = z;
@@ -140,53 +158,79 @@ pub fn gru_backward(
         (tt + 1) * bh,
         "gru_backward: h_all is not (T+1, B, H)"
     );
-    for t in (0..tt).rev() {
-        let gates_t = &mut gates[t * b * g3..(t + 1) * b * g3];
-        let dgh_t = &mut dgh[t * b * g3..(t + 1) * b * g3];
-        let h_p = &h_all[t * bh..(t + 1) * bh];
-        let (dh_before, dh_rest) = dh.split_at_mut(t * bh);
-        let dh_t = &dh_rest[..bh];
-        let dh_prev = if t > 0 {
-            Some(&mut dh_before[(t - 1) * bh..])
-        } else {
-            None
-        };
-        let mut direct = vec![0.0f32; if t > 0 { bh } else { 0 }];
-        for bb in 0..b {
-            let g_b = &mut gates_t[bb * g3..(bb + 1) * g3];
-            let gh_b = &mut dgh_t[bb * g3..(bb + 1) * g3];
-            for j in 0..h {
-                let k = bb * h + j;
-                let (r, z, n) = (g_b[j], g_b[h + j], g_b[2 * h + j]);
-                let dhv = dh_t[k];
-                let dn = dhv * (1.0 - z);
-                let dz = dhv * (h_p[k] - n);
-                if t > 0 {
-                    direct[k] = dhv * z;
+    let (dh_sh, g_sh, dgh_sh) = (
+        SharedMut::new(dh),
+        SharedMut::new(gates),
+        SharedMut::new(dgh),
+    );
+    for_row_parts(b, |b0, b1| {
+        let nb = b1 - b0;
+        let rows = |t: usize, width: usize| (t * b + b0) * width..(t * b + b1) * width;
+        let mut direct = vec![0.0f32; nb * h];
+        for t in (0..tt).rev() {
+            // SAFETY: this worker only touches rows b0..b1 of each step
+            let (gates_t, dgh_t, dh_t) = unsafe {
+                (
+                    g_sh.range(rows(t, g3)),
+                    dgh_sh.range(rows(t, g3)),
+                    dh_sh.range(rows(t, h)),
+                )
+            };
+            gru_backward_pointwise_step(
+                gates_t,
+                dgh_t,
+                &mut direct,
+                dh_t,
+                &h_all[rows(t, h)],
+                &hn[rows(t, h)],
+                h,
+            );
+            if t > 0 {
+                let dh_prev = unsafe { dh_sh.range(rows(t - 1, h)) };
+                for (a, v) in dh_prev.iter_mut().zip(&direct) {
+                    *a += v;
                 }
-                let dpre_n = dn * (1.0 - n * n);
-                let dpre_z = dz * z * (1.0 - z);
-                let dr = dpre_n * hn[t * bh + k];
-                let dpre_r = dr * r * (1.0 - r);
-                g_b[j] = dpre_r;
-                g_b[h + j] = dpre_z;
-                g_b[2 * h + j] = dpre_n;
-                gh_b[j] = dpre_r;
-                gh_b[h + j] = dpre_z;
-                gh_b[2 * h + j] = dpre_n * r;
+                matmul_a_b(dh_prev, dgh_t, w.w_hh, nb, h, g3, true);
             }
         }
-        if let Some(dh_prev) = dh_prev {
-            for (a, v) in dh_prev.iter_mut().zip(&direct) {
-                *a += v;
-            }
-            matmul_a_b(dh_prev, dgh_t, w.w_hh, b, h, g3, true);
-        }
-    }
+    });
     finish_backward_split(dx, g, gates, dgh, h_all, x, w, tt * b, i, h, g3);
 }
 
-/// One step for sampling: `h: (B, H)` updated in place, `x: (B, I)`, `scratch: (6H)`.
+crate::simd_fn! {
+    /// The pointwise part of one backward step over B' rows: `gates_t: (B', 3H)` r z n in,
+    /// input-side gradients out; `dgh_t: (B', 3H)` hidden-side gradients out; `direct: (B', H)`
+    /// receives dh ⊙ z (the path to h_{t−1} that skips the weights); `dh_t`, `h_p`, `hn_t: (B', H)`.
+    fn gru_backward_pointwise_step(gates_t: &mut [f32], dgh_t: &mut [f32], direct: &mut [f32], dh_t: &[f32], h_p: &[f32], hn_t: &[f32], h: usize) {
+        let rows = gates_t.chunks_exact_mut(3 * h).zip(dgh_t.chunks_exact_mut(3 * h)).zip(direct.chunks_exact_mut(h))
+            .zip(dh_t.chunks_exact(h)).zip(h_p.chunks_exact(h)).zip(hn_t.chunks_exact(h));
+        for (((((g_b, gh_b), dir), dhr), hpr), hnr) in rows {
+            let (gr, rest) = g_b.split_at_mut(h);
+            let (gz, gn) = rest.split_at_mut(h);
+            let (ghr, rest) = gh_b.split_at_mut(h);
+            let (ghz, ghn) = rest.split_at_mut(h);
+            let it = gr.iter_mut().zip(gz.iter_mut()).zip(gn.iter_mut()).zip(ghr.iter_mut()).zip(ghz.iter_mut()).zip(ghn.iter_mut())
+                .zip(dir.iter_mut()).zip(dhr).zip(hpr).zip(hnr);
+            for (((((((((r_, z_), n_), hr), hz), hnn), dv), &dhv), &hp), &hnv) in it {
+                let (r, z, n) = (*r_, *z_, *n_);
+                let dn = dhv * (1.0 - z);
+                let dz = dhv * (hp - n);
+                *dv = dhv * z;
+                let dpre_n = dn * (1.0 - n * n);
+                let dpre_z = dz * z * (1.0 - z);
+                let dpre_r = dpre_n * hnv * r * (1.0 - r);
+                *r_ = dpre_r;
+                *z_ = dpre_z;
+                *n_ = dpre_n;
+                *hr = dpre_r;
+                *hz = dpre_z;
+                *hnn = dpre_n * r;
+            }
+        }
+    }
+}
+
+/// One step for sampling: `h: (B, H)` updated in place, `x: (B, I)`, `scratch: (8H)`.
 #[allow(clippy::too_many_arguments)]
 pub fn gru_step(
     h: &mut [f32],
@@ -199,16 +243,17 @@ pub fn gru_step(
 ) {
     assert_eq!(h.len(), b * hd, "gru_step: h is not (B, H)");
     assert_eq!(x.len(), b * i, "gru_step: x is not (B, I)");
-    assert_eq!(scratch.len(), 7 * hd, "gru_step: scratch is not (7H)");
+    assert_eq!(scratch.len(), 8 * hd, "gru_step: scratch is not (8H)");
     let (gx, rest) = scratch.split_at_mut(3 * hd);
     let (gh, rest) = rest.split_at_mut(3 * hd);
+    let (hn, hp) = rest.split_at_mut(hd);
     for bb in 0..b {
         let h_b = &mut h[bb * hd..(bb + 1) * hd];
         gx.copy_from_slice(w.b_ih);
         matvec_add(gx, w.w_ih, &x[bb * i..(bb + 1) * i]);
         gh.copy_from_slice(w.b_hh);
         matvec_add(gh, w.w_hh, h_b);
-        let hp = h_b.to_vec();
-        gru_pointwise(gx, rest, gh, &hp, h_b, hd);
+        hp.copy_from_slice(h_b);
+        gru_pointwise_step(gx, hn, gh, hp, h_b, hd);
     }
 }

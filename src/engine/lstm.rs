@@ -12,8 +12,9 @@
 //! c' = f ⊙ c + i ⊙ g                       h' = o ⊙ tanh(c')
 //! ```
 
+use super::fastmath::{sigmoid, tanh};
 use super::matmul::{matmul_a_b, matmul_a_bt, matmul_at_b};
-use super::{matvec, sigmoid, CellGrads, CellWeights, Dims};
+use super::{for_row_parts, matvec, CellGrads, CellWeights, Dims, SharedMut};
 
 /// Pre-activation sums for all T·B rows at once, `gates = x·W_ihᵀ + b_ih + b_hh`:
 /// the input half of every gate does not depend on the recurrence, so it is one
@@ -83,42 +84,69 @@ pub fn lstm_forward(
     );
     assert_eq!(x.len(), tt * b * i, "lstm_forward: x is not (T, B, I)");
     input_projection(gates, x, w, tt * b, i, g4, true);
-    for t in 0..tt {
-        let (h_prev, h_next) = h_all.split_at_mut((t + 1) * bh);
-        let h_prev = &h_prev[t * bh..];
-        let (c_prev, c_next) = c_all.split_at_mut((t + 1) * bh);
-        let c_prev = &c_prev[t * bh..];
-        let gates_t = &mut gates[t * b * g4..(t + 1) * b * g4];
-        // the recurrent half: one (B, H)·(H, 4H) GEMM per step
-        matmul_a_bt(gates_t, h_prev, w.w_hh, b, g4, h, true);
-        for bb in 0..b {
-            let g_b = &mut gates_t[bb * g4..(bb + 1) * g4];
-            let cp = &c_prev[bb * h..(bb + 1) * h];
-            let cn = &mut c_next[bb * h..(bb + 1) * h];
-            let hn = &mut h_next[bb * h..(bb + 1) * h];
+    // the recurrent half, one (B', H)·(H, 4H) GEMM per step for each thread's rows B'
+    let (h_sh, c_sh, g_sh) = (
+        SharedMut::new(h_all),
+        SharedMut::new(c_all),
+        SharedMut::new(gates),
+    );
+    for_row_parts(b, |b0, b1| {
+        let nb = b1 - b0;
+        for t in 0..tt {
+            let rows = |t: usize, width: usize| (t * b + b0) * width..(t * b + b1) * width;
+            // SAFETY: this worker only touches rows b0..b1 of each step; the ranges below are disjoint
+            let (h_prev, h_next, c_prev, c_next, gates_t) = unsafe {
+                (
+                    h_sh.range(rows(t, h)),
+                    h_sh.range(rows(t + 1, h)),
+                    c_sh.range(rows(t, h)),
+                    c_sh.range(rows(t + 1, h)),
+                    g_sh.range(rows(t, g4)),
+                )
+            };
+            matmul_a_bt(gates_t, h_prev, w.w_hh, nb, g4, h, true);
+            lstm_pointwise_step(gates_t, c_prev, c_next, h_next, h);
+        }
+    });
+}
+
+crate::simd_fn! {
+    /// Gate activations and the state update for one step of all B rows:
+    /// `gates_t: (B, 4H)` pre-activations in, activations out; `c_prev`, `c_next`, `h_next: (B, H)`.
+    fn lstm_pointwise_step(gates_t: &mut [f32], c_prev: &[f32], c_next: &mut [f32], h_next: &mut [f32], h: usize) {
+        let rows = gates_t.chunks_exact_mut(4 * h).zip(c_prev.chunks_exact(h)).zip(c_next.chunks_exact_mut(h)).zip(h_next.chunks_exact_mut(h));
+        for (((g_b, cp), cn), hn) in rows {
             lstm_pointwise(g_b, cp, cn, hn, h);
         }
     }
 }
 
-/// Gate activations and the state update for one row: `g_b: (4H)` pre-activations in, activations out.
-#[inline]
+/// One row of [`lstm_pointwise_step`]: `g_b: (4H)`, `cp`, `cn`, `hn: (H)`.
+#[inline(always)]
 fn lstm_pointwise(g_b: &mut [f32], cp: &[f32], cn: &mut [f32], hn: &mut [f32], h: usize) {
     let (gi, rest) = g_b.split_at_mut(h);
     let (gf, rest) = rest.split_at_mut(h);
     let (gg, go) = rest.split_at_mut(h);
-    for j in 0..h {
-        let ig = sigmoid(gi[j]);
-        let fg = sigmoid(gf[j]);
-        let gg_ = gg[j].tanh();
-        let og = sigmoid(go[j]);
-        let c = fg * cp[j] + ig * gg_;
-        cn[j] = c;
-        hn[j] = og * c.tanh();
-        gi[j] = ig;
-        gf[j] = fg;
-        gg[j] = gg_;
-        go[j] = og;
+    let it = gi
+        .iter_mut()
+        .zip(gf.iter_mut())
+        .zip(gg.iter_mut())
+        .zip(go.iter_mut())
+        .zip(cp)
+        .zip(cn.iter_mut())
+        .zip(hn.iter_mut());
+    for ((((((i, f), g), o), &c_p), c_n), h_n) in it {
+        let ig = sigmoid(*i);
+        let fg = sigmoid(*f);
+        let gv = tanh(*g);
+        let og = sigmoid(*o);
+        let c = fg * c_p + ig * gv;
+        *c_n = c;
+        *h_n = og * tanh(c);
+        *i = ig;
+        *f = fg;
+        *g = gv;
+        *o = og;
     }
 }
 
@@ -167,37 +195,48 @@ pub fn lstm_backward(
         "lstm_backward: c_all is not (T+1, B, H)"
     );
     assert_eq!(x.len(), tt * b * i, "lstm_backward: x is not (T, B, I)");
-    let mut dc_next = vec![0.0f32; bh];
-    for t in (0..tt).rev() {
-        let gates_t = &mut gates[t * b * g4..(t + 1) * b * g4];
-        let c_t = &c_all[(t + 1) * bh..(t + 2) * bh];
-        let c_p = &c_all[t * bh..(t + 1) * bh];
-        let dh_t = &dh[t * bh..(t + 1) * bh];
-        for bb in 0..b {
-            let g_b = &mut gates_t[bb * g4..(bb + 1) * g4];
+    let (dh_sh, g_sh) = (SharedMut::new(dh), SharedMut::new(gates));
+    for_row_parts(b, |b0, b1| {
+        let nb = b1 - b0;
+        let mut dc_next = vec![0.0f32; nb * h];
+        let rows = |t: usize, width: usize| (t * b + b0) * width..(t * b + b1) * width;
+        for t in (0..tt).rev() {
+            // SAFETY: this worker only touches rows b0..b1 of each step
+            let (gates_t, dh_t) = unsafe { (g_sh.range(rows(t, g4)), dh_sh.range(rows(t, h))) };
+            let (c_t, c_p) = (&c_all[rows(t + 1, h)], &c_all[rows(t, h)]);
+            lstm_backward_pointwise_step(gates_t, &mut dc_next, c_t, c_p, dh_t, h);
+            if t > 0 {
+                // dh_{t-1} += dpre_t · W_hh, added into the upstream gradient of step t-1
+                let dh_prev = unsafe { dh_sh.range(rows(t - 1, h)) };
+                matmul_a_b(dh_prev, gates_t, w.w_hh, nb, h, g4, true);
+            }
+        }
+    });
+    finish_backward(dx, g, gates, h_all, x, w, tt * b, i, h, g4, g4);
+}
+
+crate::simd_fn! {
+    /// The pointwise part of one backward step over all B rows: `gates_t: (B, 4H)` activations
+    /// in, pre-activation gradients out; `dc_next: (B, H)` carried; `c_t`, `c_p`, `dh_t: (B, H)`.
+    fn lstm_backward_pointwise_step(gates_t: &mut [f32], dc_next: &mut [f32], c_t: &[f32], c_p: &[f32], dh_t: &[f32], h: usize) {
+        let rows = gates_t.chunks_exact_mut(4 * h).zip(dc_next.chunks_exact_mut(h)).zip(c_t.chunks_exact(h)).zip(c_p.chunks_exact(h)).zip(dh_t.chunks_exact(h));
+        for ((((g_b, dcn), ct), cp), dht) in rows {
             let (gi, rest) = g_b.split_at_mut(h);
             let (gf, rest) = rest.split_at_mut(h);
             let (gg, go) = rest.split_at_mut(h);
-            for j in 0..h {
-                let k = bb * h + j;
-                let (ig, fg, gg_, og) = (gi[j], gf[j], gg[j], go[j]);
-                let tc = c_t[k].tanh();
-                let dhv = dh_t[k];
-                let dc = dc_next[k] + dhv * og * (1.0 - tc * tc);
-                dc_next[k] = dc * fg;
-                gi[j] = dc * gg_ * ig * (1.0 - ig);
-                gf[j] = dc * c_p[k] * fg * (1.0 - fg);
-                gg[j] = dc * ig * (1.0 - gg_ * gg_);
-                go[j] = dhv * tc * og * (1.0 - og);
+            let it = gi.iter_mut().zip(gf.iter_mut()).zip(gg.iter_mut()).zip(go.iter_mut()).zip(dcn.iter_mut()).zip(ct).zip(cp).zip(dht);
+            for (((((((i, f), g), o), dcv), &c), &c_prev), &dhv) in it {
+                let (ig, fg, gv, og) = (*i, *f, *g, *o);
+                let tc = tanh(c);
+                let dc = *dcv + dhv * og * (1.0 - tc * tc);
+                *dcv = dc * fg;
+                *i = dc * gv * ig * (1.0 - ig);
+                *f = dc * c_prev * fg * (1.0 - fg);
+                *g = dc * ig * (1.0 - gv * gv);
+                *o = dhv * tc * og * (1.0 - og);
             }
         }
-        if t > 0 {
-            // dh_{t-1} += dpre_t · W_hh, added into the upstream gradient of step t-1
-            let dh_prev = &mut dh[(t - 1) * bh..t * bh];
-            matmul_a_b(dh_prev, gates_t, w.w_hh, b, h, g4, true);
-        }
     }
-    finish_backward(dx, g, gates, h_all, x, w, tt * b, i, h, g4, g4);
 }
 
 /// The parts of a cell's backward that cover all T·B rows at once: weight
@@ -246,7 +285,7 @@ fn finish_backward(
 }
 
 /// One step for sampling: `h, c: (B, H)` updated in place, `x: (B, I)`,
-/// `scratch: (4H)`. Matrix-vector products per row: at B = 1 a GEMM's packing
+/// `scratch: (5H)`. Matrix-vector products per row: at B = 1 a GEMM's packing
 /// would cost more than the arithmetic.
 #[allow(clippy::too_many_arguments)]
 pub fn lstm_step(
@@ -262,17 +301,18 @@ pub fn lstm_step(
     assert_eq!(h.len(), b * hd, "lstm_step: h is not (B, H)");
     assert_eq!(c.len(), b * hd, "lstm_step: c is not (B, H)");
     assert_eq!(x.len(), b * i, "lstm_step: x is not (B, I)");
-    assert_eq!(scratch.len(), 4 * hd, "lstm_step: scratch is not (4H)");
+    assert_eq!(scratch.len(), 5 * hd, "lstm_step: scratch is not (5H)");
+    let (gates, cp) = scratch.split_at_mut(4 * hd);
     for bb in 0..b {
         let h_b = &mut h[bb * hd..(bb + 1) * hd];
         let c_b = &mut c[bb * hd..(bb + 1) * hd];
-        for (s, (a, bi)) in scratch.iter_mut().zip(w.b_ih.iter().zip(w.b_hh)) {
+        for (s, (a, bi)) in gates.iter_mut().zip(w.b_ih.iter().zip(w.b_hh)) {
             *s = a + bi;
         }
-        matvec_add(scratch, w.w_ih, &x[bb * i..(bb + 1) * i]);
-        matvec_add(scratch, w.w_hh, h_b);
-        let cp = c_b.to_vec();
-        lstm_pointwise(scratch, &cp, c_b, h_b, hd);
+        matvec_add(gates, w.w_ih, &x[bb * i..(bb + 1) * i]);
+        matvec_add(gates, w.w_hh, h_b);
+        cp.copy_from_slice(c_b);
+        lstm_pointwise_step(gates, cp, c_b, h_b, hd);
     }
 }
 

@@ -13,7 +13,8 @@ use gemm::Parallelism;
 
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// Sets how many threads GEMMs (and the engine's rayon loops) may use; 0 = all cores.
+/// Sets how many threads GEMMs (and the engine's rayon loops) may use; 0 = rayon's pool size
+/// (all cores, or `--threads`).
 pub fn set_threads(n: usize) {
     THREADS.store(n, Ordering::Relaxed);
 }
@@ -21,7 +22,7 @@ pub fn set_threads(n: usize) {
 /// The thread count in force (at least 1).
 pub fn threads() -> usize {
     match THREADS.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => rayon::current_num_threads().max(1),
         n => n,
     }
 }
@@ -30,9 +31,23 @@ pub fn threads() -> usize {
 /// small GEMM costs more in synchronisation than it saves.
 const PARALLEL_MIN_WORK: usize = 1 << 20;
 
+thread_local! {
+    /// Set inside a worker that already owns one core's share of the work (see
+    /// [`serial`]): its GEMMs must not split again.
+    static SERIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every GEMM it makes on this thread single-threaded.
+pub fn serial<R>(f: impl FnOnce() -> R) -> R {
+    let old = SERIAL.with(|s| s.replace(true));
+    let r = f();
+    SERIAL.with(|s| s.set(old));
+    r
+}
+
 fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
     let t = threads();
-    if t > 1 && m * n * k >= PARALLEL_MIN_WORK {
+    if t > 1 && m * n * k >= PARALLEL_MIN_WORK && !SERIAL.with(|s| s.get()) {
         Parallelism::Rayon(t)
     } else {
         Parallelism::None

@@ -26,6 +26,7 @@
 
 pub mod dropout;
 pub mod embedding;
+pub mod fastmath;
 pub mod gru;
 pub mod linear;
 pub mod lstm;
@@ -74,7 +75,7 @@ pub struct Dims {
 
 /// Dot product with eight independent accumulators, so the compiler can keep
 /// them in vector registers (a single running sum would force sequential adds).
-#[inline]
+#[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     let mut acc = [0.0f32; 8];
@@ -93,13 +94,68 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
-/// `out[j] (+)= dot(w[j, :], x)` for `w: (N, K)` row-major: the batch-1 path of
-/// sampling, where a GEMM's packing costs more than the product itself.
-pub fn matvec(out: &mut [f32], w: &[f32], x: &[f32], accumulate: bool) {
-    let k = x.len();
-    assert_eq!(w.len(), out.len() * k, "matvec: w is not (N, K)");
-    for (o, row) in out.iter_mut().zip(w.chunks_exact(k)) {
-        let d = dot(row, x);
-        *o = if accumulate { *o + d } else { d };
+crate::simd_fn! {
+    /// `out[j] (+)= dot(w[j, :], x)` for `w: (N, K)` row-major: the batch-1 path of
+    /// sampling, where a GEMM's packing costs more than the product itself.
+    pub fn matvec(out: &mut [f32], w: &[f32], x: &[f32], accumulate: bool) {
+        let k = x.len();
+        assert_eq!(w.len(), out.len() * k, "matvec: w is not (N, K)");
+        for (o, row) in out.iter_mut().zip(w.chunks_exact(k)) {
+            let d = dot(row, x);
+            *o = if accumulate { *o + d } else { d };
+        }
     }
+}
+
+/// A mutable slice shared by workers that each write a disjoint set of
+/// ranges of it, which the borrow checker cannot see when the ranges
+/// interleave (rows b0..b1 of every time step).
+#[derive(Clone, Copy)]
+pub(crate) struct SharedMut {
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: workers only touch disjoint ranges (each caller states which), so sharing the pointer is sound.
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    pub(crate) fn new(s: &mut [f32]) -> SharedMut {
+        SharedMut {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+        }
+    }
+
+    /// # Safety
+    /// No other live reference may overlap `r` while the returned slice is used.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn range(&self, r: std::ops::Range<usize>) -> &mut [f32] {
+        assert!(
+            r.start <= r.end && r.end <= self.len,
+            "SharedMut::range {r:?} outside 0..{}",
+            self.len
+        );
+        // SAFETY: in bounds (checked), disjointness is the caller's promise
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r.start), r.end - r.start) }
+    }
+}
+
+/// Runs `f(b0, b1)` over a split of the batch rows `0..b` into one contiguous part
+/// per thread, in parallel, each part with single-threaded GEMMs. Rows of a
+/// batch are independent through the recurrence, so the parts never synchronise.
+pub(crate) fn for_row_parts(b: usize, f: impl Fn(usize, usize) + Sync) {
+    let parts = matmul::threads().min(b / 8).max(1);
+    if parts == 1 {
+        f(0, b);
+        return;
+    }
+    rayon::scope(|s| {
+        for p in 0..parts {
+            let (b0, b1) = (b * p / parts, b * (p + 1) / parts);
+            let f = &f;
+            s.spawn(move |_| matmul::serial(|| f(b0, b1)));
+        }
+    });
 }

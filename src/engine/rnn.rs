@@ -7,9 +7,10 @@
 //! h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
 //! ```
 
+use super::fastmath::tanh;
 use super::lstm::{finish_backward_split, input_projection, matvec_add};
 use super::matmul::{matmul_a_b, matmul_a_bt};
-use super::{CellGrads, CellWeights, Dims};
+use super::{for_row_parts, CellGrads, CellWeights, Dims, SharedMut};
 
 /// Forward over T steps. `h_all: (T+1, B, H)` (slot 0 the initial state),
 /// `pre: (T, B, H)` scratch for the pre-activation sums, `x: (T, B, I)`.
@@ -24,15 +25,23 @@ pub fn rnn_forward(h_all: &mut [f32], pre: &mut [f32], x: &[f32], w: &CellWeight
     assert_eq!(pre.len(), tt * bh, "rnn_forward: pre is not (T, B, H)");
     assert_eq!(x.len(), tt * b * i, "rnn_forward: x is not (T, B, I)");
     input_projection(pre, x, w, tt * b, i, h, true);
-    for t in 0..tt {
-        let (h_prev, h_next) = h_all.split_at_mut((t + 1) * bh);
-        let h_prev = &h_prev[t * bh..];
-        let pre_t = &mut pre[t * bh..(t + 1) * bh];
-        matmul_a_bt(pre_t, h_prev, w.w_hh, b, h, h, true);
-        for (hn, p) in h_next[..bh].iter_mut().zip(pre_t.iter()) {
-            *hn = p.tanh();
+    let (h_sh, p_sh) = (SharedMut::new(h_all), SharedMut::new(pre));
+    for_row_parts(b, |b0, b1| {
+        let nb = b1 - b0;
+        let rows = |t: usize| (t * b + b0) * h..(t * b + b1) * h;
+        for t in 0..tt {
+            // SAFETY: this worker only touches rows b0..b1 of each step
+            let (h_prev, h_next, pre_t) = unsafe {
+                (
+                    h_sh.range(rows(t)),
+                    h_sh.range(rows(t + 1)),
+                    p_sh.range(rows(t)),
+                )
+            };
+            matmul_a_bt(pre_t, h_prev, w.w_hh, nb, h, h, true);
+            tanh_into(h_next, pre_t);
         }
-    }
+    });
 }
 
 /// Backward through T steps; adds into `g`, overwrites `dx`. `dh: (T, B, H)` consumed;
@@ -58,16 +67,23 @@ pub fn rnn_backward(
         (tt + 1) * bh,
         "rnn_backward: h_all is not (T+1, B, H)"
     );
-    for t in (0..tt).rev() {
-        let pre_t = &mut pre[t * bh..(t + 1) * bh];
-        let h_t = &h_all[(t + 1) * bh..(t + 2) * bh];
-        for ((p, hv), dv) in pre_t.iter_mut().zip(h_t).zip(&dh[t * bh..(t + 1) * bh]) {
-            *p = dv * (1.0 - hv * hv);
+    let (dh_sh, p_sh) = (SharedMut::new(dh), SharedMut::new(pre));
+    for_row_parts(b, |b0, b1| {
+        let nb = b1 - b0;
+        let rows = |t: usize| (t * b + b0) * h..(t * b + b1) * h;
+        for t in (0..tt).rev() {
+            // SAFETY: this worker only touches rows b0..b1 of each step
+            let (pre_t, dh_t) = unsafe { (p_sh.range(rows(t)), dh_sh.range(rows(t))) };
+            let h_t = &h_all[rows(t + 1)];
+            for ((p, hv), dv) in pre_t.iter_mut().zip(h_t).zip(dh_t.iter()) {
+                *p = dv * (1.0 - hv * hv);
+            }
+            if t > 0 {
+                let dh_prev = unsafe { dh_sh.range(rows(t - 1)) };
+                matmul_a_b(dh_prev, pre_t, w.w_hh, nb, h, h, true);
+            }
         }
-        if t > 0 {
-            matmul_a_b(&mut dh[(t - 1) * bh..t * bh], pre_t, w.w_hh, b, h, h, true);
-        }
-    }
+    });
     finish_backward_split(dx, g, pre, pre, h_all, x, w, tt * b, i, h, h);
 }
 
@@ -91,8 +107,15 @@ pub fn rnn_step(
         }
         matvec_add(scratch, w.w_ih, &x[bb * i..(bb + 1) * i]);
         matvec_add(scratch, w.w_hh, h_b);
-        for (hv, s) in h_b.iter_mut().zip(scratch.iter()) {
-            *hv = s.tanh();
+        tanh_into(h_b, scratch);
+    }
+}
+
+crate::simd_fn! {
+    /// `out = tanh(x)` element-wise.
+    fn tanh_into(out: &mut [f32], x: &[f32]) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = tanh(v);
         }
     }
 }

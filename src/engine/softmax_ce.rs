@@ -4,8 +4,11 @@
 //! times the mask and the upstream scale).
 //! Not here: the projection that makes the logits (`linear.rs`).
 
-/// `logits: (N, V)` → probabilities in place. `targets: (N)`, `mask: (N)` with 1 for a real
-/// token and 0 for padding. Returns Σ mask·(−log p[target]) in nats (f64 to sum many rows exactly).
+use super::fastmath::exp;
+
+crate::simd_fn! {
+    /// `logits: (N, V)` → probabilities in place. `targets: (N)`, `mask: (N)` with 1 for a real
+    /// token and 0 for padding. Returns Σ mask·(−log p[target]) in nats (f64 to sum many rows exactly).
 pub fn softmax_ce_forward(logits: &mut [f32], targets: &[u32], mask: &[f32], v: usize) -> f64 {
     assert_eq!(
         logits.len(),
@@ -19,13 +22,9 @@ pub fn softmax_ce_forward(logits: &mut [f32], targets: &[u32], mask: &[f32], v: 
     );
     let mut total = 0.0f64;
     for ((row, &tg), &m) in logits.chunks_exact_mut(v).zip(targets).zip(mask) {
-        let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let max = row_max(row);
         let shifted_target = row[tg as usize] - max;
-        let mut sum = 0.0f32;
-        for x in row.iter_mut() {
-            *x = (*x - max).exp();
-            sum += *x;
-        }
+        let sum = exp_shifted_sum(row, max);
         let inv = 1.0 / sum;
         for x in row.iter_mut() {
             *x *= inv;
@@ -37,9 +36,11 @@ pub fn softmax_ce_forward(logits: &mut [f32], targets: &[u32], mask: &[f32], v: 
     }
     total
 }
+}
 
-/// `probs: (N, V)` → dL/dlogits in place: `(p − onehot(target)) · mask · scale`
-/// (scale = 1 / token count for a mean loss).
+crate::simd_fn! {
+    /// `probs: (N, V)` → dL/dlogits in place: `(p − onehot(target)) · mask · scale`
+    /// (scale = 1 / token count for a mean loss).
 pub fn softmax_ce_backward(probs: &mut [f32], targets: &[u32], mask: &[f32], v: usize, scale: f32) {
     assert_eq!(
         probs.len(),
@@ -57,4 +58,42 @@ pub fn softmax_ce_backward(probs: &mut [f32], targets: &[u32], mask: &[f32], v: 
         }
         row[tg as usize] -= s;
     }
+}
+}
+
+/// Largest element, in 8 lanes so the loop vectorises (a single running max would not).
+#[inline(always)]
+pub fn row_max(row: &[f32]) -> f32 {
+    let mut m = [f32::NEG_INFINITY; 8];
+    let chunks = row.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..8 {
+            m[k] = if c[k] > m[k] { c[k] } else { m[k] };
+        }
+    }
+    let mut best = m.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    for &x in rest {
+        best = best.max(x);
+    }
+    best
+}
+
+/// `row ← exp(row − max)` and the sum of the results, in 8 lanes.
+#[inline(always)]
+pub fn exp_shifted_sum(row: &mut [f32], max: f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut chunks = row.chunks_exact_mut(8);
+    for c in &mut chunks {
+        for k in 0..8 {
+            c[k] = exp(c[k] - max);
+            acc[k] += c[k];
+        }
+    }
+    let mut sum = acc.iter().sum::<f32>();
+    for x in chunks.into_remainder() {
+        *x = exp(*x - max);
+        sum += *x;
+    }
+    sum
 }
