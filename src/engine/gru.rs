@@ -10,7 +10,7 @@
 //! h' = (1 − z) ⊙ n + z ⊙ h
 //! ```
 
-use super::fastmath::{sigmoid, tanh};
+use super::fastmath::{sigmoid_slice, tanh_slice};
 use super::lstm::{finish_backward_split, input_projection, matvec_add};
 use super::matmul::{matmul_a_b, matmul_a_bt};
 use super::{for_row_parts, CellGrads, CellWeights, Dims, SharedMut};
@@ -98,18 +98,28 @@ fn gru_pointwise(
     hnext: &mut [f32],
     h: usize,
 ) {
-    let (gr, rest) = g_b.split_at_mut(h);
-    let (gz, gn) = rest.split_at_mut(h);
+    // in passes with one transcendental each, so every pass vectorises (see `fastmath`)
+    let (rz, gn) = g_b.split_at_mut(2 * h);
+    for (g, a) in rz.iter_mut().zip(&hh_b[..2 * h]) {
+        *g += a;
+    }
+    sigmoid_slice(rz);
+    let (r, z) = rz.split_at(h);
+    let (r, z, gn, hn_b, hp, hnext) = (
+        &r[..h],
+        &z[..h],
+        &mut gn[..h],
+        &mut hn_b[..h],
+        &hp[..h],
+        &mut hnext[..h],
+    );
+    hn_b.copy_from_slice(&hh_b[2 * h..3 * h]);
     for j in 0..h {
-        let r = sigmoid(gr[j] + hh_b[j]);
-        let z = sigmoid(gz[j] + hh_b[h + j]);
-        let hnv = hh_b[2 * h + j];
-        let n = tanh(gn[j] + r * hnv);
-        hnext[j] = (1.0 - z) * n + z * hp[j];
-        gr[j] = r;
-        gz[j] = z;
-        gn[j] = n;
-        hn_b[j] = hnv;
+        gn[j] += r[j] * hn_b[j];
+    }
+    tanh_slice(gn);
+    for j in 0..h {
+        hnext[j] = (1.0 - z[j]) * gn[j] + z[j] * hp[j];
     }
 }
 

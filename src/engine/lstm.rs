@@ -12,7 +12,7 @@
 //! c' = f ⊙ c + i ⊙ g                       h' = o ⊙ tanh(c')
 //! ```
 
-use super::fastmath::{sigmoid, tanh};
+use super::fastmath::{sigmoid_slice, tanh_slice};
 use super::matmul::{matmul_a_b, matmul_a_bt, matmul_at_b};
 use super::{for_row_parts, matvec, CellGrads, CellWeights, Dims, SharedMut};
 
@@ -122,31 +122,32 @@ crate::simd_fn! {
 }
 
 /// One row of [`lstm_pointwise_step`]: `g_b: (4H)`, `cp`, `cn`, `hn: (H)`.
+/// In passes with one transcendental each, so every pass vectorises (see `fastmath`).
 #[inline(always)]
 fn lstm_pointwise(g_b: &mut [f32], cp: &[f32], cn: &mut [f32], hn: &mut [f32], h: usize) {
-    let (gi, rest) = g_b.split_at_mut(h);
-    let (gf, rest) = rest.split_at_mut(h);
+    let (if_, rest) = g_b.split_at_mut(2 * h);
     let (gg, go) = rest.split_at_mut(h);
-    let it = gi
-        .iter_mut()
-        .zip(gf.iter_mut())
-        .zip(gg.iter_mut())
-        .zip(go.iter_mut())
-        .zip(cp)
-        .zip(cn.iter_mut())
-        .zip(hn.iter_mut());
-    for ((((((i, f), g), o), &c_p), c_n), h_n) in it {
-        let ig = sigmoid(*i);
-        let fg = sigmoid(*f);
-        let gv = tanh(*g);
-        let og = sigmoid(*o);
-        let c = fg * c_p + ig * gv;
-        *c_n = c;
-        *h_n = og * tanh(c);
-        *i = ig;
-        *f = fg;
-        *g = gv;
-        *o = og;
+    sigmoid_slice(if_);
+    tanh_slice(gg);
+    sigmoid_slice(go);
+    let (gi, gf) = if_.split_at(h);
+    let (gi, gf, gg, go, cp, cn) = (
+        &gi[..h],
+        &gf[..h],
+        &gg[..h],
+        &go[..h],
+        &cp[..h],
+        &mut cn[..h],
+    );
+    let hn = &mut hn[..h];
+    for j in 0..h {
+        let c = gf[j] * cp[j] + gi[j] * gg[j];
+        cn[j] = c;
+        hn[j] = c;
+    }
+    tanh_slice(hn);
+    for j in 0..h {
+        hn[j] *= go[j];
     }
 }
 
@@ -199,12 +200,13 @@ pub fn lstm_backward(
     for_row_parts(b, |b0, b1| {
         let nb = b1 - b0;
         let mut dc_next = vec![0.0f32; nb * h];
+        let mut tc = vec![0.0f32; nb * h];
         let rows = |t: usize, width: usize| (t * b + b0) * width..(t * b + b1) * width;
         for t in (0..tt).rev() {
             // SAFETY: this worker only touches rows b0..b1 of each step
             let (gates_t, dh_t) = unsafe { (g_sh.range(rows(t, g4)), dh_sh.range(rows(t, h))) };
             let (c_t, c_p) = (&c_all[rows(t + 1, h)], &c_all[rows(t, h)]);
-            lstm_backward_pointwise_step(gates_t, &mut dc_next, c_t, c_p, dh_t, h);
+            lstm_backward_pointwise_step(gates_t, &mut dc_next, &mut tc, c_t, c_p, dh_t, h);
             if t > 0 {
                 // dh_{t-1} += dpre_t · W_hh, added into the upstream gradient of step t-1
                 let dh_prev = unsafe { dh_sh.range(rows(t - 1, h)) };
@@ -216,24 +218,28 @@ pub fn lstm_backward(
 }
 
 crate::simd_fn! {
-    /// The pointwise part of one backward step over all B rows: `gates_t: (B, 4H)` activations
-    /// in, pre-activation gradients out; `dc_next: (B, H)` carried; `c_t`, `c_p`, `dh_t: (B, H)`.
-    fn lstm_backward_pointwise_step(gates_t: &mut [f32], dc_next: &mut [f32], c_t: &[f32], c_p: &[f32], dh_t: &[f32], h: usize) {
-        let rows = gates_t.chunks_exact_mut(4 * h).zip(dc_next.chunks_exact_mut(h)).zip(c_t.chunks_exact(h)).zip(c_p.chunks_exact(h)).zip(dh_t.chunks_exact(h));
-        for ((((g_b, dcn), ct), cp), dht) in rows {
+    /// The pointwise part of one backward step over B' rows: `gates_t: (B', 4H)` activations
+    /// in, pre-activation gradients out; `dc_next: (B', H)` carried; `c_t`, `c_p`, `dh_t: (B', H)`;
+    /// `tc: (B', H)` scratch for tanh(c_t).
+    fn lstm_backward_pointwise_step(gates_t: &mut [f32], dc_next: &mut [f32], tc: &mut [f32], c_t: &[f32], c_p: &[f32], dh_t: &[f32], h: usize) {
+        tc.copy_from_slice(c_t);
+        tanh_slice(tc);
+        let rows = gates_t.chunks_exact_mut(4 * h).zip(dc_next.chunks_exact_mut(h)).zip(tc.chunks_exact(h)).zip(c_p.chunks_exact(h)).zip(dh_t.chunks_exact(h));
+        for ((((g_b, dcn), tcr), cp), dht) in rows {
             let (gi, rest) = g_b.split_at_mut(h);
             let (gf, rest) = rest.split_at_mut(h);
             let (gg, go) = rest.split_at_mut(h);
-            let it = gi.iter_mut().zip(gf.iter_mut()).zip(gg.iter_mut()).zip(go.iter_mut()).zip(dcn.iter_mut()).zip(ct).zip(cp).zip(dht);
-            for (((((((i, f), g), o), dcv), &c), &c_prev), &dhv) in it {
-                let (ig, fg, gv, og) = (*i, *f, *g, *o);
-                let tc = tanh(c);
-                let dc = *dcv + dhv * og * (1.0 - tc * tc);
-                *dcv = dc * fg;
-                *i = dc * gv * ig * (1.0 - ig);
-                *f = dc * c_prev * fg * (1.0 - fg);
-                *g = dc * ig * (1.0 - gv * gv);
-                *o = dhv * tc * og * (1.0 - og);
+            let (gi, gf, gg, go) = (&mut gi[..h], &mut gf[..h], &mut gg[..h], &mut go[..h]);
+            let (dcn, tcr, cp, dht) = (&mut dcn[..h], &tcr[..h], &cp[..h], &dht[..h]);
+            for j in 0..h {
+                let (ig, fg, gv, og) = (gi[j], gf[j], gg[j], go[j]);
+                let (tcv, dhv) = (tcr[j], dht[j]);
+                let dc = dcn[j] + dhv * og * (1.0 - tcv * tcv);
+                dcn[j] = dc * fg;
+                gi[j] = dc * gv * ig * (1.0 - ig);
+                gf[j] = dc * cp[j] * fg * (1.0 - fg);
+                gg[j] = dc * ig * (1.0 - gv * gv);
+                go[j] = dhv * tcv * og * (1.0 - og);
             }
         }
     }
