@@ -376,7 +376,7 @@ fn head_rows(
 
 /// Rows of the head processed at once: bounds the logits buffer at ROWS×V
 /// floats while keeping each GEMM large enough to run at full speed.
-const HEAD_ROWS: usize = 256;
+const HEAD_ROWS: usize = 512;
 
 /// A recurrent model with its parameters, gradients and activation buffers.
 pub struct Model {

@@ -2,6 +2,7 @@
 //! `gpt2_update`), and clipping of the gradient by its global L2 norm.
 //! Not here: the learning-rate schedule (`train.rs` decides `lr` per step).
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Adam (Kingma & Ba, 2015) with bias correction; with `weight_decay > 0` it is
@@ -49,16 +50,20 @@ impl Adam {
         let step = (lr as f64 * bc2.sqrt() / bc1) as f32;
         let eps = (self.eps as f64 * bc2.sqrt()) as f32;
         let decay = lr * self.weight_decay;
-        for (((p, &g), m), v) in params
-            .iter_mut()
-            .zip(grads)
-            .zip(self.m.iter_mut())
-            .zip(self.v.iter_mut())
-        {
-            *m = b1 * *m + (1.0 - b1) * g;
-            *v = b2 * *v + (1.0 - b2) * g * g;
-            *p -= step * *m / (v.sqrt() + eps) + decay * *p;
-        }
+        // independent per element, so chunks go to all cores (8M parameters at config L)
+        const CHUNK: usize = 1 << 15;
+        params
+            .par_chunks_mut(CHUNK)
+            .zip(grads.par_chunks(CHUNK))
+            .zip(self.m.par_chunks_mut(CHUNK))
+            .zip(self.v.par_chunks_mut(CHUNK))
+            .for_each(|(((p, g), m), v)| {
+                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    *p -= step * *m / (v.sqrt() + eps) + decay * *p;
+                }
+            });
     }
 }
 
