@@ -409,6 +409,7 @@ impl Model {
         if let Err(e) = cfg.validate() {
             panic!("Model::new: {e}");
         }
+        crate::engine::tune_allocator();
         let layout = Layout::new(&cfg);
         let mut params = vec![0.0f32; layout.total];
         if let Some(r) = &layout.embedding {
@@ -449,6 +450,7 @@ impl Model {
     /// A model around stored parameters (from a checkpoint).
     pub fn from_params(cfg: ModelConfig, params: Vec<f32>) -> Result<Model, ModelError> {
         cfg.validate()?;
+        crate::engine::tune_allocator();
         let layout = Layout::new(&cfg);
         if params.len() != layout.total {
             return Err(ModelError::ParamCount {
