@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use super::Global;
 use crate::cache;
 use crate::corpus::{self, Collection, Form, Format, LoadOptions, Script, Source};
+use crate::vocab::Vocab;
 
 /// Which corpus to read and how to clean it. Flatten it into a command's `Args`.
 #[derive(clap::Args, Debug, Clone, PartialEq)]
@@ -106,6 +107,20 @@ pub enum Cmd {
     Fetch,
     /// Read and clean a corpus and report what each step did
     Stats(StatsArgs),
+    /// Build the character vocabulary of a corpus's training part, or check a saved one
+    Vocab(VocabArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct VocabArgs {
+    #[command(flatten)]
+    pub corpus: CorpusArgs,
+    /// Write the vocabulary as JSON to this file
+    #[arg(long, value_name = "FILE", conflicts_with = "check")]
+    pub save: Option<PathBuf>,
+    /// Read a saved vocabulary (e.g. a checkpoint's vocab.json) and report on it instead of building one
+    #[arg(long, value_name = "FILE")]
+    pub check: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -122,6 +137,7 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
     match args.command {
         Cmd::Fetch => fetch(&data_dir),
         Cmd::Stats(a) => stats(&a, &data_dir),
+        Cmd::Vocab(a) => vocab(&a, &data_dir),
     }
 }
 
@@ -129,6 +145,12 @@ fn fetch(data_dir: &std::path::Path) -> anyhow::Result<()> {
     let start = Instant::now();
     let dest = corpus::fetch::install_path(data_dir);
     let was_there = dest.is_dir();
+    if !was_there {
+        println!(
+            "fetching chinese-poetry@{} with npm (85 MB, once)",
+            corpus::fetch::VERSION
+        );
+    }
     let package = corpus::fetch::ensure_package(data_dir)?;
     if was_there {
         println!(
@@ -167,6 +189,14 @@ fn stats(a: &StatsArgs, data_dir: &std::path::Path) -> anyhow::Result<()> {
         );
     }
     println!("kept        {:>8}", s.kept);
+    let mut parts = [0usize; 3];
+    for p in &c.poems {
+        parts[corpus::part_of(&p.text) as usize] += 1;
+    }
+    println!(
+        "split       train {} / valid {} / test {}",
+        parts[0], parts[1], parts[2]
+    );
 
     let mut freq: HashMap<char, usize> = HashMap::new();
     let mut han = 0usize;
@@ -206,6 +236,49 @@ fn stats(a: &StatsArgs, data_dir: &std::path::Path) -> anyhow::Result<()> {
         .collect();
     println!("top chars   {}", list.join(" "));
     println!("elapsed     {elapsed:.2}s");
+    Ok(())
+}
+
+fn vocab(a: &VocabArgs, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    if let Some(path) = &a.check {
+        let v = Vocab::load(path)?;
+        let first: String = v.chars().iter().take(20).collect();
+        println!(
+            "{}: {} ids ({} characters + 4 reserved), min count {}, most frequent {first}",
+            path.display(),
+            v.len(),
+            v.chars().len(),
+            v.min_count()
+        );
+        return Ok(());
+    }
+    let (source, opts) = a.corpus.resolve()?;
+    let c = corpus::load(&source, &opts, data_dir).with_context(|| format!("reading {source}"))?;
+    // Built from the training part only, as `train` does, so validation measures unseen text honestly.
+    let train: Vec<&str> = c
+        .poems
+        .iter()
+        .map(|p| p.text.as_str())
+        .filter(|t| corpus::part_of(t) == corpus::Part::Train)
+        .collect();
+    let v = Vocab::build(train.iter().copied(), a.corpus.min_count);
+    let all: Vec<u32> = c.poems.iter().flat_map(|p| v.encode(&p.text)).collect();
+    let unk = all.iter().filter(|&&id| id == Vocab::UNK).count();
+    println!(
+        "vocabulary  {} ids ({} characters + 4 reserved) from {} training poems, min count {}",
+        v.len(),
+        v.chars().len(),
+        train.len(),
+        a.corpus.min_count
+    );
+    println!(
+        "unknown     {:.3}% of all characters",
+        100.0 * unk as f64 / all.len().max(1) as f64
+    );
+    if let Some(path) = &a.save {
+        v.save(path)?;
+        println!("saved       {}", path.display());
+    }
     Ok(())
 }
 

@@ -38,7 +38,6 @@ pub fn ensure_package(data_dir: &Path) -> anyhow::Result<PathBuf> {
             .tempdir_in(data_dir)
             .with_context(|| format!("{}: cannot create a temporary folder", data_dir.display()))?;
         let spec = format!("{PACKAGE}@{VERSION}");
-        eprintln!("shiren: fetching {spec} with npm (85 MB, once)");
         let out = cache::run_tool(
             scratch.path(),
             "npm",

@@ -281,6 +281,9 @@ pub enum CorpusError {
 pub fn load(source: &Source, opts: &LoadOptions, data_dir: &Path) -> anyhow::Result<Corpus> {
     let (files, format, errors) = match source {
         Source::Collection(c) => {
+            if !fetch::install_path(data_dir).is_dir() {
+                eprintln!("shiren: {c} needs the chinese-poetry collection: fetching it with npm (85 MB, once)");
+            }
             let package = fetch::ensure_package(data_dir)?;
             let files = c.files(&package)?;
             let errors = read::error_ids(&package.join("dist").join(c.layout().0).join("error"))?;
