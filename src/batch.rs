@@ -71,8 +71,11 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    /// `seqs` are encoded poems without BEGIN/END; `batch_size` ≥ 1 rows per batch
+    /// `seqs` are encoded poems without BEGIN/END; `batch_size` rows per batch
     /// (the last batch of an epoch may have fewer).
+    ///
+    /// # Panics
+    /// If `batch_size` is 0 (the CLI checks its flag before calling).
     pub fn new(seqs: Vec<Vec<u32>>, batch_size: usize) -> Batcher {
         assert!(batch_size > 0, "batch size must be at least 1");
         let mut by_len: Vec<usize> = (0..seqs.len()).collect();

@@ -151,7 +151,8 @@ fn fetch(data_dir: &std::path::Path) -> anyhow::Result<()> {
             corpus::fetch::VERSION
         );
     }
-    let package = corpus::fetch::ensure_package(data_dir)?;
+    let package = corpus::fetch::ensure_package(data_dir)
+        .with_context(|| format!("fetching chinese-poetry@{}", corpus::fetch::VERSION))?;
     if was_there {
         println!(
             "chinese-poetry {} already in {}",

@@ -392,3 +392,80 @@ fn clean_file(out: read::FileRecords, opts: &LoadOptions, errors: &HashSet<Strin
     }
     res
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    #[test]
+    fn load_cleans_converts_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "q/poet.tang.0.json",
+            r#"[{"title":"登鸛雀樓","author":"王之渙","id":"1",
+                 "paragraphs":["白日依山盡，黃河入海流。","欲窮千里目，更上一層樓。"]},
+                {"title":"又","author":"王之渙","id":"2",
+                 "paragraphs":["白日依山盡，黃河入海流。","欲窮千里目，更上一層樓。"]},
+                {"title":"疑","author":"無名","id":"3","paragraphs":["黃鶯啼綠樹，流水繞孤村。"]}]"#,
+        );
+        write(dir.path(), "q/error/poet.tang.0.json", r#"[{"id":"3"}]"#);
+        let src = Source::File {
+            path: dir.path().join("q"),
+            format: None,
+        };
+        let c = load(&src, &LoadOptions::default(), dir.path()).unwrap();
+        assert_eq!(c.poems.len(), 1);
+        let p = &c.poems[0];
+        assert_eq!(p.text, "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。");
+        assert_eq!(
+            (p.title.as_str(), p.author.as_str()),
+            ("登鹳雀楼", "王之涣")
+        );
+        assert!(p.source.ends_with("poet.tang.0.json#0"), "{}", p.source);
+        assert_eq!((c.stats.read, c.stats.kept), (3, 1));
+        assert_eq!(c.stats.dropped_by(Rule::Duplicate), 1);
+        assert_eq!(c.stats.dropped_by(Rule::ErrorList), 1);
+        assert_eq!(c.stats.forms_read[Form::Wujue as usize], (Form::Wujue, 2));
+
+        let trad = LoadOptions {
+            script: Script::Traditional,
+            ..LoadOptions::default()
+        };
+        let c = load(&src, &trad, dir.path()).unwrap();
+        assert_eq!(
+            c.poems[0].text,
+            "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。"
+        );
+    }
+
+    #[test]
+    fn an_empty_folder_and_an_emptied_corpus_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("none")).unwrap();
+        let none = Source::File {
+            path: dir.path().join("none"),
+            format: None,
+        };
+        let msg = load(&none, &LoadOptions::default(), dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("no poem files"), "{msg}");
+        let p = write(dir.path(), "short.txt", "春已归\n\n花落\n");
+        let short = Source::File {
+            path: p,
+            format: None,
+        };
+        let msg = load(&short, &LoadOptions::default(), dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("too-short 2"), "{msg}");
+    }
+}
