@@ -45,11 +45,11 @@ pub struct RawRecord {
     pub source: String,
 }
 
-/// The records of one file, and how many malformed lines were skipped (`skip_bad`).
+/// The records of one file, and the malformed lines skipped (`skip_bad`), as `path:line`.
 #[derive(Debug, Default)]
 pub struct FileRecords {
     pub records: Vec<RawRecord>,
-    pub bad_lines: usize,
+    pub bad_lines: Vec<String>,
 }
 
 /// How to read.
@@ -264,7 +264,7 @@ pub fn parse_json(path: &Path, content: &str) -> Result<FileRecords, CorpusError
         .collect();
     Ok(FileRecords {
         records,
-        bad_lines: 0,
+        bad_lines: Vec::new(),
     })
 }
 
@@ -302,7 +302,7 @@ pub fn parse_poems_txt(
                 id: None,
                 source: format!("{shown}:{}", i + 1),
             }),
-            None if skip_bad => out.bad_lines += 1,
+            None if skip_bad => out.bad_lines.push(format!("{shown}:{}", i + 1)),
             None => {
                 return Err(CorpusError::BadLine {
                     path: shown,
