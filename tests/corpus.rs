@@ -278,6 +278,16 @@ shiren_test!(
             .stdout();
         let n = stats_numbers(&out);
         assert_eq!((n["read"], n["bad-line"], n["kept"]), (5, 1, 4), "{out}");
+        // With -v the skipped line is named.
+        let out = dir
+            .command()
+            .args(["-v", "corpus", "stats", "--skip-bad", "--file"])
+            .arg(&p)
+            .stdout();
+        assert!(
+            out.contains("e.g. ") && out.contains("poems.txt:5"),
+            "{out}"
+        );
     }
 );
 
