@@ -281,7 +281,15 @@ shiren_test!(
         // With -v the skipped line is named.
         let out = dir
             .command()
-            .args(["-v", "corpus", "stats", "--skip-bad", "--file"])
+            .args([
+                "-v",
+                "corpus",
+                "stats",
+                "--skip-bad",
+                "--format",
+                "poems-txt",
+                "--file",
+            ])
             .arg(&p)
             .stdout();
         assert!(
