@@ -355,14 +355,7 @@ shiren_test!(
 #[ignore = "needs the real corpus (fetched)"]
 fn real_tang_corpus() {
     let dir = Dir::new();
-    let real = |args: &[&str]| {
-        let mut c = dir.command();
-        c.cmd.env_remove("SHIREN_DATA");
-        if let Some(d) = std::env::var_os("SHIREN_DATA") {
-            c.cmd.env("SHIREN_DATA", d);
-        }
-        c.args(args).stdout()
-    };
+    let real = |args: &[&str]| dir.command_real_data().args(args).stdout();
     real(&["corpus", "fetch"]);
     let out = real(&["corpus", "stats", "--corpus", "tang", "--top", "3000"]);
     let n = stats_numbers(&out);
