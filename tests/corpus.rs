@@ -388,6 +388,16 @@ fn real_tang_corpus() {
         );
     }
     assert!(n["duplicate"] > 500, "{out}");
+    let padding: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("padding"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|p| p.trim_end_matches('%').parse().ok())
+        .unwrap();
+    assert!(
+        padding < 5.0,
+        "bucketed batches pad a few percent at most: {padding}%"
+    );
     assert!(
         out.contains("莺") && !out.contains("鶯"),
         "simplified by default"

@@ -12,6 +12,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 
 use super::Global;
+use crate::batch::Batcher;
 use crate::cache;
 use crate::corpus::{self, Collection, Form, Format, LoadOptions, Script, Source};
 use crate::vocab::Vocab;
@@ -129,6 +130,9 @@ pub struct StatsArgs {
     #[command(flatten)]
     pub corpus: CorpusArgs,
     /// (With -v, the first few records each rule dropped are listed by file and line.)
+    /// Batch size for the padding figure (poems per batch)
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub batch_size: usize,
     /// How many of the most frequent characters to list
     #[arg(long, value_name = "N", default_value_t = 30)]
     pub top: usize,
@@ -212,6 +216,23 @@ fn stats(a: &StatsArgs, data_dir: &std::path::Path, verbose: bool) -> anyhow::Re
         out,
         "split       train {} / valid {} / test {}",
         parts[0], parts[1], parts[2]
+    )?;
+    // The padding an epoch of the training part would carry, bucketed by length.
+    let train: Vec<&str> = c
+        .poems
+        .iter()
+        .map(|p| p.text.as_str())
+        .filter(|t| corpus::part_of(t) == corpus::Part::Train)
+        .collect();
+    let v = Vocab::build(train.iter().copied(), a.corpus.min_count);
+    let batcher = Batcher::new(train.iter().map(|t| v.encode(t)).collect(), a.batch_size);
+    writeln!(
+        out,
+        "padding     {:.1}% of an epoch at batch size {} ({} batches, {} target tokens)",
+        100.0 * batcher.padding_fraction(),
+        a.batch_size,
+        batcher.num_batches(),
+        batcher.num_tokens()
     )?;
 
     let mut freq: HashMap<char, usize> = HashMap::new();
