@@ -885,6 +885,10 @@ impl Model {
             "forward_backward_dense needs Head::LastStep"
         );
         assert_eq!(labels.len(), b, "labels is not (B)");
+        let classes = self.cfg.vocab as u32;
+        if let Some(&bad) = labels.iter().find(|&&l| l >= classes) {
+            panic!("label {bad} is outside the {classes} classes of this model");
+        }
         let h = self.cfg.hidden;
         self.prepare(b, t);
         self.dense_input(x, b, t);
