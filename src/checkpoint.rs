@@ -115,6 +115,12 @@ pub struct Progress {
     pub tokens: u64,
     /// Seconds spent training so far (for reporting).
     pub elapsed_s: f64,
+    /// Loss sum and token count since the last logged step, so that a resumed
+    /// run logs the same mean training loss as the uninterrupted one.
+    #[serde(default)]
+    pub log_loss: f64,
+    #[serde(default)]
+    pub log_tokens: f64,
     pub adam: AdamSettings,
 }
 
@@ -202,11 +208,11 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
 // ---------------------------------------------------------------------------
 // safetensors <-> flat f32
 
+/// One key, `format: shiren-checkpoint/1`: safetensors keeps its metadata in a
+/// HashMap, so two keys would come out in a different order in every process
+/// and identical runs would not give byte-identical files.
 fn safetensors_metadata() -> HashMap<String, String> {
-    HashMap::from([
-        ("format".to_string(), FORMAT.to_string()),
-        ("version".to_string(), VERSION.to_string()),
-    ])
+    HashMap::from([("format".to_string(), format!("{FORMAT}/{VERSION}"))])
 }
 
 /// Serialises named f32 tensors, converting to `precision`.
@@ -252,8 +258,9 @@ fn from_safetensors(
 ) -> Result<Vec<f32>, CheckpointError> {
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| damaged(path, e))?;
     let meta = header.metadata().clone().unwrap_or_default();
-    let format = meta.get("format").cloned().unwrap_or_default();
-    let version = meta.get("version").cloned().unwrap_or_default();
+    let tag = meta.get("format").cloned().unwrap_or_default();
+    let (format, version) = tag.split_once('/').unwrap_or((tag.as_str(), ""));
+    let (format, version) = (format.to_string(), version.to_string());
     if format != FORMAT || version != VERSION.to_string() {
         return Err(CheckpointError::Version {
             path: path.display().to_string(),
@@ -595,6 +602,8 @@ mod tests {
             rng: Rng::new(9),
             tokens: 100,
             elapsed_s: 1.5,
+            log_loss: 3.0,
+            log_tokens: 2.0,
             adam: AdamSettings {
                 beta1: 0.0,
                 beta2: 0.0,

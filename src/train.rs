@@ -375,15 +375,15 @@ fn epoch_batches(batcher: &Batcher, seed: u64, epoch: u64) -> Vec<Batch> {
     batcher.epoch(&mut Rng::new(seed).fork(0x0E90_C400 + epoch))
 }
 
-/// Mean validation loss per character (nats) over `batches`.
-fn evaluate(model: &mut Model, batches: &[Batch]) -> f64 {
+/// Mean validation loss per character (nats) over `batches`; None without any.
+fn evaluate(model: &mut Model, batches: &[Batch]) -> Option<f64> {
     let (mut sum, mut count) = (0.0, 0.0);
     for b in batches {
         let (s, c) = model.loss(b);
         sum += s;
         count += c;
     }
-    sum / count.max(1.0)
+    (count > 0.0).then(|| sum / count)
 }
 
 /// Trains per `cfg` on `data`, writing into `opts.out`.
@@ -433,6 +433,8 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
                 rng: Rng::new(cfg.seed).fork(0xD80F),
                 tokens: 0,
                 elapsed_s: 0.0,
+                log_loss: 0.0,
+                log_tokens: 0.0,
                 adam: AdamSettings {
                     beta1: 0.0,
                     beta2: 0.0,
@@ -485,10 +487,13 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         model.params.len(),
         total
     ));
+    if val_batches.is_empty() {
+        log.line("note: no validation poems (the split set none aside from so small a corpus); best/ is not written, last/ is");
+    }
 
     let mut batches = epoch_batches(&batcher, cfg.seed, progress.epoch);
     let mut last_val = None;
-    let (mut int_loss, mut int_count, mut int_start) = (0.0f64, 0.0f64, Instant::now());
+    let mut int_start = Instant::now();
     let mut last_train_loss = f64::NAN;
     let run_start = Instant::now();
     let elapsed_before = progress.elapsed_s;
@@ -548,16 +553,16 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         progress.step += 1;
         progress.position += 1;
         progress.tokens += count as u64;
-        int_loss += loss_sum;
-        int_count += count;
+        progress.log_loss += loss_sum;
+        progress.log_tokens += count;
 
         let epoch_done = progress.position == batches.len();
         let finished = progress.step == total;
         let epoch_f = progress.epoch as f64 + progress.position as f64 / batches.len() as f64;
         if progress.step % cfg.log_interval == 0 || finished {
             let secs = int_start.elapsed().as_secs_f64().max(1e-9);
-            last_train_loss = int_loss / int_count.max(1.0);
-            let tok_s = int_count / secs;
+            last_train_loss = progress.log_loss / progress.log_tokens.max(1.0);
+            let tok_s = progress.log_tokens / secs;
             metrics.push(Row {
                 step: progress.step,
                 epoch: epoch_f,
@@ -581,7 +586,8 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
                 "step {:>6} | epoch {:>6.3} | loss {:.4} | {:>6.0} tok/s | lr {:.2e} | |g| {:.3}",
                 progress.step, epoch_f, last_train_loss, tok_s, lr, norm
             ));
-            (int_loss, int_count, int_start) = (0.0, 0.0, Instant::now());
+            (progress.log_loss, progress.log_tokens) = (0.0, 0.0);
+            int_start = Instant::now();
         }
         if opts.stop_after == Some(progress.step) {
             return Ok(summary(
@@ -600,7 +606,7 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         if eval_due {
             let t0 = Instant::now();
             let val = evaluate(&mut model, &val_batches);
-            if !val.is_finite() {
+            if let Some(val) = val.filter(|v| !v.is_finite()) {
                 return Err(Diverged {
                     step: progress.step,
                     epoch: progress.epoch,
@@ -611,22 +617,24 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
                 }
                 .into());
             }
-            last_val = Some(val);
-            let improved = progress.best_val_loss.is_none_or(|b| val < b);
+            last_val = val;
+            let improved = val.is_some_and(|v| progress.best_val_loss.is_none_or(|b| v < b));
             if improved {
-                progress.best_val_loss = Some(val);
+                progress.best_val_loss = val;
             }
             progress.elapsed_s = elapsed_before + run_start.elapsed().as_secs_f64() - eval_time;
-            metrics.push(Row {
-                step: progress.step,
-                epoch: epoch_f,
-                train_loss: None,
-                val_loss: Some(val),
-                tok_s: None,
-                lr,
-            })?;
+            if val.is_some() {
+                metrics.push(Row {
+                    step: progress.step,
+                    epoch: epoch_f,
+                    train_loss: None,
+                    val_loss: val,
+                    tok_s: None,
+                    lr,
+                })?;
+            }
             meta.step = progress.step;
-            meta.val_loss = Some(val);
+            meta.val_loss = val;
             meta.best_val_loss = progress.best_val_loss;
             meta.model = model.cfg.clone();
             if improved {
@@ -649,13 +657,15 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
                 )?;
             }
             metrics.plot(&out.join("loss.png"));
-            log.line(&format!(
-                "eval step {}: val loss {:.4} nats/char, perplexity {:.2}{}",
-                progress.step,
-                val,
-                val.exp(),
-                if improved { " (best)" } else { "" }
-            ));
+            if let Some(val) = val {
+                log.line(&format!(
+                    "eval step {}: val loss {:.4} nats/char, perplexity {:.2}{}",
+                    progress.step,
+                    val,
+                    val.exp(),
+                    if improved { " (best)" } else { "" }
+                ));
+            }
             // Restart the throughput clock so evaluation does not count as training time.
             eval_time += t0.elapsed().as_secs_f64();
             int_start = Instant::now();

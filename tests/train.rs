@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use crate::macros::{Dir, TestCommand};
 use shiren::checkpoint;
 use shiren::corpus::convert::Script;
 use shiren::rng::Rng;
@@ -59,7 +60,8 @@ fn tiny_config() -> TrainConfig {
         epochs: 3,
         max_steps: 0,
         clip: 1.0,
-        eval_interval: 4,
+        // Not a multiple of log_interval: a checkpoint can fall between two log rows.
+        eval_interval: 3,
         eval_iters: 0,
         log_interval: 2,
         ..TrainConfig::default()
@@ -107,7 +109,7 @@ fn killed_and_resumed_runs_end_bit_for_bit_where_the_straight_run_ends() {
     assert_eq!(want.3, 24);
 
     // Killed mid-epoch between checkpoints, at a checkpoint, and in the last epoch.
-    for kill_at in [6, 8, 19] {
+    for kill_at in [7, 10, 22] {
         let out = dir.path().join(format!("killed{kill_at}"));
         let o = Options {
             stop_after: Some(kill_at),
@@ -248,3 +250,120 @@ fn a_finished_run_folder_is_not_overwritten_by_a_fresh_run() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// `shiren train`, the binary
+
+/// A poems.txt of `n` synthetic 五绝-shaped poems over a small alphabet.
+fn poems_txt(n: usize) -> String {
+    let alphabet: Vec<char> = "春花秋月夜山水风云雨江天白日黄河".chars().collect();
+    let mut rng = Rng::new(7);
+    let mut out = String::new();
+    for i in 0..n {
+        out.push_str(&format!("题{i}:"));
+        for l in 0..4 {
+            let mut c = rng.below(alphabet.len());
+            for _ in 0..5 {
+                out.push(alphabet[c]);
+                c = if rng.uniform() < 0.7 {
+                    (c + 1) % alphabet.len()
+                } else {
+                    rng.below(alphabet.len())
+                };
+            }
+            out.push(if l % 2 == 0 { '，' } else { '。' });
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Small settings for the binary; one thread so the run is the same on any machine.
+const TINY: &[&str] = &[
+    "train",
+    "--file",
+    "poems.txt",
+    "--cell",
+    "gru",
+    "--layers",
+    "1",
+    "--hidden",
+    "16",
+    "--embed",
+    "8",
+    "--batch",
+    "4",
+    "--epochs",
+    "3",
+    "--eval-interval",
+    "7",
+    "--log-interval",
+    "5",
+    "--min-count",
+    "1",
+    "--threads",
+    "1",
+];
+
+shiren_test!(
+    train_resumes_after_kill_9_and_ends_where_a_straight_run_ends,
+    |dir: Dir, mut cmd: TestCommand| {
+        dir.create("poems.txt", poems_txt(200));
+        cmd.args(TINY).args(["--out", "straight"]).stdout();
+
+        let mut child = dir.command().cmd;
+        let mut child = child
+            .args(TINY)
+            .args(["--out", "killed"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill it as soon as a checkpoint exists: whenever that lands (mid-run,
+        // mid-write, or after the end), the resumed run must end the same.
+        let start = std::time::Instant::now();
+        while !dir.join("killed/last/config.json").exists() && start.elapsed().as_secs() < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        child.kill().unwrap(); // SIGKILL on unix
+        child.wait().unwrap();
+        dir.command()
+            .args(["train", "--resume", "killed/last", "--threads", "1"])
+            .stdout();
+
+        for file in [
+            "last/model.safetensors",
+            "last/optim.safetensors",
+            "best/model.safetensors",
+        ] {
+            let a = std::fs::read(dir.join("straight").join(file)).unwrap();
+            let b = std::fs::read(dir.join("killed").join(file)).unwrap();
+            assert!(
+                a == b,
+                "{file} differs between the straight and the killed+resumed run"
+            );
+        }
+        assert_eq!(
+            metrics_without_timing(&dir.join("killed")),
+            metrics_without_timing(&dir.join("straight"))
+        );
+        assert_eq!(
+            &std::fs::read(dir.join("straight/loss.png")).unwrap()[1..4],
+            b"PNG"
+        );
+    }
+);
+
+shiren_test!(
+    settings_errors_are_one_line_naming_the_problem,
+    |dir: Dir, mut cmd: TestCommand| {
+        dir.create("poems.txt", poems_txt(40));
+        dir.create("bad.json", r#"{"hidden": 16, "learning_rate": 0.1}"#);
+        let err = cmd.args(TINY).args(["--config", "bad.json"]).fails();
+        assert!(
+            err.contains("bad.json") && err.contains("unknown field `learning_rate`"),
+            "{err}"
+        );
+        let err = dir.command().args(["train", "--resume", "nowhere"]).fails();
+        assert!(err.contains("nowhere: no checkpoint here"), "{err}");
+    }
+);
