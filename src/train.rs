@@ -148,7 +148,8 @@ impl TrainConfig {
             warmup: 0,
             epochs: 50,
             clip: 5.0,
-            eval_interval: 0,
+            // An epoch is ~700 steps: checkpoint within it, so a kill loses little.
+            eval_interval: 200,
             ..TrainConfig::preset_default()
         }
     }

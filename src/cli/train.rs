@@ -84,7 +84,7 @@ pub struct Settings {
     /// Seed of the weights, the batch order and dropout [default: 1]
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-    /// Evaluate and checkpoint every this many steps, 0 = each epoch only [default: 500; seed 0]
+    /// Evaluate and checkpoint every this many steps, 0 = each epoch only [default: 500; seed 200]
     #[arg(long, value_name = "STEPS")]
     pub eval_interval: Option<u64>,
     /// Validation batches per evaluation, 0 = all [default: 0]
