@@ -69,7 +69,7 @@ pub struct Settings {
     /// Steps of linear learning-rate warm-up [default: 200; seed 0]
     #[arg(long, value_name = "STEPS")]
     pub warmup: Option<u64>,
-    /// Passes over the training poems [default: 4; seed 50]
+    /// Passes over the training poems [default: 5; seed 50]
     #[arg(long, value_name = "N")]
     pub epochs: Option<u64>,
     /// Stop after this many optimiser steps, 0 = no limit; the decay ends here [default: 0]
