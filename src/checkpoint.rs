@@ -121,6 +121,10 @@ pub struct Progress {
     pub log_loss: f64,
     #[serde(default)]
     pub log_tokens: f64,
+    /// SHA-256 of the encoded training and validation poems: a resume on other
+    /// data (a changed corpus or cleaning) cannot end where the first run would.
+    #[serde(default)]
+    pub data_sha256: String,
     pub adam: AdamSettings,
 }
 
@@ -259,8 +263,14 @@ fn from_safetensors(
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| damaged(path, e))?;
     let meta = header.metadata().clone().unwrap_or_default();
     let tag = meta.get("format").cloned().unwrap_or_default();
-    let (format, version) = tag.split_once('/').unwrap_or((tag.as_str(), ""));
-    let (format, version) = (format.to_string(), version.to_string());
+    let (format, version) = match tag.split_once('/') {
+        Some((f, v)) => (f.to_string(), v.to_string()),
+        // The first files of version 1 kept the version under its own key.
+        None => (
+            tag.clone(),
+            meta.get("version").cloned().unwrap_or_default(),
+        ),
+    };
     if format != FORMAT || version != VERSION.to_string() {
         return Err(CheckpointError::Version {
             path: path.display().to_string(),
@@ -604,6 +614,7 @@ mod tests {
             elapsed_s: 1.5,
             log_loss: 3.0,
             log_tokens: 2.0,
+            data_sha256: "ab".into(),
             adam: AdamSettings {
                 beta1: 0.0,
                 beta2: 0.0,

@@ -323,6 +323,24 @@ impl Data {
     }
 }
 
+impl Data {
+    /// SHA-256 (hex) of the encoded training and validation poems, in order.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [&self.train, &self.valid] {
+            h.update((part.len() as u64).to_le_bytes());
+            for seq in part {
+                h.update((seq.len() as u32).to_le_bytes());
+                for id in seq {
+                    h.update(id.to_le_bytes());
+                }
+            }
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 /// How to run, beyond the settings.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -348,6 +366,8 @@ pub struct Summary {
     pub last_train_loss: f64,
     pub tokens_per_s: f64,
     pub elapsed_s: f64,
+    /// A resumed run found other training data than its checkpoint was trained on.
+    pub data_changed: bool,
 }
 
 /// Training diverged: the message names the step and the checkpoint to go back to.
@@ -438,6 +458,7 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
                 elapsed_s: 0.0,
                 log_loss: 0.0,
                 log_tokens: 0.0,
+                data_sha256: String::new(),
                 adam: AdamSettings {
                     beta1: 0.0,
                     beta2: 0.0,
@@ -451,6 +472,14 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
     };
     // Weight decay may change on resume; the moments stay.
     adam.weight_decay = cfg.weight_decay;
+    let data_sha256 = data.fingerprint();
+    let data_note = (opts.resume.is_some() && progress.data_sha256 != data_sha256).then(|| {
+        format!(
+            "note: these {} training poems differ from those the checkpoint was trained on (the corpus or its cleaning changed); the run goes on, but will not end where an uninterrupted run would",
+            data.train.len()
+        )
+    });
+    progress.data_sha256 = data_sha256;
 
     let train_cfg_json = serde_json::to_value(cfg).expect("TrainConfig serialises");
     crate::cache::write_atomic(
@@ -490,6 +519,9 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         model.params.len(),
         total
     ));
+    if let Some(note) = &data_note {
+        log.line(note);
+    }
     if val_batches.is_empty() {
         log.line("note: no validation poems (the split set none aside from so small a corpus); best/ is not written, last/ is");
     }
@@ -593,14 +625,17 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
             int_start = Instant::now();
         }
         if opts.stop_after == Some(progress.step) {
-            return Ok(summary(
-                &progress,
-                last_val,
-                last_train_loss,
-                elapsed_before,
-                run_start,
-                eval_time,
-            ));
+            return Ok(Summary {
+                data_changed: data_note.is_some(),
+                ..summary(
+                    &progress,
+                    last_val,
+                    last_train_loss,
+                    elapsed_before,
+                    run_start,
+                    eval_time,
+                )
+            });
         }
 
         let eval_due = (cfg.eval_interval > 0 && progress.step % cfg.eval_interval == 0)
@@ -675,14 +710,17 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         }
     }
     log.finish();
-    let s = summary(
-        &progress,
-        last_val,
-        last_train_loss,
-        elapsed_before,
-        run_start,
-        eval_time,
-    );
+    let s = Summary {
+        data_changed: data_note.is_some(),
+        ..summary(
+            &progress,
+            last_val,
+            last_train_loss,
+            elapsed_before,
+            run_start,
+            eval_time,
+        )
+    };
     log.line(&format!(
         "done: {} steps, {} tokens, {:.0} tok/s; best val loss {} nats/char (perplexity {}); checkpoints in {}",
         s.steps,
@@ -712,6 +750,7 @@ fn summary(
         last_train_loss: last_train,
         tokens_per_s: p.tokens as f64 / elapsed.max(1e-9),
         elapsed_s: elapsed,
+        data_changed: false,
     }
 }
 

@@ -142,7 +142,32 @@ fn killed_and_resumed_runs_end_bit_for_bit_where_the_straight_run_ends() {
             "kill at {kill_at}"
         );
         assert_eq!(r.best_val_loss, s.best_val_loss);
+        assert!(!r.data_changed);
     }
+}
+
+#[test]
+fn resuming_on_changed_data_is_noticed() {
+    let data = tiny_data(30, 6);
+    let cfg = tiny_config();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    train(
+        &cfg,
+        &data,
+        &Options {
+            stop_after: Some(7),
+            ..opts(&out)
+        },
+    )
+    .unwrap();
+    let mut fewer = tiny_data(30, 6);
+    fewer.train.pop();
+    let o = Options {
+        resume: Some(out.join("last")),
+        ..opts(&out)
+    };
+    assert!(train(&cfg, &fewer, &o).unwrap().data_changed);
 }
 
 #[test]
