@@ -11,3 +11,6 @@ mod hay;
 
 // `shiren corpus`: readers, cleaning rules, bad input, the real corpus (ignored).
 mod corpus;
+
+// `shiren train` and the training loop: resume after kill -9, divergence, run folders, settings.
+mod train;
