@@ -180,8 +180,8 @@ impl CharModel for NoModel {
     fn char_of(&self, _: u32) -> Option<char> {
         None
     }
-    fn initial_state(&self, _: usize) {}
-    fn step(&self, _: &mut (), _: &[u32], _: &mut [f32]) {}
+    fn initial_state(&self) {}
+    fn step(&self, _: &mut (), _: u32, _: &mut [f32]) {}
 }
 
 #[derive(Serialize)]
