@@ -11,3 +11,6 @@ mod hay;
 
 // `shiren corpus`: readers, cleaning rules, bad input, the real corpus (ignored).
 mod corpus;
+
+// `shiren write`: bad input and the missing shipped model.
+mod write;
