@@ -1883,4 +1883,19 @@ mod tests {
             vec![(7, "，".into()), (7, "。".into()), (7, "。".into())]
         );
     }
+
+    #[test]
+    #[ignore = "needs the real corpus (fetched)"]
+    fn real_tunes_have_their_known_patterns() {
+        let dir = crate::cache::data_dir(None).unwrap();
+        let package = crate::corpus::fetch::ensure_package(&dir).unwrap();
+        let t = Tunes::load(&package).unwrap();
+        assert_eq!(t.len(), 1421);
+        let lens =
+            |name: &str| -> Vec<usize> { t.pattern(name).unwrap().iter().map(|l| l.len).collect() };
+        assert_eq!(lens("浣溪沙"), vec![7; 6]);
+        assert_eq!(lens("鹧鸪天"), vec![7, 7, 7, 7, 3, 3, 7, 7, 7]);
+        let e = t.pattern("浣溪纱").unwrap_err().to_string();
+        assert!(e.contains("浣溪沙"), "{e}");
+    }
 }
