@@ -239,14 +239,13 @@ pub fn write_with<M: CharModel>(
     }
     let mut out = std::io::stdout().lock();
     if s.json {
-        serde_json::to_writer_pretty(
-            &mut out,
-            &JsonOut {
-                seed: s.seed,
-                poems: &poems,
-            },
-        )?;
-        writeln!(out)?;
+        // Serialise first, so that a closed pipe surfaces as an io::Error (exit 0).
+        let mut json = serde_json::to_string_pretty(&JsonOut {
+            seed: s.seed,
+            poems: &poems,
+        })?;
+        json.push('\n');
+        out.write_all(json.as_bytes())?;
     } else {
         out.write_all(render_text(&poems).as_bytes())?;
     }
