@@ -11,3 +11,6 @@ mod hay;
 
 // `shiren corpus`: readers, cleaning rules, bad input, the real corpus (ignored).
 mod corpus;
+
+// `shiren eval` and its measures: a tiny trained model evaluated end to end.
+mod eval;
