@@ -596,10 +596,17 @@ pub fn evaluate(
             .collect();
         rng.shuffle(&mut real);
         real.truncate(set.samples);
+        // Free-running prompts: first lines the model can read (a character
+        // it maps to UNK could not be given to `write`).
+        let prompts: Vec<String> = real
+            .iter()
+            .map(|t| first_line(t))
+            .filter(|l| l.chars().all(|c| vocab.id(c).is_some()))
+            .collect();
         let mut kinds: Vec<(Kind, Vec<String>)> = Vec::new();
         for kind in [Kind::Free, Kind::Strict, Kind::Running] {
             let seed = rng.next_u64();
-            let poems = sample(&writer, set, form, kind, &real, seed)?;
+            let poems = sample(&writer, set, form, kind, &prompts, seed)?;
             kinds.push((kind, poems));
         }
         kinds.push((Kind::Real, real.iter().map(|s| s.to_string()).collect()));
@@ -627,13 +634,13 @@ pub fn evaluate(
 }
 
 /// `set.samples` poems of `form` and `kind`; free-running poems start from
-/// the first line of the real poems `real` in turn (none when there are none).
+/// the `prompts` in turn (none when there are none).
 fn sample<M: CharModel + Sync>(
     writer: &Writer<M>,
     set: &Settings,
     form: Form,
     kind: Kind,
-    real: &[&str],
+    prompts: &[String],
     seed: u64,
 ) -> anyhow::Result<Vec<String>> {
     let wform = match form {
@@ -665,7 +672,7 @@ fn sample<M: CharModel + Sync>(
                 .collect()
         }
         Kind::Running => {
-            if real.is_empty() {
+            if prompts.is_empty() {
                 return Ok(Vec::new());
             }
             opts.form = write::Form::Free;
@@ -674,14 +681,15 @@ fn sample<M: CharModel + Sync>(
                 .into_par_iter()
                 .map(|k| {
                     let o = write::Options {
-                        begin: first_line(real[k % real.len()]),
+                        begin: prompts[k % prompts.len()].clone(),
                         ..opts.clone()
                     };
                     Ok(writer.write(&o, &mut base.fork(k as u64))?.text)
                 })
                 .collect()
         }
-        Kind::Real => Ok(real.iter().map(|s| s.to_string()).collect()),
+        // The real rows are the held-out poems themselves, not samples.
+        Kind::Real => Ok(Vec::new()),
     }
 }
 
@@ -699,7 +707,7 @@ fn notes(set: &Settings) -> Vec<String> {
         "perplexity: exp of the mean loss per predicted token over every poem of the part (not a sample of batches); punctuation and END count as characters for the model and the n-grams alike".into(),
         "n-gram baselines: interpolated modified Kneser–Ney, trained on the checkpoint's training part with its vocabulary".into(),
         format!("sampling as `shiren write` does, at temperature {} and top-k {}; form forced: line lengths and punctuation only; rhyme + strict tones: also --rhyme --tones strict", set.temperature, set.top_k),
-        "free-running: no form forced; the prompt is the first line (with its comma) of a held-out poem of the form, and form% says whether the model kept to that form; the prompt line counts in copying".into(),
+        "free-running: no form forced; the prompt is the first line (with its comma) of a held-out poem of the form whose characters the model knows, and form% says whether the model kept to that form; the prompt line counts in copying".into(),
         "real held-out: validation and test poems of the form (at most the sample size); rhyme% and tones% count a poem whose lines are not all 5 or all 7 characters as failing".into(),
         "copying is against the training part: lines found verbatim, 4-grams (inside lines) never seen".into(),
     ]
