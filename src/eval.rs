@@ -343,6 +343,86 @@ pub struct Card {
     pub rows: Vec<Row>,
     /// How the figures were measured, one sentence each.
     pub notes: Vec<String>,
+    /// The shipped model's targets (issue 5), each met or not.
+    pub targets: Vec<Target>,
+}
+
+/// One target of the shipped model and where this model stands.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Target {
+    pub what: String,
+    pub value: String,
+    pub met: bool,
+}
+
+/// The targets of issue 5 checked against perplexities and rows: test
+/// perplexity at most 0.55× the trigram's; free-running form% at least 90
+/// on 七绝 and 五律; with rhyme and strict tones, rhyme% ≥ 98 and tones% ≥ 95
+/// on every form; lines copied (form forced) no more than 6% and no more than
+/// the real poems' own rate; distinct-2 (form forced) within 10% of the real
+/// poems'. A target whose figures are missing is left out.
+pub fn targets(perplexity: &[PartPerplexity], rows: &[Row]) -> Vec<Target> {
+    let mut t = Vec::new();
+    if let Some(p) = perplexity.iter().find(|p| p.part == "test") {
+        if let Some(&(_, kn3)) = p.ngram.iter().find(|&&(n, _)| n == 3) {
+            let r = p.model / kn3;
+            t.push(Target {
+                what: "test perplexity ≤ 0.55× the KN trigram's".into(),
+                value: format!("{r:.2}×"),
+                met: r <= 0.55,
+            });
+        }
+    }
+    let row = |form: Form, kind: Kind| {
+        rows.iter()
+            .find(|r| r.form == form && r.kind == kind && r.poems > 0)
+    };
+    for form in [Form::Qijue, Form::Wulv] {
+        if let Some(r) = row(form, Kind::Running) {
+            t.push(Target {
+                what: format!("{} free-running form% ≥ 90", form.name_zh()),
+                value: format!("{:.1}", r.form_pct),
+                met: r.form_pct >= 90.0,
+            });
+        }
+    }
+    for form in FORMS {
+        if let Some(r) = row(form, Kind::Strict) {
+            t.push(Target {
+                what: format!(
+                    "{} rhyme + strict tones: rhyme% ≥ 98, tones% ≥ 95",
+                    form.name_zh()
+                ),
+                value: format!("{:.1} / {:.1}", r.rhyme_pct, r.tones_pct),
+                met: r.rhyme_pct >= 98.0 && r.tones_pct >= 95.0,
+            });
+        }
+    }
+    for form in FORMS {
+        let (Some(m), Some(real)) = (row(form, Kind::Free), row(form, Kind::Real)) else {
+            continue;
+        };
+        t.push(Target {
+            what: format!(
+                "{} lines copied ≤ 6% and ≤ real ({:.1}%)",
+                form.name_zh(),
+                real.copied_lines_pct
+            ),
+            value: format!("{:.1}%", m.copied_lines_pct),
+            met: m.copied_lines_pct <= 6.0 && m.copied_lines_pct <= real.copied_lines_pct,
+        });
+        let rel = (m.distinct2 - real.distinct2) / real.distinct2.max(1e-9);
+        t.push(Target {
+            what: format!(
+                "{} distinct-2 within 10% of real ({:.3})",
+                form.name_zh(),
+                real.distinct2
+            ),
+            value: format!("{:.3} ({:+.1}%)", m.distinct2, 100.0 * rel),
+            met: rel.abs() <= 0.10,
+        });
+    }
+    t
 }
 
 /// The forms the card reports, in order.
@@ -417,6 +497,22 @@ impl Card {
         render(&head, &rows, md)
     }
 
+    fn target_table(&self, md: bool) -> String {
+        let head = vec!["target".to_string(), "this model".into(), "met".into()];
+        let rows: Vec<Vec<String>> = self
+            .targets
+            .iter()
+            .map(|t| {
+                vec![
+                    t.what.clone(),
+                    t.value.clone(),
+                    if t.met { "yes" } else { "no" }.into(),
+                ]
+            })
+            .collect();
+        render(&head, &rows, md)
+    }
+
     /// The table printed on stdout.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
@@ -436,6 +532,8 @@ impl Card {
             self.samples
         );
         s.push_str(&self.sample_table(false));
+        let _ = writeln!(s, "\ntargets of the shipped model\n");
+        s.push_str(&self.target_table(false));
         s.push('\n');
         for n in &self.notes {
             let _ = writeln!(s, "- {n}");
@@ -462,6 +560,8 @@ impl Card {
         for n in &self.notes {
             let _ = writeln!(s, "- {n}");
         }
+        let _ = writeln!(s, "\n## Targets of the shipped model\n");
+        s.push_str(&self.target_table(true));
         for (cap, path) in images {
             let _ = writeln!(s, "\n![{cap}]({path})");
         }
@@ -621,6 +721,7 @@ pub fn evaluate(
         }
         say(&format!("{} sampled and scored", form.name_zh()));
     }
+    let targets = targets(&parts, &rows);
     Ok(Card {
         model: String::new(),
         corpus: String::new(),
@@ -630,6 +731,7 @@ pub fn evaluate(
         perplexity: parts,
         rows,
         notes: notes(set),
+        targets,
     })
 }
 
@@ -871,6 +973,54 @@ mod tests {
         t.add(&lex, "白日依，黄河流。", Form::Wujue);
         assert_eq!((t.rhyme_ok, t.tones_ok, t.rules_made), (2, 2, made));
         assert!((t.rhyme_pct() - 200.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn targets_are_checked_against_the_figures() {
+        let row = |form, kind, form_pct, rhyme_pct, tones_pct, d2, copied| Row {
+            form,
+            kind,
+            poems: 10,
+            form_pct,
+            rhyme_pct,
+            tones_pct,
+            rules_pct: 0.0,
+            distinct1: 0.0,
+            distinct2: d2,
+            distinct_over: 10,
+            copied_lines_pct: copied,
+            unseen_4grams_pct: 0.0,
+        };
+        let rows = vec![
+            row(Form::Qijue, Kind::Free, 100.0, 0.0, 0.0, 0.80, 3.0),
+            row(Form::Qijue, Kind::Strict, 100.0, 98.0, 95.0, 0.8, 0.0),
+            row(Form::Qijue, Kind::Running, 90.0, 0.0, 0.0, 0.0, 0.0),
+            row(Form::Qijue, Kind::Real, 100.0, 95.0, 80.0, 0.90, 5.0),
+            row(Form::Wulv, Kind::Strict, 100.0, 99.0, 94.9, 0.8, 0.0),
+            row(Form::Wulv, Kind::Running, 89.9, 0.0, 0.0, 0.0, 0.0),
+        ];
+        let ppl = vec![PartPerplexity {
+            part: "test".into(),
+            poems: 1,
+            tokens: 1.0,
+            model: 110.0,
+            ngram: vec![(3, 200.0), (5, 180.0)],
+        }];
+        let got: Vec<(String, bool)> = targets(&ppl, &rows)
+            .into_iter()
+            .map(|t| (t.what, t.met))
+            .collect();
+        let want = [
+            ("test perplexity ≤ 0.55× the KN trigram's", true), // 110/200 = 0.55
+            ("七绝 free-running form% ≥ 90", true),
+            ("五律 free-running form% ≥ 90", false),
+            ("七绝 rhyme + strict tones: rhyme% ≥ 98, tones% ≥ 95", true),
+            ("五律 rhyme + strict tones: rhyme% ≥ 98, tones% ≥ 95", false), // tones 94.9
+            ("七绝 lines copied ≤ 6% and ≤ real (5.0%)", true),
+            ("七绝 distinct-2 within 10% of real (0.900)", false), // 0.80 is 11.1% below
+        ];
+        let want: Vec<(String, bool)> = want.iter().map(|&(w, m)| (w.to_string(), m)).collect();
+        assert_eq!(got, want);
     }
 
     #[test]
