@@ -14,3 +14,6 @@ mod corpus;
 
 // `shiren eval` and its measures: a tiny trained model evaluated end to end.
 mod eval;
+
+// `shiren train` and the training loop: resume after kill -9, divergence, run folders, settings.
+mod train;
