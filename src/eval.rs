@@ -32,7 +32,7 @@ use crate::ngram::Ngram;
 use crate::prosody::{check_poem, Lexicon, ToneMode};
 use crate::rng::Rng;
 use crate::vocab::Vocab;
-use crate::write::{self, CharModel, Writer};
+use crate::write::{self, CharModel, Lm, Writer};
 
 // ---------------------------------------------------------------------------
 // perplexity
@@ -612,28 +612,6 @@ impl Default for Settings {
     }
 }
 
-/// The model as `write` sees it: the network and its vocabulary.
-struct Net<'a> {
-    model: &'a Model,
-    vocab: &'a Vocab,
-}
-
-impl CharModel for Net<'_> {
-    type State = crate::model::State;
-    fn vocab_size(&self) -> usize {
-        self.model.cfg.vocab
-    }
-    fn char_of(&self, id: u32) -> Option<char> {
-        self.vocab.char(id)
-    }
-    fn initial_state(&self) -> Self::State {
-        self.model.new_state(1)
-    }
-    fn step(&self, state: &mut Self::State, token: u32, logits: &mut [f32]) {
-        self.model.step(state, &[token], logits)
-    }
-}
-
 /// Measures `model` on `data`: perplexity of the validation and test parts
 /// beside Kneser–Ney baselines trained on the training part, then for each
 /// form the three kinds of samples and the real held-out poems, scored with
@@ -683,7 +661,7 @@ pub fn evaluate(
 
     // --- samples and real poems per form ---
     let index = CopyIndex::build(&data.train);
-    let net = Net { model, vocab };
+    let net = Lm { model, vocab };
     let writer = Writer::new(&net, Some(lex));
     let held_out: Vec<&String> = data.valid.iter().chain(&data.test).collect();
     let mut rows = Vec::new();
@@ -735,6 +713,9 @@ pub fn evaluate(
     })
 }
 
+/// Slices of a sample written side by side (about the cores of a laptop).
+const SLICES: usize = 8;
+
 /// `set.samples` poems of `form` and `kind`; free-running poems start from
 /// the `prompts` in turn (none when there are none).
 fn sample<M: CharModel + Sync>(
@@ -766,12 +747,21 @@ fn sample<M: CharModel + Sync>(
             } else {
                 (false, ToneMode::Off)
             };
-            // write_many's streams (poem k forks k from the seed), on every core.
-            let base = Rng::new(seed);
-            (0..set.samples)
+            // Batched sampling, one slice of the poems per core; each slice
+            // has its own seed, so the poems depend on the seed and the
+            // number of slices (fixed here), not on the threads.
+            let slices = SLICES.min(set.samples.max(1));
+            let per = set.samples.div_ceil(slices);
+            let parts: Vec<Vec<String>> = (0..slices)
                 .into_par_iter()
-                .map(|k| Ok(writer.write(&opts, &mut base.fork(k as u64))?.text))
-                .collect()
+                .map(|i| {
+                    let n = per.min(set.samples.saturating_sub(i * per));
+                    let poems =
+                        writer.write_many(&opts, n, seed ^ (i as u64).wrapping_mul(0x9E37_79B9))?;
+                    Ok(poems.into_iter().map(|p| p.text).collect())
+                })
+                .collect::<anyhow::Result<_>>()?;
+            Ok(parts.concat())
         }
         Kind::Running => {
             if prompts.is_empty() {

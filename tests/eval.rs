@@ -174,6 +174,14 @@ fn evaluate_a_tiny_trained_model() {
         assert!((0.0..=1.0).contains(&r.distinct1) && (0.0..=1.0).contains(&r.distinct2));
     }
 
+    // Targets: perplexity, two free-running forms, four strict, four × (copying, distinct).
+    assert_eq!(card.targets.len(), 1 + 2 + 4 + 8, "{:#?}", card.targets);
+    assert!(
+        card.targets[3..7].iter().all(|t| t.met),
+        "{:#?}",
+        card.targets
+    );
+
     // The renderings carry the figures.
     let text = card.to_text();
     assert!(
@@ -224,4 +232,115 @@ fn kneser_ney_on_the_real_tang_split() {
     eprintln!("Kneser–Ney perplexity, orders 1..=5, validation part: {ppl:.1?}");
     assert!(ppl.windows(2).all(|w| w[1] < w[0]), "{ppl:?}");
     assert!((150.0..300.0).contains(&ppl[2]), "trigram {}", ppl[2]);
+}
+
+// --- the command line ---
+
+use crate::macros::{Dir, TestCommand};
+
+shiren_test!(
+    missing_model_is_one_clear_error,
+    |_dir: Dir, mut cmd: TestCommand| {
+        let err = cmd.args(["eval", "--model", "no-such-run"]).fails();
+        contains_all!(err, "no-such-run", "no such checkpoint folder");
+    }
+);
+
+shiren_test!(
+    missing_shipped_model_says_how_to_make_it,
+    |_dir: Dir, mut cmd: TestCommand| {
+        let err = cmd.args(["eval"]).fails();
+        contains_all!(
+            err,
+            "models/tang-small",
+            "shipped model is missing",
+            "shiren train"
+        );
+    }
+);
+
+shiren_test!(
+    a_folder_that_is_no_checkpoint_is_named,
+    |dir: Dir, mut cmd: TestCommand| {
+        dir.create("empty/notes.txt", "");
+        let err = cmd.args(["eval", "--model", "empty"]).fails();
+        contains_all!(err, "empty", "neither a checkpoint", "best/");
+    }
+);
+
+shiren_test!(
+    bad_ngram_order_is_refused_before_any_work,
+    |dir: Dir, mut cmd: TestCommand| {
+        dir.create("run/best/config.json", "{}");
+        dir.create("run/best/model.safetensors", "");
+        let err = cmd
+            .args(["eval", "--model", "run", "--ngram", "3,9"])
+            .fails();
+        contains_all!(err, "--ngram 9", "1 to 8");
+    }
+);
+
+/// The whole command on a model trained here for a few steps on poems made
+/// here; only the 平水韵 table comes from the real data directory.
+#[test]
+#[ignore = "needs the rhyme table (fetched)"]
+fn eval_command_end_to_end() {
+    let dir = Dir::new();
+    let text: String = corpus(400).iter().map(|p| format!("{p}\n\n")).collect();
+    dir.create("poems.txt", text);
+    let train = |c: &mut TestCommand| {
+        c.args([
+            "train",
+            "--file",
+            "poems.txt",
+            "--format",
+            "text",
+            "--preset",
+            "seed",
+        ])
+        .args([
+            "--hidden",
+            "16",
+            "--embed",
+            "16",
+            "--max-steps",
+            "20",
+            "--eval-interval",
+            "10",
+        ])
+        .args(["--out", "run"])
+        .stdout()
+    };
+    train(&mut dir.command_real_data());
+    let out = dir
+        .command_real_data()
+        .args([
+            "eval",
+            "--model",
+            "run",
+            "--samples",
+            "10",
+            "--ngram",
+            "2,3",
+            "--json",
+        ])
+        .args(["--report", "report/card.md"])
+        .stdout();
+    let card: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(card["rows"].as_array().unwrap().len(), 16, "{out}");
+    assert_eq!(card["perplexity"].as_array().unwrap().len(), 2, "{out}");
+    assert!(card["perplexity"][0]["model"].as_f64().unwrap() > 1.0);
+    let md = std::fs::read_to_string(dir.join("report/card.md")).unwrap();
+    contains_all!(
+        md,
+        "| part |",
+        "![",
+        "card-forms.png",
+        "card-perplexity.png"
+    );
+    for png in ["card-forms.png", "card-perplexity.png"] {
+        assert!(std::fs::read(dir.join("report").join(png))
+            .unwrap()
+            .starts_with(b"\x89PNG"));
+    }
 }
