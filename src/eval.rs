@@ -1,1 +1,1034 @@
-//! (not built yet)
+//! How good the poems are: the measures behind `shiren eval`, as pure
+//! functions over texts, token batches and prosody reports, and the report
+//! card that holds them (printed as a table, written as JSON or markdown).
+//!
+//! - perplexity per character of a model over batches, as nanoGPT's
+//!   `estimate_loss` does it (forward only, masked mean over every batch of a
+//!   part); every predicted token counts, punctuation and the END token
+//!   included, exactly the events the trainer's loss and [`Ngram`] score;
+//! - distinct-n (Li et al. 2016): distinct character n-grams over all n-grams
+//!   of a sample, n-grams taken inside lines (punctuation is not a character
+//!   of a line);
+//! - copying: the share of lines found verbatim in the training part, and the
+//!   share of 4-grams never seen there;
+//! - prosody tallies from `prosody`'s checks: `form%`, `rhyme%`, `tones%`
+//!   (every tone rule held) and `rules%` (share of single rule checks met).
+//!
+//! [`evaluate`] puts them together on a model, a split and a lexicon already
+//! loaded; sampling goes through `write`, exactly as `shiren write` samples.
+//! Not here: loading checkpoints and corpora, plotting (the CLI glue in
+//! `cli/eval.rs`), and the rules themselves (`prosody::rules`).
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::batch::{Batch, Batcher};
+use crate::corpus::{split_lines, Form};
+use crate::model::Model;
+use crate::ngram::Ngram;
+use crate::prosody::{check_poem, Lexicon, ToneMode};
+use crate::rng::Rng;
+use crate::vocab::Vocab;
+use crate::write::{self, CharModel, Lm, Writer};
+
+// ---------------------------------------------------------------------------
+// perplexity
+
+/// Summed loss over a part and what it means per character.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Perplexity {
+    /// Negative log-likelihood, nats, summed over predicted tokens.
+    pub nll: f64,
+    /// Predicted tokens (characters, punctuation and END).
+    pub tokens: f64,
+}
+
+impl Perplexity {
+    pub fn from_sums(nll: f64, tokens: f64) -> Perplexity {
+        Perplexity { nll, tokens }
+    }
+
+    /// Mean loss per character, nats.
+    pub fn loss(&self) -> f64 {
+        self.nll / self.tokens.max(1.0)
+    }
+
+    /// exp(mean loss per character).
+    pub fn ppl(&self) -> f64 {
+        self.loss().exp()
+    }
+}
+
+/// Perplexity of `model` over every batch of a part (no dropout, forward
+/// only), summing [`Model::loss`]'s (nats, tokens) the way nanoGPT's
+/// `estimate_loss` averages, but over the whole part rather than a sample of
+/// `eval_iters` batches, so the figure does not depend on a seed.
+pub fn perplexity(model: &mut Model, batches: &[Batch]) -> Perplexity {
+    perplexity_with(|b| model.loss(b), batches)
+}
+
+/// [`perplexity`] for any scorer returning (summed nats, tokens) per batch.
+pub fn perplexity_with(
+    mut loss: impl FnMut(&Batch) -> (f64, f64),
+    batches: &[Batch],
+) -> Perplexity {
+    let (mut nll, mut tokens) = (0.0, 0.0);
+    for b in batches {
+        let (s, n) = loss(b);
+        nll += s;
+        tokens += n;
+    }
+    Perplexity { nll, tokens }
+}
+
+// ---------------------------------------------------------------------------
+// diversity and copying
+
+/// Distinct character n-grams over all n-grams, n-grams inside each line
+/// (lines as [`split_lines`] cuts them); 0 when there are none.
+pub fn distinct_n<S: AsRef<str>>(poems: &[S], n: usize) -> f64 {
+    let mut seen: HashSet<&[char]> = HashSet::new();
+    let lines: Vec<Vec<char>> = poems
+        .iter()
+        .flat_map(|p| {
+            split_lines(p.as_ref())
+                .into_iter()
+                .map(|l| l.chars().collect())
+        })
+        .collect();
+    let mut total = 0usize;
+    for l in &lines {
+        for g in l.windows(n) {
+            total += 1;
+            seen.insert(g);
+        }
+    }
+    if total == 0 {
+        0.0
+    } else {
+        seen.len() as f64 / total as f64
+    }
+}
+
+/// The lines and 4-grams of the training part, to tell copied text from new.
+#[derive(Debug, Default)]
+pub struct CopyIndex {
+    lines: HashSet<String>,
+    /// 4-grams inside lines, packed 21 bits per character (exact, no hashing).
+    grams: HashSet<u128>,
+}
+
+/// Copying figures of one sample.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Copying {
+    pub lines: usize,
+    /// Lines found verbatim in the training part.
+    pub lines_copied: usize,
+    pub grams: usize,
+    /// 4-grams never seen in the training part.
+    pub grams_unseen: usize,
+}
+
+impl Copying {
+    pub fn copied_pct(&self) -> f64 {
+        pct(self.lines_copied, self.lines)
+    }
+    pub fn unseen_pct(&self) -> f64 {
+        pct(self.grams_unseen, self.grams)
+    }
+}
+
+fn pack4(g: &[char]) -> u128 {
+    g.iter().fold(0u128, |acc, &c| (acc << 21) | c as u128)
+}
+
+impl CopyIndex {
+    pub fn build<S: AsRef<str>>(poems: impl IntoIterator<Item = S>) -> CopyIndex {
+        let mut idx = CopyIndex::default();
+        for p in poems {
+            for l in split_lines(p.as_ref()) {
+                let chars: Vec<char> = l.chars().collect();
+                idx.grams.extend(chars.windows(4).map(pack4));
+                idx.lines.insert(l.to_string());
+            }
+        }
+        idx
+    }
+
+    pub fn has_line(&self, line: &str) -> bool {
+        self.lines.contains(line)
+    }
+
+    /// Lines copied and 4-grams unseen over a sample of poems.
+    pub fn copying<S: AsRef<str>>(&self, poems: &[S]) -> Copying {
+        let mut c = Copying::default();
+        for p in poems {
+            for l in split_lines(p.as_ref()) {
+                c.lines += 1;
+                c.lines_copied += self.lines.contains(l) as usize;
+                let chars: Vec<char> = l.chars().collect();
+                for g in chars.windows(4) {
+                    c.grams += 1;
+                    c.grams_unseen += !self.grams.contains(&pack4(g)) as usize;
+                }
+            }
+        }
+        c
+    }
+}
+
+fn pct(k: usize, n: usize) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        100.0 * k as f64 / n as f64
+    }
+}
+
+// ---------------------------------------------------------------------------
+// prosody
+
+/// Counts over a sample of poems meant to be of one form.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Tally {
+    pub poems: usize,
+    /// Poems of the intended shape (lines × characters).
+    pub form_ok: usize,
+    /// Feet level and in one 平水韵 group.
+    pub rhyme_ok: usize,
+    /// Every tone rule held.
+    pub tones_ok: usize,
+    /// Single tone-rule checks met and made.
+    pub rules_met: usize,
+    pub rules_made: usize,
+}
+
+impl Tally {
+    /// Adds one poem. Rhyme and tones are checked on whatever lines it has
+    /// when they are 5 or 7 characters alike; a poem of another shape fails
+    /// both (and adds no rule checks).
+    pub fn add(&mut self, lex: &Lexicon, text: &str, form: Form) {
+        self.poems += 1;
+        self.form_ok += (Form::of_text(text) == form) as usize;
+        if let Ok(r) = check_poem(lex, text) {
+            self.rhyme_ok += r.rhyme_ok() as usize;
+            self.tones_ok += r.tones_ok() as usize;
+            let (met, made) = r.tone_rules_met();
+            self.rules_met += met;
+            self.rules_made += made;
+        }
+    }
+
+    pub fn form_pct(&self) -> f64 {
+        pct(self.form_ok, self.poems)
+    }
+    pub fn rhyme_pct(&self) -> f64 {
+        pct(self.rhyme_ok, self.poems)
+    }
+    pub fn tones_pct(&self) -> f64 {
+        pct(self.tones_ok, self.poems)
+    }
+    pub fn rules_pct(&self) -> f64 {
+        pct(self.rules_met, self.rules_made)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// the report card
+
+/// Where a row's poems come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Sampled with the form's length and punctuation forced, nothing else.
+    Free,
+    /// Sampled with the form forced, `--rhyme --tones strict`.
+    Strict,
+    /// Sampled with no form forced, from the first line of a held-out poem of the form.
+    Running,
+    /// Real held-out poems (validation and test parts) of the form.
+    Real,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Free, Kind::Strict, Kind::Running, Kind::Real];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Free => "model, form forced",
+            Kind::Strict => "model, rhyme + strict tones",
+            Kind::Running => "model, free-running",
+            Kind::Real => "real held-out",
+        }
+    }
+}
+
+/// One sample's figures.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Row {
+    pub form: Form,
+    pub kind: Kind,
+    pub poems: usize,
+    pub form_pct: f64,
+    pub rhyme_pct: f64,
+    pub tones_pct: f64,
+    pub rules_pct: f64,
+    /// distinct-1 and distinct-2 over the first `distinct_over` poems, the
+    /// same count for every row of a form so that the figures compare.
+    pub distinct1: f64,
+    pub distinct2: f64,
+    pub distinct_over: usize,
+    pub copied_lines_pct: f64,
+    pub unseen_4grams_pct: f64,
+}
+
+/// Scores a sample: prosody against `form`, distinct-n over the first
+/// `distinct_over` poems, copying against `index`.
+pub fn score<S: AsRef<str>>(
+    form: Form,
+    kind: Kind,
+    poems: &[S],
+    lex: &Lexicon,
+    index: &CopyIndex,
+    distinct_over: usize,
+) -> Row {
+    let mut t = Tally::default();
+    for p in poems {
+        t.add(lex, p.as_ref(), form);
+    }
+    let head = &poems[..distinct_over.min(poems.len())];
+    let c = index.copying(poems);
+    Row {
+        form,
+        kind,
+        poems: poems.len(),
+        form_pct: t.form_pct(),
+        rhyme_pct: t.rhyme_pct(),
+        tones_pct: t.tones_pct(),
+        rules_pct: t.rules_pct(),
+        distinct1: distinct_n(head, 1),
+        distinct2: distinct_n(head, 2),
+        distinct_over: head.len(),
+        copied_lines_pct: c.copied_pct(),
+        unseen_4grams_pct: c.unseen_pct(),
+    }
+}
+
+/// Perplexities of one part.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PartPerplexity {
+    /// `valid` or `test`.
+    pub part: String,
+    pub poems: usize,
+    pub tokens: f64,
+    pub model: f64,
+    /// Kneser–Ney n-gram baselines trained on the same training part: (order, perplexity).
+    pub ngram: Vec<(usize, f64)>,
+}
+
+/// Everything `shiren eval` measured.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Card {
+    /// The checkpoint evaluated and what it was trained on.
+    pub model: String,
+    pub corpus: String,
+    pub step: u64,
+    /// Poems sampled per form and kind.
+    pub samples: usize,
+    pub seed: u64,
+    pub perplexity: Vec<PartPerplexity>,
+    pub rows: Vec<Row>,
+    /// How the figures were measured, one sentence each.
+    pub notes: Vec<String>,
+    /// The shipped model's targets (issue 5), each met or not.
+    pub targets: Vec<Target>,
+}
+
+/// One target of the shipped model and where this model stands.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Target {
+    pub what: String,
+    pub value: String,
+    pub met: bool,
+}
+
+/// The targets of issue 5 checked against perplexities and rows: test
+/// perplexity at most 0.55× the trigram's; free-running form% at least 90
+/// on 七绝 and 五律; with rhyme and strict tones, rhyme% ≥ 98 and tones% ≥ 95
+/// on every form; lines copied (form forced) no more than 6% and no more than
+/// the real poems' own rate; distinct-2 (form forced) within 10% of the real
+/// poems'. A target whose figures are missing is left out.
+pub fn targets(perplexity: &[PartPerplexity], rows: &[Row]) -> Vec<Target> {
+    let mut t = Vec::new();
+    if let Some(p) = perplexity.iter().find(|p| p.part == "test") {
+        if let Some(&(_, kn3)) = p.ngram.iter().find(|&&(n, _)| n == 3) {
+            let r = p.model / kn3;
+            t.push(Target {
+                what: "test perplexity ≤ 0.55× the KN trigram's".into(),
+                value: format!("{r:.2}×"),
+                met: r <= 0.55,
+            });
+        }
+    }
+    let row = |form: Form, kind: Kind| {
+        rows.iter()
+            .find(|r| r.form == form && r.kind == kind && r.poems > 0)
+    };
+    for form in [Form::Qijue, Form::Wulv] {
+        if let Some(r) = row(form, Kind::Running) {
+            t.push(Target {
+                what: format!("{} free-running form% ≥ 90", form.name_zh()),
+                value: format!("{:.1}", r.form_pct),
+                met: r.form_pct >= 90.0,
+            });
+        }
+    }
+    for form in FORMS {
+        if let Some(r) = row(form, Kind::Strict) {
+            t.push(Target {
+                what: format!(
+                    "{} rhyme + strict tones: rhyme% ≥ 98, tones% ≥ 95",
+                    form.name_zh()
+                ),
+                value: format!("{:.1} / {:.1}", r.rhyme_pct, r.tones_pct),
+                met: r.rhyme_pct >= 98.0 && r.tones_pct >= 95.0,
+            });
+        }
+    }
+    for form in FORMS {
+        let (Some(m), Some(real)) = (row(form, Kind::Free), row(form, Kind::Real)) else {
+            continue;
+        };
+        t.push(Target {
+            what: format!(
+                "{} lines copied ≤ 6% and ≤ real ({:.1}%)",
+                form.name_zh(),
+                real.copied_lines_pct
+            ),
+            value: format!("{:.1}%", m.copied_lines_pct),
+            met: m.copied_lines_pct <= 6.0 && m.copied_lines_pct <= real.copied_lines_pct,
+        });
+        let rel = (m.distinct2 - real.distinct2) / real.distinct2.max(1e-9);
+        t.push(Target {
+            what: format!(
+                "{} distinct-2 within 10% of real ({:.3})",
+                form.name_zh(),
+                real.distinct2
+            ),
+            value: format!("{:.3} ({:+.1}%)", m.distinct2, 100.0 * rel),
+            met: rel.abs() <= 0.10,
+        });
+    }
+    t
+}
+
+/// The forms the card reports, in order.
+pub const FORMS: [Form; 4] = [Form::Wujue, Form::Qijue, Form::Wulv, Form::Qilv];
+
+impl Card {
+    /// The perplexity table as plain text (`md` = markdown pipes).
+    fn perplexity_table(&self, md: bool) -> String {
+        let orders: Vec<usize> = self
+            .perplexity
+            .first()
+            .map(|p| p.ngram.iter().map(|&(n, _)| n).collect())
+            .unwrap_or_default();
+        let mut head = vec![
+            "part".to_string(),
+            "poems".into(),
+            "chars".into(),
+            "model".into(),
+        ];
+        head.extend(orders.iter().map(|n| format!("KN {n}-gram")));
+        head.push("model / KN 3".into());
+        let mut rows = Vec::new();
+        for p in &self.perplexity {
+            let mut r = vec![
+                p.part.clone(),
+                p.poems.to_string(),
+                format!("{:.0}", p.tokens),
+                format!("{:.1}", p.model),
+            ];
+            r.extend(p.ngram.iter().map(|&(_, x)| format!("{x:.1}")));
+            let kn3 = p.ngram.iter().find(|&&(n, _)| n == 3).map(|&(_, x)| x);
+            r.push(kn3.map_or("-".into(), |k| format!("{:.2}×", p.model / k)));
+            rows.push(r);
+        }
+        render(&head, &rows, md)
+    }
+
+    fn sample_table(&self, md: bool) -> String {
+        let head: Vec<String> = [
+            "form",
+            "poems",
+            "form%",
+            "rhyme%",
+            "tones%",
+            "rules%",
+            "distinct-1",
+            "distinct-2",
+            "copied lines%",
+            "unseen 4-grams%",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let rows: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .map(|r| {
+                vec![
+                    format!("{} {}", r.form.name_zh(), r.kind.label()),
+                    r.poems.to_string(),
+                    format!("{:.1}", r.form_pct),
+                    format!("{:.1}", r.rhyme_pct),
+                    format!("{:.1}", r.tones_pct),
+                    format!("{:.1}", r.rules_pct),
+                    format!("{:.3}", r.distinct1),
+                    format!("{:.3}", r.distinct2),
+                    format!("{:.1}", r.copied_lines_pct),
+                    format!("{:.1}", r.unseen_4grams_pct),
+                ]
+            })
+            .collect();
+        render(&head, &rows, md)
+    }
+
+    fn target_table(&self, md: bool) -> String {
+        let head = vec!["target".to_string(), "this model".into(), "met".into()];
+        let rows: Vec<Vec<String>> = self
+            .targets
+            .iter()
+            .map(|t| {
+                vec![
+                    t.what.clone(),
+                    t.value.clone(),
+                    if t.met { "yes" } else { "no" }.into(),
+                ]
+            })
+            .collect();
+        render(&head, &rows, md)
+    }
+
+    /// The table printed on stdout.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "model {} (step {}), {}",
+            self.model, self.step, self.corpus
+        );
+        let _ = writeln!(
+            s,
+            "\nperplexity per character (punctuation and END included)\n"
+        );
+        s.push_str(&self.perplexity_table(false));
+        let _ = writeln!(
+            s,
+            "\n{} poems per form and kind; distinct-n over the same count per form\n",
+            self.samples
+        );
+        s.push_str(&self.sample_table(false));
+        let _ = writeln!(s, "\ntargets of the shipped model\n");
+        s.push_str(&self.target_table(false));
+        s.push('\n');
+        for n in &self.notes {
+            let _ = writeln!(s, "- {n}");
+        }
+        s
+    }
+
+    /// The markdown report; `images` are (caption, relative path) pairs.
+    pub fn to_markdown(&self, images: &[(String, String)]) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# shiren eval: {}\n", self.model);
+        let _ = writeln!(
+            s,
+            "Step {}, trained on {}. Seed {}.\n",
+            self.step, self.corpus, self.seed
+        );
+        let _ = writeln!(s, "## Perplexity per character\n");
+        let _ = writeln!(s, "Punctuation and the END token count as characters, for the model and the Kneser–Ney baselines alike.\n");
+        s.push_str(&self.perplexity_table(true));
+        let _ = writeln!(s, "\n## Samples and real poems, per form\n");
+        let _ = writeln!(s, "{} poems per form and kind.\n", self.samples);
+        s.push_str(&self.sample_table(true));
+        let _ = writeln!(s);
+        for n in &self.notes {
+            let _ = writeln!(s, "- {n}");
+        }
+        let _ = writeln!(s, "\n## Targets of the shipped model\n");
+        s.push_str(&self.target_table(true));
+        for (cap, path) in images {
+            let _ = writeln!(s, "\n![{cap}]({path})");
+        }
+        s
+    }
+}
+
+// ---------------------------------------------------------------------------
+// the whole evaluation
+
+/// The poems of each part, filtered as the trainer filtered them.
+#[derive(Clone, Debug, Default)]
+pub struct Split {
+    pub train: Vec<String>,
+    pub valid: Vec<String>,
+    pub test: Vec<String>,
+}
+
+/// How to evaluate.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Poems per form and kind (the real rows hold at most this many).
+    pub samples: usize,
+    pub seed: u64,
+    /// Orders of the Kneser–Ney baselines.
+    pub orders: Vec<usize>,
+    /// Poems per batch for the model's perplexity.
+    pub batch: usize,
+    /// Sampling settings, as `shiren write` takes them.
+    pub temperature: f32,
+    pub top_k: usize,
+    /// Free-running: the most characters a poem may have.
+    pub max_len: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        let w = write::Options::default();
+        Settings {
+            samples: 1000,
+            seed: 1,
+            orders: vec![3, 5],
+            batch: 64,
+            temperature: w.temperature,
+            top_k: w.top_k,
+            max_len: w.max_len,
+        }
+    }
+}
+
+/// Measures `model` on `data`: perplexity of the validation and test parts
+/// beside Kneser–Ney baselines trained on the training part, then for each
+/// form the three kinds of samples and the real held-out poems, scored with
+/// `lex`. `say` hears progress. The card's model, corpus and step are left
+/// for the caller to fill in.
+pub fn evaluate(
+    model: &mut Model,
+    vocab: &Vocab,
+    lex: &Lexicon,
+    data: &Split,
+    set: &Settings,
+    say: &dyn Fn(&str),
+) -> anyhow::Result<Card> {
+    // --- perplexity: the model and the n-gram baselines on the same parts ---
+    let encode = |texts: &[String]| texts.iter().map(|t| vocab.encode(t)).collect::<Vec<_>>();
+    let train_ids = encode(&data.train);
+    let mut ngrams = Vec::new();
+    for &n in &set.orders {
+        ngrams.push(Ngram::train(n, &train_ids, vocab.len())?);
+    }
+    drop(train_ids);
+    say("n-gram baselines trained");
+    let mut parts = Vec::new();
+    for (part, texts) in [("valid", &data.valid), ("test", &data.test)] {
+        if texts.is_empty() {
+            continue;
+        }
+        let ids = encode(texts);
+        let batches = Batcher::new(ids.clone(), set.batch.max(1)).epoch(&mut Rng::new(set.seed));
+        let p = perplexity(model, &batches);
+        let ngram = set
+            .orders
+            .iter()
+            .zip(&ngrams)
+            .map(|(&n, lm)| (n, lm.perplexity(&ids)))
+            .collect();
+        parts.push(PartPerplexity {
+            part: part.into(),
+            poems: texts.len(),
+            tokens: p.tokens,
+            model: p.ppl(),
+            ngram,
+        });
+        say(&format!("{part} perplexity measured"));
+    }
+    drop(ngrams);
+
+    // --- samples and real poems per form ---
+    let index = CopyIndex::build(&data.train);
+    let net = Lm { model, vocab };
+    let writer = Writer::new(&net, Some(lex));
+    let held_out: Vec<&String> = data.valid.iter().chain(&data.test).collect();
+    let mut rows = Vec::new();
+    let mut rng = Rng::new(set.seed);
+    for form in FORMS {
+        let mut real: Vec<&str> = held_out
+            .iter()
+            .filter(|t| Form::of_text(t) == form)
+            .map(|t| t.as_str())
+            .collect();
+        rng.shuffle(&mut real);
+        real.truncate(set.samples);
+        // Free-running prompts: first lines the model can read (a character
+        // it maps to UNK could not be given to `write`).
+        let prompts: Vec<String> = real
+            .iter()
+            .map(|t| first_line(t))
+            .filter(|l| l.chars().all(|c| vocab.id(c).is_some()))
+            .collect();
+        let mut kinds: Vec<(Kind, Vec<String>)> = Vec::new();
+        for kind in [Kind::Free, Kind::Strict, Kind::Running] {
+            let seed = rng.next_u64();
+            let poems = sample(&writer, set, form, kind, &prompts, seed)?;
+            kinds.push((kind, poems));
+        }
+        kinds.push((Kind::Real, real.iter().map(|s| s.to_string()).collect()));
+        let over = kinds
+            .iter()
+            .map(|(_, p)| p.len())
+            .filter(|&n| n > 0)
+            .min()
+            .unwrap_or(0);
+        for (kind, poems) in &kinds {
+            rows.push(score(form, *kind, poems, lex, &index, over));
+        }
+        say(&format!("{} sampled and scored", form.name_zh()));
+    }
+    let targets = targets(&parts, &rows);
+    Ok(Card {
+        model: String::new(),
+        corpus: String::new(),
+        step: 0,
+        samples: set.samples,
+        seed: set.seed,
+        perplexity: parts,
+        rows,
+        notes: notes(set),
+        targets,
+    })
+}
+
+/// Slices of a sample written side by side (about the cores of a laptop).
+const SLICES: usize = 8;
+
+/// `set.samples` poems of `form` and `kind`; free-running poems start from
+/// the `prompts` in turn (none when there are none).
+fn sample<M: CharModel + Sync>(
+    writer: &Writer<M>,
+    set: &Settings,
+    form: Form,
+    kind: Kind,
+    prompts: &[String],
+    seed: u64,
+) -> anyhow::Result<Vec<String>> {
+    let wform = match form {
+        Form::Wujue => write::Form::Wujue,
+        Form::Qijue => write::Form::Qijue,
+        Form::Wulv => write::Form::Wulv,
+        Form::Qilv => write::Form::Qilv,
+        Form::Other => write::Form::Free,
+    };
+    let mut opts = write::Options {
+        temperature: set.temperature,
+        top_k: set.top_k,
+        max_len: set.max_len,
+        ..write::Options::default()
+    };
+    match kind {
+        Kind::Free | Kind::Strict => {
+            opts.form = wform;
+            (opts.rhyme, opts.tones) = if kind == Kind::Strict {
+                (true, ToneMode::Strict)
+            } else {
+                (false, ToneMode::Off)
+            };
+            // Batched sampling, one slice of the poems per core; each slice
+            // has its own seed, so the poems depend on the seed and the
+            // number of slices (fixed here), not on the threads.
+            let slices = SLICES.min(set.samples.max(1));
+            let per = set.samples.div_ceil(slices);
+            let parts: Vec<Vec<String>> = (0..slices)
+                .into_par_iter()
+                .map(|i| {
+                    let n = per.min(set.samples.saturating_sub(i * per));
+                    let poems =
+                        writer.write_many(&opts, n, seed ^ (i as u64).wrapping_mul(0x9E37_79B9))?;
+                    Ok(poems.into_iter().map(|p| p.text).collect())
+                })
+                .collect::<anyhow::Result<_>>()?;
+            Ok(parts.concat())
+        }
+        Kind::Running => {
+            if prompts.is_empty() {
+                return Ok(Vec::new());
+            }
+            opts.form = write::Form::Free;
+            let base = Rng::new(seed);
+            (0..set.samples)
+                .into_par_iter()
+                .map(|k| {
+                    let o = write::Options {
+                        begin: prompts[k % prompts.len()].clone(),
+                        ..opts.clone()
+                    };
+                    Ok(writer.write(&o, &mut base.fork(k as u64))?.text)
+                })
+                .collect()
+        }
+        // The real rows are the held-out poems themselves, not samples.
+        Kind::Real => Ok(Vec::new()),
+    }
+}
+
+/// The first line of a poem with its punctuation: the free-running prompt.
+pub fn first_line(text: &str) -> String {
+    let end = text
+        .char_indices()
+        .find(|&(_, c)| "，。！？；".contains(c))
+        .map_or(text.len(), |(i, c)| i + c.len_utf8());
+    text[..end].to_string()
+}
+
+fn notes(set: &Settings) -> Vec<String> {
+    vec![
+        "perplexity: exp of the mean loss per predicted token over every poem of the part (not a sample of batches); punctuation and END count as characters for the model and the n-grams alike".into(),
+        "n-gram baselines: interpolated modified Kneser–Ney, trained on the checkpoint's training part with its vocabulary".into(),
+        format!("sampling as `shiren write` does, at temperature {} and top-k {}; form forced: line lengths and punctuation only; rhyme + strict tones: also --rhyme --tones strict", set.temperature, set.top_k),
+        "free-running: no form forced; the prompt is the first line (with its comma) of a held-out poem of the form whose characters the model knows, and form% says whether the model kept to that form; the prompt line counts in copying".into(),
+        "real held-out: validation and test poems of the form (at most the sample size); rhyme% and tones% count a poem whose lines are not all 5 or all 7 characters as failing".into(),
+        "copying is against the training part: lines found verbatim, 4-grams (inside lines) never seen".into(),
+    ]
+}
+
+/// A table with columns padded to the widest cell (counting a CJK
+/// character as two columns), or a markdown pipe table.
+fn render(head: &[String], rows: &[Vec<String>], md: bool) -> String {
+    let width = |s: &str| {
+        s.chars()
+            .map(|c| if (c as u32) >= 0x2E80 { 2 } else { 1 })
+            .sum::<usize>()
+    };
+    let mut out = String::new();
+    if md {
+        let _ = writeln!(out, "| {} |", head.join(" | "));
+        let _ = writeln!(out, "|{}|", vec!["---"; head.len()].join("|"));
+        for r in rows {
+            let _ = writeln!(out, "| {} |", r.join(" | "));
+        }
+        return out;
+    }
+    let mut w: Vec<usize> = head.iter().map(|h| width(h)).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(width(c));
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let pad = " ".repeat(w[i] - width(c));
+            // Text columns left-aligned, numbers right-aligned.
+            if i == 0 {
+                let _ = write!(l, "{c}{pad}  ");
+            } else {
+                let _ = write!(l, "{pad}{c}  ");
+            }
+        }
+        l.trim_end().to_string()
+    };
+    let _ = writeln!(out, "{}", line(head));
+    for r in rows {
+        let _ = writeln!(out, "{}", line(r));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perplexity_of_a_hand_computable_model() {
+        // A "model" that gives every target probability 1/4 has loss ln 4 per
+        // token and perplexity 4, whatever the batch sizes; one that gives 1/2
+        // on one batch (3 tokens) and 1/8 on another (1 token) has mean loss
+        // (3 ln 2 + ln 8)/4 = 6 ln 2 / 4 = 1.5 ln 2, perplexity 2^1.5.
+        let b1 = Batch::from_seqs(&[&[4, 5][..]]); // targets 4 5 END: 3 tokens
+        let b2 = Batch::from_seqs(&[&[][..]]); // target END: 1 token
+        let uniform = |b: &Batch| {
+            let n = b.mask.iter().sum::<f32>() as f64;
+            (n * 4f64.ln(), n)
+        };
+        let p = perplexity_with(uniform, &[b1.clone(), b2.clone()]);
+        assert_eq!(p.tokens, 4.0);
+        assert!((p.ppl() - 4.0).abs() < 1e-12);
+        let mut calls = 0;
+        let skewed = |b: &Batch| {
+            calls += 1;
+            let n = b.mask.iter().sum::<f32>() as f64;
+            let p = if n == 3.0 { 0.5f64 } else { 0.125 };
+            (-n * p.ln(), n)
+        };
+        let p = perplexity_with(skewed, &[b1, b2]);
+        assert_eq!(calls, 2);
+        assert!((p.loss() - 1.5 * 2f64.ln()).abs() < 1e-12);
+        assert!((p.ppl() - 2f64.powf(1.5)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn first_line_keeps_its_punctuation() {
+        assert_eq!(first_line("白日依山尽，黄河入海流。"), "白日依山尽，");
+        assert_eq!(first_line("无标点"), "无标点");
+    }
+
+    #[test]
+    fn distinct_n_on_a_toy_set() {
+        // Lines 白日白日 and 白云: unigrams 白 日 白 日 白 云 → 3 distinct of 6;
+        // bigrams 白日 日白 白日 | 白云 → 3 distinct of 4.
+        let poems = ["白日白日，白云。"];
+        assert!((distinct_n(&poems, 1) - 0.5).abs() < 1e-12);
+        assert!((distinct_n(&poems, 2) - 0.75).abs() < 1e-12);
+        // Punctuation is not a character: bigrams never span a line break.
+        assert_eq!(distinct_n(&["一，二。"], 2), 0.0);
+        assert_eq!(distinct_n::<&str>(&[], 1), 0.0);
+    }
+
+    #[test]
+    fn copy_rate_on_a_toy_set() {
+        let train = ["白日依山尽，黄河入海流。", "欲穷千里目，更上一层楼。"];
+        let idx = CopyIndex::build(train);
+        assert!(idx.has_line("黄河入海流") && !idx.has_line("黄河入海"));
+        // Lines: 白日依山尽 (copied), 黄河入海深 (new). 4-grams: 白日依山, 日依山尽
+        // (seen), 黄河入海 (seen), 河入海深 (unseen): 1 unseen of 4.
+        let c = idx.copying(&["白日依山尽，黄河入海深。"]);
+        assert_eq!(
+            c,
+            Copying {
+                lines: 2,
+                lines_copied: 1,
+                grams: 4,
+                grams_unseen: 1
+            }
+        );
+        assert_eq!(c.copied_pct(), 50.0);
+        assert_eq!(c.unseen_pct(), 25.0);
+        // A 4-gram across two training lines is not seen: 山尽黄河 spans 尽，黄.
+        let c = idx.copying(&["依山尽黄河"]);
+        assert_eq!((c.grams, c.grams_unseen), (2, 2));
+    }
+
+    /// Just the characters of 王之涣《登鹳雀楼》, with their 平水韵 readings.
+    fn lexicon() -> Lexicon {
+        use crate::prosody::Tone;
+        Lexicon::from_groups(&[
+            ("下平十一尤", Tone::Ping, "流楼"),
+            ("平", Tone::Ping, "依山黄河穷千层更"),
+            ("仄", Tone::Ze, "白日尽入海欲里目上一更"), // 更: gēng 平 and gèng 仄
+        ])
+    }
+
+    const DENG_GUANQUE_LOU: &str = "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。";
+
+    #[test]
+    fn prosody_tally_on_real_and_broken_poems() {
+        let lex = lexicon();
+        let mut t = Tally::default();
+        t.add(&lex, DENG_GUANQUE_LOU, Form::Wujue);
+        assert_eq!((t.poems, t.form_ok, t.rhyme_ok, t.tones_ok), (1, 1, 1, 1));
+        assert!(t.rules_made > 0 && t.rules_met == t.rules_made);
+
+        // Lines 3–4 replaced by lines 1–2: line 3 starts 仄仄 after line 2's
+        // 平平, so 粘 breaks at line 3 (index 2), position 2 (index 1), and
+        // nothing else does.
+        let broken = "白日依山尽，黄河入海流。白日依山尽，黄河入海流。";
+        let report = check_poem(&lex, broken).unwrap();
+        let fails: Vec<_> = report.failures().map(|c| (c.rule, c.line, c.pos)).collect();
+        assert_eq!(fails, [(crate::prosody::Rule::Nian, 2, Some(1))]);
+        let mut u = Tally::default();
+        u.add(&lex, broken, Form::Wujue);
+        assert_eq!((u.form_ok, u.rhyme_ok, u.tones_ok), (1, 1, 0));
+        assert_eq!(u.rules_met + 1, u.rules_made);
+
+        // Wrong shape for the form asked: form fails, the poem is still checked.
+        t.add(&lex, DENG_GUANQUE_LOU, Form::Qijue);
+        assert_eq!((t.poems, t.form_ok, t.rhyme_ok), (2, 1, 2));
+        assert_eq!(t.form_pct(), 50.0);
+        // Lines of 3 cannot be checked: rhyme and tones fail, no rule checks added.
+        let made = t.rules_made;
+        t.add(&lex, "白日依，黄河流。", Form::Wujue);
+        assert_eq!((t.rhyme_ok, t.tones_ok, t.rules_made), (2, 2, made));
+        assert!((t.rhyme_pct() - 200.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn targets_are_checked_against_the_figures() {
+        let row = |form, kind, form_pct, rhyme_pct, tones_pct, d2, copied| Row {
+            form,
+            kind,
+            poems: 10,
+            form_pct,
+            rhyme_pct,
+            tones_pct,
+            rules_pct: 0.0,
+            distinct1: 0.0,
+            distinct2: d2,
+            distinct_over: 10,
+            copied_lines_pct: copied,
+            unseen_4grams_pct: 0.0,
+        };
+        let rows = vec![
+            row(Form::Qijue, Kind::Free, 100.0, 0.0, 0.0, 0.80, 3.0),
+            row(Form::Qijue, Kind::Strict, 100.0, 98.0, 95.0, 0.8, 0.0),
+            row(Form::Qijue, Kind::Running, 90.0, 0.0, 0.0, 0.0, 0.0),
+            row(Form::Qijue, Kind::Real, 100.0, 95.0, 80.0, 0.90, 5.0),
+            row(Form::Wulv, Kind::Strict, 100.0, 99.0, 94.9, 0.8, 0.0),
+            row(Form::Wulv, Kind::Running, 89.9, 0.0, 0.0, 0.0, 0.0),
+        ];
+        let ppl = vec![PartPerplexity {
+            part: "test".into(),
+            poems: 1,
+            tokens: 1.0,
+            model: 110.0,
+            ngram: vec![(3, 200.0), (5, 180.0)],
+        }];
+        let got: Vec<(String, bool)> = targets(&ppl, &rows)
+            .into_iter()
+            .map(|t| (t.what, t.met))
+            .collect();
+        let want = [
+            ("test perplexity ≤ 0.55× the KN trigram's", true), // 110/200 = 0.55
+            ("七绝 free-running form% ≥ 90", true),
+            ("五律 free-running form% ≥ 90", false),
+            ("七绝 rhyme + strict tones: rhyme% ≥ 98, tones% ≥ 95", true),
+            ("五律 rhyme + strict tones: rhyme% ≥ 98, tones% ≥ 95", false), // tones 94.9
+            ("七绝 lines copied ≤ 6% and ≤ real (5.0%)", true),
+            ("七绝 distinct-2 within 10% of real (0.900)", false), // 0.80 is 11.1% below
+        ];
+        let want: Vec<(String, bool)> = want.iter().map(|&(w, m)| (w.to_string(), m)).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn tables_align_and_markdown_has_pipes() {
+        let head = vec!["form".to_string(), "n".to_string()];
+        let rows = vec![
+            vec!["五绝 x".to_string(), "1000".to_string()],
+            vec!["a".to_string(), "7".to_string()],
+        ];
+        let t = render(&head, &rows, false);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "form       n");
+        assert_eq!(lines[1], "五绝 x  1000");
+        assert_eq!(lines[2], "a          7");
+        let m = render(&head, &rows, true);
+        assert!(
+            m.starts_with("| form | n |\n|---|---|\n| 五绝 x | 1000 |"),
+            "{m}"
+        );
+    }
+}

@@ -12,7 +12,11 @@ mod hay;
 // `shiren corpus`: readers, cleaning rules, bad input, the real corpus (ignored).
 mod corpus;
 
+// `shiren eval` and its measures: a tiny trained model evaluated end to end.
+mod eval;
+
 // `shiren train` and the training loop: resume after kill -9, divergence, run folders, settings.
 mod train;
+
 // `shiren write`: bad input and the missing shipped model.
 mod write;
