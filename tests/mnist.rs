@@ -1,5 +1,5 @@
-// MNIST: the IDX reader on small files the tests write themselves, installing
-// from a folder, and (ignored unless the real data can be fetched) the real set.
+//! MNIST: the IDX reader on small files the tests write themselves, installing
+//! from a folder, and (ignored unless the real data can be fetched) the real set.
 
 use std::io::Write;
 use std::path::Path;
@@ -184,3 +184,208 @@ fn real_mnist_fetches_and_has_the_known_shapes() {
     assert_eq!(&m.train.labels[..5], &[5, 0, 4, 1, 9]);
     assert_eq!(&m.test.labels[..5], &[7, 2, 1, 0, 4]);
 }
+
+/// A separable sequence task in the shape of MNIST: images of 6 rows × 5
+/// pixels of faint noise, where class k puts a bright bar in row k / 2, on the
+/// left for even k and on the right for odd k. The last row is always noise,
+/// so the classifier must carry what it saw through the later steps.
+fn synthetic(n: usize, seed: u64) -> mnist::Digits {
+    let mut rng = shiren::rng::Rng::new(seed);
+    let (rows, cols) = (6, 5);
+    let mut images = Vec::with_capacity(n * rows * cols);
+    let mut labels = Vec::with_capacity(n);
+    for _ in 0..n {
+        let k = rng.below(10);
+        for r in 0..rows {
+            for c in 0..cols {
+                let bar = r == k / 2 && if k % 2 == 0 { c < 2 } else { c >= 3 };
+                images.push(if bar {
+                    200 + rng.below(56) as u8
+                } else {
+                    rng.below(64) as u8
+                });
+            }
+        }
+        labels.push(k as u8);
+    }
+    mnist::Digits {
+        rows,
+        cols,
+        images,
+        labels,
+    }
+}
+
+fn small_config() -> mnist::TrainConfig {
+    mnist::TrainConfig {
+        hidden: 24,
+        epochs: 6,
+        batch: 16,
+        lr: 1e-2,
+        warmup: 10,
+        valid: 0,
+        log_every: 10,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn learns_a_synthetic_sequence_task() {
+    let (train, test) = (synthetic(640, 1), synthetic(300, 2));
+    let out = tempfile::tempdir().unwrap();
+    let cfg = small_config();
+    let progress = mnist::train::Progress { bar: false };
+    let sum = mnist::train(&train, &test, &cfg, out.path(), None, &progress).unwrap();
+    let acc = sum.valid.accuracy();
+    assert!(acc >= 0.95, "held-out accuracy {acc:.3}, want >= 0.95");
+    assert_eq!(sum.state.step, 6 * (640 / 16));
+    // The confusion matrix accounts for every image, and its diagonal for the right ones.
+    let total: usize = sum.valid.confusion.iter().flatten().sum();
+    let diag: usize = (0..10).map(|k| sum.valid.confusion[k][k]).sum();
+    assert_eq!((total, diag), (300, sum.valid.correct));
+    // An untrained model of the same shape is at chance, so the test can fail.
+    let mut fresh = shiren::model::Model::new(cfg.model_config(5), &mut shiren::rng::Rng::new(9));
+    let chance = mnist::evaluate(&mut fresh, &test, 64).accuracy();
+    assert!(chance < 0.4, "untrained accuracy {chance:.3}");
+}
+
+#[test]
+fn checkpoints_reload_exactly_and_resume() {
+    let (train, valid) = (synthetic(160, 3), synthetic(50, 4));
+    let out = tempfile::tempdir().unwrap();
+    let progress = mnist::train::Progress { bar: false };
+    let cfg = mnist::TrainConfig {
+        epochs: 2,
+        ..small_config()
+    };
+    let sum = mnist::train(&train, &valid, &cfg, out.path(), None, &progress).unwrap();
+    let (mut model, saved_cfg, state) = mnist::checkpoint::load_model(out.path()).unwrap();
+    assert_eq!(saved_cfg, cfg);
+    assert_eq!(state, sum.state);
+    assert_eq!(model.params, sum.model.params, "weights reload bit for bit");
+    // Same batch size as the trainer's validation, so the same gemm blocking: equal bit for bit.
+    let again = mnist::evaluate(&mut model, &valid, 500);
+    assert_eq!(again.predictions, sum.valid.predictions);
+
+    // Resume for two more epochs: the step count goes on, metrics.csv grows.
+    let saved = mnist::checkpoint::load(out.path()).unwrap();
+    assert_eq!(saved.adam.t, 2 * 10);
+    let more = mnist::TrainConfig { epochs: 4, ..cfg };
+    let sum = mnist::train(&train, &valid, &more, out.path(), Some(saved), &progress).unwrap();
+    assert_eq!((sum.state.epoch, sum.state.step), (4, 40));
+    let csv = std::fs::read_to_string(out.path().join("metrics.csv")).unwrap();
+    assert_eq!(csv.matches("step,epoch").count(), 1, "{csv}");
+    let steps: Vec<u64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        steps.windows(2).all(|w| w[0] <= w[1]) && steps.last() == Some(&40),
+        "{csv}"
+    );
+    let valid_rows = csv
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(6) != Some(""))
+        .count();
+    assert_eq!(valid_rows, 4, "one validation row per epoch: {csv}");
+
+    // A state that disagrees with the weights (a run killed while saving) is refused.
+    let state_path = out.path().join("state.json");
+    let s = std::fs::read_to_string(&state_path)
+        .unwrap()
+        .replace("\"step\": 40", "\"step\": 41");
+    std::fs::write(&state_path, s).unwrap();
+    let err = format!("{:#}", mnist::checkpoint::load(out.path()).err().unwrap());
+    assert!(
+        err.contains("holds step 40 but state.json says step 41"),
+        "{err}"
+    );
+}
+
+/// Writes a synthetic set as the four IDX files, for the command line tests.
+fn write_synthetic_set(dir: &Path) {
+    for (stem, d) in [("train", synthetic(400, 5)), ("t10k", synthetic(100, 6))] {
+        let dims = [d.len() as u32, d.rows as u32, d.cols as u32];
+        std::fs::write(
+            dir.join(format!("{stem}-images-idx3-ubyte")),
+            idx::encode(&dims, &d.images),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("{stem}-labels-idx1-ubyte")),
+            idx::encode(&[d.len() as u32], &d.labels),
+        )
+        .unwrap();
+    }
+}
+
+shiren_test!(
+    command_line_trains_resumes_and_evaluates,
+    |dir: crate::macros::Dir, _cmd| {
+        let from = dir.join("idx");
+        std::fs::create_dir_all(&from).unwrap();
+        write_synthetic_set(&from);
+        let from_s = from.to_str().unwrap();
+        let stdout = dir
+            .command()
+            .args(["mnist", "fetch", "--from", from_s])
+            .stdout();
+        contains_all!(stdout, "installed: 400 training and 100 test images of 6x5");
+        let train = [
+            "mnist", "train", "--quiet", "--epochs", "1", "--hidden", "16", "--valid", "50",
+            "--batch", "25",
+        ];
+        let stdout = dir.command().args(train).stdout();
+        contains_all!(
+            stdout,
+            "after 1 epochs, 14 steps",
+            "checkpoint in runs/mnist"
+        );
+        // Training into the same folder again needs --resume; a different --hidden then is refused.
+        let err = dir.command().args(train).fails();
+        contains_all!(err, "runs/mnist: already holds a checkpoint (pass --resume");
+        let err = dir
+            .command()
+            .args(["mnist", "train", "--resume", "--hidden", "8"])
+            .fails();
+        contains_all!(err, "--hidden 8 disagrees with the checkpoint's 16");
+        let stdout = dir
+            .command()
+            .args(["mnist", "train", "--quiet", "--resume", "--epochs", "2"])
+            .stdout();
+        contains_all!(stdout, "after 2 epochs, 28 steps");
+        let stdout = dir
+            .command()
+            .args(["mnist", "eval", "--show", "2"])
+            .stdout();
+        assert!(stdout.starts_with("test accuracy "), "{stdout}");
+        contains_all!(stdout, "of 100)", "confusion matrix", "true\\pred");
+        assert_eq!(stdout.matches("\ntest #").count(), 2, "{stdout}");
+        let stdout = dir.command().args(["mnist", "eval", "--json"]).stdout();
+        let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(j["n"], 100);
+        assert_eq!(j["epochs"], 2);
+        // A missing model folder, and IDX trouble, are one-line errors naming the file.
+        let err = dir
+            .command()
+            .args(["mnist", "eval", "--model", "nowhere"])
+            .fails();
+        contains_all!(err, "shiren: nowhere/config.json: cannot read");
+        std::fs::write(
+            from.join("t10k-labels-idx1-ubyte"),
+            idx::encode(&[99], &[1; 99]),
+        )
+        .unwrap();
+        let err = dir
+            .command()
+            .args(["mnist", "eval", "--from", from_s])
+            .fails();
+        contains_all!(
+            err,
+            "t10k-images-idx3-ubyte holds 100 images but",
+            "t10k-labels-idx1-ubyte holds 99 labels"
+        );
+    }
+);

@@ -11,3 +11,6 @@ mod hay;
 
 // `shiren corpus`: readers, cleaning rules, bad input, the real corpus (ignored).
 mod corpus;
+
+// `shiren mnist`: the IDX reader on small files, training on a synthetic task, the real set (ignored).
+mod mnist;

@@ -4,13 +4,19 @@
 //! (scaled to [0, 1]); the engine's LSTM carries its state from row to row and
 //! a linear head on the last step's output classifies the digit. This module
 //! adds no kernels: the model is `model::Model` with `Input::Dense` and
-//! `Head::LastStep`, exactly the code that trains the poetry models.
+//! `Head::LastStep`, the same code that trains the poetry models.
 //!
 //! `idx.rs` reads the IDX format with every header field checked, `data.rs`
-//! fetches and loads the files.
+//! fetches and loads the files, `train.rs` trains and evaluates,
+//! `checkpoint.rs` saves and resumes runs, `show.rs` renders digits and the
+//! confusion matrix as text.
 
+pub mod checkpoint;
 pub mod data;
 pub mod idx;
+pub mod show;
+pub mod train;
 
 pub use data::{fetch, install_from, load, load_dir, Mnist};
 pub use idx::{Digits, IdxError};
+pub use train::{evaluate, split_valid, train, Eval, TrainConfig};
