@@ -11,13 +11,15 @@ const RAMP: &[u8] = b" .:-=+*#%@";
 /// Blank rows above and below the digit are left out.
 pub fn digit_art(pixels: &[u8], cols: usize) -> String {
     let rows: Vec<&[u8]> = pixels.chunks(cols.max(1)).collect();
-    let inked = |r: &&[u8]| r.iter().any(|&p| p as usize * (RAMP.len() - 1) / 255 > 0);
+    // Equal-width intensity bins, so that MNIST's near-white strokes (253, 254) get the densest glyph.
+    let glyph = |p: u8| RAMP[p as usize * RAMP.len() / 256];
+    let inked = |r: &&[u8]| r.iter().any(|&p| glyph(p) != b' ');
     let first = rows.iter().position(inked).unwrap_or(rows.len());
     let last = rows.iter().rposition(inked).map_or(first, |l| l + 1);
     let mut s = String::with_capacity(pixels.len() * 2 + rows.len());
     for row in &rows[first..last] {
         for &p in row.iter() {
-            let c = RAMP[p as usize * (RAMP.len() - 1) / 255] as char;
+            let c = glyph(p) as char;
             s.push(c);
             s.push(c);
         }
@@ -54,7 +56,7 @@ mod tests {
 
     #[test]
     fn art_maps_ink_to_dense_characters() {
-        assert_eq!(digit_art(&[0, 255, 128, 0], 2), "  @@\n==\n");
+        assert_eq!(digit_art(&[0, 255, 128, 0], 2), "  @@\n++\n");
         // Blank rows around the digit go; a blank row inside it stays.
         assert_eq!(
             digit_art(&[0, 0, 255, 0, 0, 0, 0, 255, 0, 0], 2),
