@@ -315,6 +315,38 @@ mod tests {
     }
 
     #[test]
+    fn help_states_the_real_defaults() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let train = cmd
+            .find_subcommand_mut("mnist")
+            .unwrap()
+            .find_subcommand_mut("train")
+            .unwrap();
+        let help = train.render_long_help().to_string();
+        let d = super::TrainConfig::default();
+        for (flag, v) in [
+            ("--epochs", d.epochs.to_string()),
+            ("--hidden", d.hidden.to_string()),
+            ("--layers", d.layers.to_string()),
+            ("--batch", d.batch.to_string()),
+            ("--lr", d.lr.to_string()),
+            ("--valid", d.valid.to_string()),
+            ("--seed", d.seed.to_string()),
+        ] {
+            let line = help.split(&format!("{flag} <")).nth(1).unwrap();
+            let text: String = line
+                .split("\n      --")
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(text.contains(&format!("[default: {v}]")), "{flag}: {text}");
+        }
+    }
+
+    #[test]
     fn resolve_applies_flags_and_guards_resume() {
         let a = train_args(&["--epochs", "2", "--hidden", "64", "--lr", "0.01"]);
         let c = super::resolve(&a, None).unwrap();
