@@ -20,3 +20,6 @@ mod train;
 
 // `shiren write`: bad input and the missing shipped model.
 mod write;
+
+// `shiren mnist`: the IDX reader on small files, training on a synthetic task, the real set (ignored).
+mod mnist;
