@@ -280,7 +280,7 @@ fn every_bad_input_gets_a_one_line_json_4xx() {
         (r#"{"count":0}"#, 422, "count 0"),
         (r#"{"count":11}"#, 422, "count 11"),
         (r#"{"count":-1}"#, 400, "count"),
-        (r#"{"temperature":0}"#, 422, "temperature"),
+        (r#"{"temperature":-1}"#, 422, "temperature -1"),
         (r#"{"temperature":1e308}"#, 422, "temperature"),
         (r#"{"top_p":2}"#, 422, "top_p"),
         (r#"{"top_k":100001}"#, 422, "top_k"),

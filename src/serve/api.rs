@@ -168,11 +168,11 @@ pub struct WriteRequest {
     pub form: Option<String>,
     /// Poems to write [default: 1].
     pub count: Option<u64>,
-    /// Softmax temperature [default: 0.8].
+    /// Softmax temperature; 0 = always the likeliest character [default: 0.8].
     pub temperature: Option<f64>,
-    /// Keep only the k likeliest characters; 0 = off [default: 0].
+    /// Keep only the k likeliest characters; 0 = off [default: 200].
     pub top_k: Option<u64>,
-    /// Nucleus sampling mass; 1 = off [default: 0.9].
+    /// Nucleus sampling mass; 1 = off [default: 1].
     pub top_p: Option<f64>,
     /// Same seed, same poems [default: chosen by the server and returned].
     pub seed: Option<u64>,
@@ -222,9 +222,9 @@ impl WriteRequest {
             ));
         }
         let count = in_range_u("count", self.count, 1, 1, limits.max_count as u64)? as usize;
-        let temperature = in_range_f("temperature", self.temperature, 0.8, 0.05, 3.0)? as f32;
-        let top_k = in_range_u("top_k", self.top_k, 0, 0, 100_000)? as usize;
-        let top_p = in_range_f("top_p", self.top_p, 0.9, 0.01, 1.0)? as f32;
+        let temperature = in_range_f("temperature", self.temperature, 0.8, 0.0, 3.0)? as f32;
+        let top_k = in_range_u("top_k", self.top_k, 200, 0, 100_000)? as usize;
+        let top_p = in_range_f("top_p", self.top_p, 1.0, 0.01, 1.0)? as f32;
         let max_len = in_range_u(
             "max_len",
             self.max_len,
@@ -554,7 +554,7 @@ mod tests {
         for (json, field) in [
             (r#"{"count":0}"#, "count"),
             (r#"{"count":11}"#, "count"),
-            (r#"{"temperature":0}"#, "temperature"),
+            (r#"{"temperature":-0.5}"#, "temperature"),
             (r#"{"temperature":9.5}"#, "temperature"),
             (r#"{"top_p":1.5}"#, "top_p"),
             (r#"{"top_k":1000000}"#, "top_k"),
