@@ -1,1 +1,304 @@
-//! (not built yet)
+//! The character vocabulary: ids for characters, ordered by frequency.
+//!
+//! Ids 0–3 are reserved: PAD (padding, masked out of the loss), BEGIN (fed as
+//! the first input of every poem), END (the last target) and UNK (a character
+//! the vocabulary does not hold). Characters follow from id 4 in descending
+//! frequency, ties by code point, so the same texts always give the same ids.
+//! The vocabulary is saved as JSON beside a model's weights and loaded back
+//! identically: the original project rebuilt it from the data file at
+//! generation time and broke whenever the file changed. It knows nothing of
+//! poems, batches or models.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Context as _;
+
+const FORMAT: &str = "shiren-vocab";
+const VERSION: u32 = 1;
+const SPECIALS: [&str; 4] = ["<pad>", "<begin>", "<end>", "<unk>"];
+
+/// Errors of reading a vocabulary file.
+#[derive(Debug, thiserror::Error)]
+pub enum VocabError {
+    #[error("not valid JSON at line {line} column {column}: {msg}")]
+    Json {
+        line: usize,
+        column: usize,
+        msg: String,
+    },
+    #[error("not a shiren vocabulary (format `{0}`, expected `{FORMAT}`)")]
+    Format(String),
+    #[error("vocabulary version {0} is not supported (this shiren reads version {VERSION}; retrain or upgrade)")]
+    Version(u32),
+    #[error("entry {index} is `{entry}`, not exactly one character")]
+    NotAChar { index: usize, entry: String },
+    #[error("character `{0}` appears twice")]
+    Duplicate(char),
+    #[error("{chars} characters but {counts} counts")]
+    CountsLength { chars: usize, counts: usize },
+}
+
+/// Characters ↔ ids. See the module doc for the layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vocab {
+    /// chars[i] has id i + 4.
+    chars: Vec<char>,
+    /// How often each char was seen when the vocabulary was built.
+    counts: Vec<u64>,
+    min_count: usize,
+    index: HashMap<char, u32>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VocabFile {
+    format: String,
+    version: u32,
+    specials: Vec<String>,
+    min_count: usize,
+    chars: Vec<String>,
+    counts: Vec<u64>,
+}
+
+impl Vocab {
+    pub const PAD: u32 = 0;
+    pub const BEGIN: u32 = 1;
+    pub const END: u32 = 2;
+    pub const UNK: u32 = 3;
+    /// Ids below this are the specials.
+    pub const NUM_SPECIAL: u32 = 4;
+
+    /// Counts the characters of `texts` and keeps those seen at least `min_count` times.
+    pub fn build<'a>(texts: impl IntoIterator<Item = &'a str>, min_count: usize) -> Vocab {
+        let mut freq: HashMap<char, u64> = HashMap::new();
+        for t in texts {
+            for c in t.chars() {
+                *freq.entry(c).or_insert(0) += 1;
+            }
+        }
+        let mut by_freq: Vec<(char, u64)> = freq
+            .into_iter()
+            .filter(|&(_, n)| n >= min_count.max(1) as u64)
+            .collect();
+        by_freq.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let (chars, counts) = by_freq.into_iter().unzip();
+        Vocab::from_parts(chars, counts, min_count)
+    }
+
+    fn from_parts(chars: Vec<char>, counts: Vec<u64>, min_count: usize) -> Vocab {
+        let index = chars
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| (c, i as u32 + Self::NUM_SPECIAL))
+            .collect();
+        Vocab {
+            chars,
+            counts,
+            min_count,
+            index,
+        }
+    }
+
+    /// Number of ids, specials included (the model's vocabulary size).
+    pub fn len(&self) -> usize {
+        self.chars.len() + Self::NUM_SPECIAL as usize
+    }
+
+    /// Never true: the specials are always there.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The characters, in id order (id 4 first).
+    pub fn chars(&self) -> &[char] {
+        &self.chars
+    }
+
+    /// How often the character with `id` was seen at build time (0 for specials).
+    pub fn count(&self, id: u32) -> u64 {
+        id.checked_sub(Self::NUM_SPECIAL)
+            .and_then(|i| self.counts.get(i as usize).copied())
+            .unwrap_or(0)
+    }
+
+    pub fn min_count(&self) -> usize {
+        self.min_count
+    }
+
+    pub fn id(&self, c: char) -> Option<u32> {
+        self.index.get(&c).copied()
+    }
+
+    /// The character of an id; `None` for the specials and out-of-range ids.
+    pub fn char(&self, id: u32) -> Option<char> {
+        id.checked_sub(Self::NUM_SPECIAL)
+            .and_then(|i| self.chars.get(i as usize).copied())
+    }
+
+    pub fn is_special(id: u32) -> bool {
+        id < Self::NUM_SPECIAL
+    }
+
+    /// Ids of the text's characters; unknown ones become UNK. No BEGIN or END.
+    pub fn encode(&self, text: &str) -> Vec<u32> {
+        text.chars()
+            .map(|c| self.id(c).unwrap_or(Self::UNK))
+            .collect()
+    }
+
+    /// The text of the ids, skipping specials (and ids beyond the vocabulary).
+    pub fn decode(&self, ids: &[u32]) -> String {
+        ids.iter().filter_map(|&id| self.char(id)).collect()
+    }
+
+    pub fn to_json(&self) -> String {
+        let file = VocabFile {
+            format: FORMAT.to_string(),
+            version: VERSION,
+            specials: SPECIALS.iter().map(|s| s.to_string()).collect(),
+            min_count: self.min_count,
+            chars: self.chars.iter().map(|c| c.to_string()).collect(),
+            counts: self.counts.clone(),
+        };
+        serde_json::to_string(&file).expect("a vocabulary always serialises")
+    }
+
+    pub fn from_json(s: &str) -> Result<Vocab, VocabError> {
+        let file: VocabFile = serde_json::from_str(s).map_err(|e| VocabError::Json {
+            line: e.line(),
+            column: e.column(),
+            msg: e
+                .to_string()
+                .split(" at line ")
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        })?;
+        if file.format != FORMAT {
+            return Err(VocabError::Format(file.format));
+        }
+        if file.version != VERSION {
+            return Err(VocabError::Version(file.version));
+        }
+        if file.chars.len() != file.counts.len() {
+            return Err(VocabError::CountsLength {
+                chars: file.chars.len(),
+                counts: file.counts.len(),
+            });
+        }
+        let mut chars = Vec::with_capacity(file.chars.len());
+        let mut seen = std::collections::HashSet::new();
+        for (index, entry) in file.chars.iter().enumerate() {
+            let mut it = entry.chars();
+            let (Some(c), None) = (it.next(), it.next()) else {
+                return Err(VocabError::NotAChar {
+                    index,
+                    entry: entry.clone(),
+                });
+            };
+            if !seen.insert(c) {
+                return Err(VocabError::Duplicate(c));
+            }
+            chars.push(c);
+        }
+        Ok(Vocab::from_parts(chars, file.counts, file.min_count))
+    }
+
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        crate::cache::write_atomic(path, self.to_json().as_bytes())?;
+        Ok(())
+    }
+
+    pub fn load(path: &Path) -> anyhow::Result<Vocab> {
+        let s = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read the vocabulary", path.display()))?;
+        Vocab::from_json(&s).map_err(|e| {
+            anyhow::anyhow!("{}: {e} (the vocabulary file is damaged; copy it again from the checkpoint or retrain)", path.display())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_frequency_after_the_specials() {
+        let v = Vocab::build(["山山山水水月", "月水山"], 1);
+        assert_eq!(v.len(), 4 + 3);
+        assert_eq!(v.id('山'), Some(4));
+        // 山 4 times, 水 3, 月 2.
+        assert_eq!(v.id('水'), Some(5));
+        assert_eq!(v.id('月'), Some(6));
+        assert_eq!(v.char(4), Some('山'));
+        assert_eq!(v.char(Vocab::PAD), None);
+        assert_eq!(v.char(99), None);
+        assert_eq!(v.count(4), 4);
+    }
+
+    #[test]
+    fn ties_are_broken_by_code_point() {
+        let a = Vocab::build(["乙甲"], 1);
+        let b = Vocab::build(["甲乙"], 1);
+        assert_eq!(a, b);
+        assert_eq!(a.char(4), Some('乙')); // U+4E59 before 甲 U+7532
+    }
+
+    #[test]
+    fn min_count_drops_rare_chars_to_unk() {
+        let v = Vocab::build(["山山水"], 2);
+        assert_eq!(v.len(), 5);
+        assert_eq!(v.encode("山水"), vec![4, Vocab::UNK]);
+        assert_eq!(
+            v.decode(&[Vocab::BEGIN, 4, Vocab::UNK, 4, Vocab::END]),
+            "山山"
+        );
+        assert!(Vocab::is_special(Vocab::UNK) && !Vocab::is_special(4));
+    }
+
+    #[test]
+    fn json_round_trip_is_identical() {
+        let v = Vocab::build(["白日依山尽，黄河入海流。\n"], 1);
+        let json = v.to_json();
+        let back = Vocab::from_json(&json).unwrap();
+        assert_eq!(back, v);
+        assert_eq!(back.to_json(), json);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("vocab.json");
+        v.save(&p).unwrap();
+        assert_eq!(Vocab::load(&p).unwrap(), v);
+    }
+
+    #[test]
+    fn bad_files_are_named_errors() {
+        assert!(matches!(
+            Vocab::from_json("{"),
+            Err(VocabError::Json { .. })
+        ));
+        let v = Vocab::build(["山水"], 1).to_json();
+        let dup = v.replace("\"水\"", "\"山\"");
+        assert!(matches!(
+            Vocab::from_json(&dup),
+            Err(VocabError::Duplicate('山'))
+        ));
+        let two = v.replace("\"水\"", "\"水水\"");
+        assert!(matches!(
+            Vocab::from_json(&two),
+            Err(VocabError::NotAChar { index: 1, .. })
+        ));
+        let ver = v.replace("\"version\":1", "\"version\":9");
+        assert!(matches!(
+            Vocab::from_json(&ver),
+            Err(VocabError::Version(9))
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("vocab.json");
+        std::fs::write(&p, "not json").unwrap();
+        let msg = Vocab::load(&p).unwrap_err().to_string();
+        assert!(
+            msg.contains("vocab.json") && msg.contains("line 1"),
+            "{msg}"
+        );
+    }
+}

@@ -1,1 +1,1517 @@
-//! (not built yet)
+//! Writing poems: sampling characters from a model under form, rhyme and tone
+//! constraints.
+//!
+//! The heart is one commented loop, [`Writer::attempt`], in the shape of
+//! nanoGPT's `generate`: step the model, turn the constraints at this position
+//! into the set of allowed characters, scale by temperature, keep the top k,
+//! keep the top p, sample with the seeded generator, append. Everything the
+//! constraints need per character (is it Han, its tone, its rhyme groups) is
+//! computed once per model and lexicon in [`Writer::new`], so a step costs
+//! one model step plus one pass over the allowed characters.
+//!
+//! Any model that maps a state and a token to next-token logits can write:
+//! [`CharModel`] is implemented for the trained network and, in the tests,
+//! for a bigram table. Not here: loading checkpoints or the lexicon, and
+//! printing (that is `cli/write.rs`); the rules themselves (`prosody`).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::corpus::convert::{to_simplified, to_traditional};
+use crate::prosody::rules::{TonePlan, ToneReq};
+use crate::prosody::{is_han, Lexicon, Tone, ToneMode};
+use crate::rng::Rng;
+
+/// Special token ids, shared with the vocabulary (`Vocab::PAD` …).
+pub const PAD: u32 = 0;
+pub const BEGIN: u32 = 1;
+pub const END: u32 = 2;
+pub const UNK: u32 = 3;
+
+/// A character-level language model, one step at a time.
+pub trait CharModel {
+    /// Whatever the model carries from one character to the next (h, c).
+    type State;
+    /// Number of token ids (logits per step), specials included.
+    fn vocab_size(&self) -> usize;
+    /// The character of token `id`; `None` for the specials (pad, begin, end, unknown).
+    fn char_of(&self, id: u32) -> Option<char>;
+    /// The state before the first token.
+    fn initial_state(&self) -> Self::State;
+    /// Feeds `token`, advancing `state`, and writes the logits of the next token.
+    fn step(&self, state: &mut Self::State, token: u32, logits: &mut [f32]);
+}
+
+/// Errors of writing, each naming the bad value and what to do instead.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WriteError {
+    #[error("{flag} is empty (give at least one character)")]
+    EmptyInput { flag: &'static str },
+    #[error("{flag} has {len} characters, more than the {max} this form holds (shorten it{hint})")]
+    TooLong {
+        flag: &'static str,
+        len: usize,
+        max: usize,
+        hint: &'static str,
+    },
+    #[error("{flag}: the model does not know `{ch}` (U+{code:04X}), nor its {other} form; use another character")]
+    UnknownChar {
+        flag: &'static str,
+        ch: char,
+        code: u32,
+        other: &'static str,
+    },
+    #[error("--acrostic: `{ch}` is not a Han character (give one Han character per line)")]
+    NotHan { ch: char },
+    #[error("--begin: `{ch}` does not fit line {line}, position {pos} of the form (a line has {len} characters, then ，or 。)")]
+    BeginDoesNotFit {
+        ch: char,
+        line: usize,
+        pos: usize,
+        len: usize,
+    },
+    #[error("--begin and --acrostic cannot be combined (the acrostic already fixes each line's first character)")]
+    BeginAndAcrostic,
+    #[error("--acrostic and --tune cannot be combined (the tune fixes the line count)")]
+    AcrosticAndTune,
+    #[error("the model's vocabulary has no `{ch}`, which a fixed form needs at line ends (use --form free)")]
+    MissingPunct { ch: char },
+    #[error("unknown tune `{name}`{close}")]
+    UnknownTune { name: String, close: String },
+    #[error("{what}")]
+    BadOption { what: String },
+    #[error("no character of the model's vocabulary can stand at line {line}, position {pos}, even with every constraint relaxed")]
+    NoCandidates { line: usize, pos: usize },
+}
+
+/// The shape asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Form {
+    /// No fixed shape: stop at the end token or `max_len`.
+    #[default]
+    Free,
+    /// 五绝: 4 lines of 5.
+    Wujue,
+    /// 七绝: 4 lines of 7.
+    Qijue,
+    /// 五律: 8 lines of 5.
+    Wulv,
+    /// 七律: 8 lines of 7.
+    Qilv,
+}
+
+impl Form {
+    /// (lines, characters per line) of the regulated forms.
+    pub fn shape(self) -> Option<(usize, usize)> {
+        match self {
+            Form::Free => None,
+            Form::Wujue => Some((4, 5)),
+            Form::Qijue => Some((4, 7)),
+            Form::Wulv => Some((8, 5)),
+            Form::Qilv => Some((8, 7)),
+        }
+    }
+
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Form::Free => "自由",
+            Form::Wujue => "五绝",
+            Form::Qijue => "七绝",
+            Form::Wulv => "五律",
+            Form::Qilv => "七律",
+        }
+    }
+}
+
+impl std::str::FromStr for Form {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "free" | "自由" => Ok(Form::Free),
+            "wujue" | "五绝" | "五絕" => Ok(Form::Wujue),
+            "qijue" | "七绝" | "七絕" => Ok(Form::Qijue),
+            "wulv" | "五律" => Ok(Form::Wulv),
+            "qilv" | "七律" => Ok(Form::Qilv),
+            _ => Err(format!(
+                "unknown form `{s}` (use wujue, qijue, wulv, qilv or free)"
+            )),
+        }
+    }
+}
+
+/// One line of a fixed layout: its length in characters and its closing punctuation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+pub struct LineSpec {
+    pub len: usize,
+    pub end: char,
+}
+
+/// What to write. `Default` gives a free poem at the CLI's default settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// The poem starts with these characters (may run over line ends, with punctuation).
+    pub begin: String,
+    /// 藏头诗: line i starts with the i-th character; the line count follows the text.
+    pub acrostic: String,
+    pub form: Form,
+    /// A ci tune's line pattern (see [`Tunes`]); overrides `form`.
+    pub tune: Option<Vec<LineSpec>>,
+    /// Softmax temperature; 0 means always the likeliest allowed character.
+    pub temperature: f32,
+    /// Keep only the k likeliest allowed characters (0: all).
+    pub top_k: usize,
+    /// Keep the smallest set of likeliest characters whose probability reaches p (1: all).
+    pub top_p: f32,
+    /// Free mode: the most characters (punctuation included) a poem may have.
+    pub max_len: usize,
+    /// Rhyme the feet of lines 2, 4, 6, 8 (regulated forms only).
+    pub rhyme: bool,
+    pub tones: ToneMode,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            begin: String::new(),
+            acrostic: String::new(),
+            form: Form::Free,
+            tune: None,
+            temperature: 0.8,
+            top_k: 200,
+            top_p: 1.0,
+            max_len: 128,
+            rhyme: false,
+            tones: ToneMode::Off,
+        }
+    }
+}
+
+/// The most characters an acrostic may have (lines of a poem).
+pub const MAX_ACROSTIC: usize = 32;
+
+/// One written character, marked for display and scoring.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CharMark {
+    pub ch: char,
+    /// Its classical tone, when a lexicon was given and knows it.
+    pub tone: Option<Tone>,
+    /// It stands at a rhyme foot (last character of lines 2, 4, 6, 8 of a regulated poem).
+    pub foot: bool,
+}
+
+/// One verse: its characters and its closing punctuation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Line {
+    /// The characters without the closing punctuation.
+    pub text: String,
+    /// The closing punctuation (empty at the end of an unfinished free poem or a line break).
+    pub end: String,
+    pub chars: Vec<CharMark>,
+}
+
+/// A written poem with what was enforced to write it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Poem {
+    /// The whole text, punctuation included.
+    pub text: String,
+    pub lines: Vec<Line>,
+    /// The 平水韵 group the feet were held to, if rhyme was enforced.
+    pub rhyme_group: Option<String>,
+    /// The tone rules in force when the poem was finished (after any backoff).
+    pub tones: ToneMode,
+    /// Whether rhyme was in force when it was finished.
+    pub rhyme: bool,
+    /// What was relaxed on the way (printed with --verbose).
+    pub notes: Vec<String>,
+}
+
+/// A model and a lexicon, with everything the constraints need per token
+/// computed once: which tokens may stand inside a line, their tones, their
+/// level rhyme groups.
+pub struct Writer<'a, M: CharModel> {
+    model: &'a M,
+    lex: Option<&'a Lexicon>,
+    ids: HashMap<char, u32>,
+    chars: Vec<Option<char>>,
+    /// Han characters: allowed inside a line.
+    han: Vec<u32>,
+    /// Han characters by the requirement they meet: index by `req_index`.
+    by_req: [Vec<u32>; 4],
+    /// Level rhyme groups of each token (empty for most).
+    token_groups: Vec<Vec<u16>>,
+    /// Tokens in each level group (by group id; empty for oblique groups).
+    group_members: Vec<Vec<u32>>,
+    tone: Vec<Option<Tone>>,
+    /// Free mode: Han plus sentence punctuation and line breaks.
+    free_ok: Vec<bool>,
+}
+
+/// Punctuation the free mode may write, and which of it closes a line.
+const FREE_PUNCT: &[char] = &['，', '。', '！', '？', '；', '、', '：', '\n'];
+
+fn req_index(r: ToneReq) -> usize {
+    match r {
+        ToneReq::Any => 0,
+        ToneReq::Known => 1,
+        ToneReq::Ping => 2,
+        ToneReq::Ze => 3,
+    }
+}
+
+/// Where the sampler is in the poem.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    /// A character inside the current line.
+    Char,
+    /// The closing punctuation of line `i`.
+    Punct { i: usize },
+}
+
+/// Why an attempt could not go on: nothing allowed at (line, pos), and the
+/// rhyme group that was in force there, if any.
+struct DeadEnd {
+    line: usize,
+    pos: usize,
+    group: Option<u16>,
+    foot: bool,
+}
+
+impl<'a, M: CharModel> Writer<'a, M> {
+    /// Precomputes the per-token tables. `lex` is needed for rhyme and tones;
+    /// without it they are skipped (with a note) and no tones are marked.
+    pub fn new(model: &'a M, lex: Option<&'a Lexicon>) -> Writer<'a, M> {
+        let v = model.vocab_size();
+        let chars: Vec<Option<char>> = (0..v as u32)
+            .map(|id| match id {
+                PAD | BEGIN | END | UNK => None,
+                _ => model.char_of(id),
+            })
+            .collect();
+        let mut ids = HashMap::new();
+        let mut han = Vec::new();
+        let mut by_req: [Vec<u32>; 4] = Default::default();
+        let mut token_groups = vec![Vec::new(); v];
+        let mut group_members = vec![Vec::new(); lex.map_or(0, |l| l.num_groups())];
+        let mut tone = vec![None; v];
+        let mut free_ok = vec![false; v];
+        for (id, c) in chars.iter().enumerate() {
+            let Some(c) = *c else { continue };
+            let id32 = id as u32;
+            ids.entry(c).or_insert(id32);
+            free_ok[id] = is_han(c) || FREE_PUNCT.contains(&c);
+            if !is_han(c) {
+                continue;
+            }
+            han.push(id32);
+            let t = lex.and_then(|l| l.tone(c));
+            tone[id] = t;
+            for req in [ToneReq::Any, ToneReq::Known, ToneReq::Ping, ToneReq::Ze] {
+                if req.allows(t) {
+                    by_req[req_index(req)].push(id32);
+                }
+            }
+            if let Some(l) = lex {
+                for g in l.level_groups(c) {
+                    token_groups[id].push(g);
+                    group_members[g as usize].push(id32);
+                }
+            }
+        }
+        Writer {
+            model,
+            lex,
+            ids,
+            chars,
+            han,
+            by_req,
+            token_groups,
+            group_members,
+            tone,
+            free_ok,
+        }
+    }
+
+    /// The token of `c` in this model, trying the other script when the
+    /// model does not know it (a simplified model given 風 uses 风).
+    pub fn token_of(&self, c: char) -> Option<u32> {
+        if let Some(&id) = self.ids.get(&c) {
+            return Some(id);
+        }
+        let mut buf = [0u8; 4];
+        let s = c.encode_utf8(&mut buf);
+        for other in [to_simplified(s), to_traditional(s)] {
+            let mut it = other.chars();
+            if let (Some(o), None) = (it.next(), it.next()) {
+                if let Some(&id) = self.ids.get(&o) {
+                    return Some(id);
+                }
+            }
+        }
+        None
+    }
+
+    /// Writes `count` poems; poem k uses its own stream forked from `seed`,
+    /// so the same seed gives the same poems whatever the count.
+    pub fn write_many(
+        &self,
+        opts: &Options,
+        count: usize,
+        seed: u64,
+    ) -> Result<Vec<Poem>, WriteError> {
+        let base = Rng::new(seed);
+        (0..count)
+            .map(|k| self.write(opts, &mut base.fork(k as u64)))
+            .collect()
+    }
+
+    /// Writes one poem, backing off when the constraints leave no character:
+    /// first another rhyme group, then looser tones, then no rhyme.
+    pub fn write(&self, opts: &Options, rng: &mut Rng) -> Result<Poem, WriteError> {
+        check_options(opts)?;
+        let plan = self.plan(opts)?;
+        let mut notes = Vec::new();
+        let regulated = plan
+            .layout
+            .as_ref()
+            .is_some_and(|l| regulated_len(l).is_some());
+        let mut rhyme = opts.rhyme && regulated;
+        let mut tones = if regulated { opts.tones } else { ToneMode::Off };
+        if (opts.rhyme || opts.tones != ToneMode::Off) && !regulated {
+            notes.push("rhyme and tone rules need lines of 5 or 7 characters; not applied".into());
+        }
+        if (rhyme || tones != ToneMode::Off) && self.lex.is_none() {
+            notes.push("no tone lexicon loaded; rhyme and tone rules not applied".into());
+            rhyme = false;
+            tones = ToneMode::Off;
+        }
+        let mut excluded: Vec<u16> = Vec::new();
+        // Each round either succeeds or loosens one thing, so this ends.
+        loop {
+            match self.attempt(&plan, tones, rhyme, &excluded, rng, &mut notes) {
+                Ok(mut poem) => {
+                    poem.notes = notes;
+                    return Ok(poem);
+                }
+                Err(dead) => {
+                    let (line, pos) = (dead.line + 1, dead.pos + 1);
+                    if let (Some(g), true) = (dead.group, excluded.len() < 3) {
+                        let name = self.lex.map_or("", |l| l.group_name(g));
+                        notes.push(format!("no character fits line {line}, position {pos} in rhyme group {name}; trying another group"));
+                        excluded.push(g);
+                    } else if tones != ToneMode::Off && !(dead.foot && rhyme) {
+                        let looser = if tones == ToneMode::Strict {
+                            ToneMode::Loose
+                        } else {
+                            ToneMode::Off
+                        };
+                        notes.push(format!("no character fits line {line}, position {pos} under {tones:?} tones; relaxing to {looser:?}").to_lowercase());
+                        tones = looser;
+                    } else if rhyme {
+                        notes.push(format!("no rhyming character fits line {line}, position {pos}; writing without rhyme"));
+                        rhyme = false;
+                    } else {
+                        return Err(WriteError::NoCandidates { line, pos });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Turns the options into a layout and the forced tokens, checking the input.
+    fn plan(&self, opts: &Options) -> Result<Plan, WriteError> {
+        let heads = self.input_tokens(&opts.acrostic, "--acrostic")?;
+        let begin = self.input_tokens(&opts.begin, "--begin")?;
+        if !heads.is_empty() && !begin.is_empty() {
+            return Err(WriteError::BeginAndAcrostic);
+        }
+        if opts.tune.is_some() && !heads.is_empty() {
+            return Err(WriteError::AcrosticAndTune);
+        }
+        for (&id, c) in heads
+            .iter()
+            .zip(opts.acrostic.chars().filter(|c| !c.is_whitespace()))
+        {
+            if !self.chars[id as usize].is_some_and(is_han) {
+                return Err(WriteError::NotHan { ch: c });
+            }
+        }
+        if heads.len() > MAX_ACROSTIC {
+            return Err(WriteError::TooLong {
+                flag: "--acrostic",
+                len: heads.len(),
+                max: MAX_ACROSTIC,
+                hint: "",
+            });
+        }
+        let layout: Option<Vec<LineSpec>> = match (&opts.tune, opts.form.shape()) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some((n, len))) => {
+                let n = if heads.is_empty() { n } else { heads.len() };
+                Some(
+                    (0..n)
+                        .map(|i| LineSpec {
+                            len,
+                            end: if i % 2 == 1 || i + 1 == n {
+                                '。'
+                            } else {
+                                '，'
+                            },
+                        })
+                        .collect(),
+                )
+            }
+            (None, None) => None,
+        };
+        if let Some(layout) = &layout {
+            let cap: usize = layout.iter().map(|l| l.len + 1).sum();
+            if begin.len() > cap {
+                return Err(WriteError::TooLong {
+                    flag: "--begin",
+                    len: begin.len(),
+                    max: cap,
+                    hint: ", or use --form free",
+                });
+            }
+            // Each given character must fall where the form has room for it:
+            // Han inside a line, punctuation at a line end.
+            let slots = layout
+                .iter()
+                .enumerate()
+                .flat_map(|(i, l)| (0..=l.len).map(move |j| (i, j, l.len)));
+            for (&t, (i, j, len)) in begin.iter().zip(slots) {
+                let han = self.chars[t as usize].is_some_and(is_han);
+                if han != (j < len) {
+                    return Err(WriteError::BeginDoesNotFit {
+                        ch: self.chars[t as usize].unwrap_or('?'),
+                        line: i + 1,
+                        pos: j + 1,
+                        len,
+                    });
+                }
+            }
+            for l in layout {
+                if !self.ids.contains_key(&l.end) {
+                    return Err(WriteError::MissingPunct { ch: l.end });
+                }
+            }
+        } else if begin.len() >= opts.max_len {
+            return Err(WriteError::TooLong {
+                flag: "--begin",
+                len: begin.len(),
+                max: opts.max_len.saturating_sub(1),
+                hint: ", or raise --max-len",
+            });
+        }
+        Ok(Plan {
+            layout,
+            heads,
+            begin,
+            max_len: opts.max_len,
+            temperature: opts.temperature,
+            top_k: opts.top_k,
+            top_p: opts.top_p,
+        })
+    }
+
+    /// The tokens of user input; whitespace is dropped, unknown characters are an error.
+    fn input_tokens(&self, text: &str, flag: &'static str) -> Result<Vec<u32>, WriteError> {
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        let chars: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
+        if chars.is_empty() {
+            return Err(WriteError::EmptyInput { flag });
+        }
+        chars
+            .iter()
+            .map(|&c| {
+                self.token_of(c).ok_or(WriteError::UnknownChar {
+                    flag,
+                    ch: c,
+                    code: c as u32,
+                    other: "traditional or simplified",
+                })
+            })
+            .collect()
+    }
+
+    /// One try at a poem under fixed constraints; `Err` at the first position where none is left.
+    fn attempt(
+        &self,
+        plan: &Plan,
+        tones: ToneMode,
+        rhyme: bool,
+        excluded: &[u16],
+        rng: &mut Rng,
+        notes: &mut Vec<String>,
+    ) -> Result<Poem, DeadEnd> {
+        let layout = plan.layout.as_deref();
+        let line_len = layout.and_then(regulated_len).unwrap_or(0);
+        let n_lines = layout.map_or(usize::MAX, |l| l.len());
+        // Groups for the first foot need a character for every foot; if no
+        // group is that large in this vocabulary, any group with one will do.
+        let mut n_feet = n_lines.min(64) / 2;
+        if rhyme
+            && !(0..self.group_members.len() as u16).any(|g| self.group_usable(g, excluded, n_feet))
+        {
+            n_feet = 1;
+        }
+        let mut tone_plan = TonePlan::new(tones, line_len);
+        let mut group: Option<u16> = None;
+        let mut feet: Vec<u32> = Vec::new();
+        let mut state = self.model.initial_state();
+        let mut logits = vec![0f32; self.model.vocab_size()];
+        let mut cands: Vec<(u32, f32)> = Vec::with_capacity(self.han.len());
+        let mut out: Vec<u32> = Vec::new();
+        let (mut i, mut j) = (0usize, 0usize);
+        self.model.step(&mut state, BEGIN, &mut logits);
+        loop {
+            // Where are we: a character inside line i, or its closing punctuation?
+            let slot = match layout {
+                Some(l) if i >= l.len() => break,
+                Some(l) if j == l[i].len => Slot::Punct { i },
+                Some(_) => Slot::Char,
+                None if out.len() >= plan.max_len => break,
+                None => Slot::Char,
+            };
+            let is_foot = rhyme && line_len > 0 && i % 2 == 1 && j + 1 == line_len;
+            // A forced token: the user's first words, the acrostic's head, the form's punctuation.
+            let forced = if out.len() < plan.begin.len() {
+                Some(plan.begin[out.len()])
+            } else if j == 0 && i < plan.heads.len() {
+                Some(plan.heads[i])
+            } else if let (Slot::Punct { i }, Some(l)) = (slot, layout) {
+                Some(self.ids[&l[i].end])
+            } else {
+                None
+            };
+            let token = match forced {
+                Some(t) => {
+                    if is_foot {
+                        // A foot the user wrote: it picks the group if none is chosen yet.
+                        let gs = &self.token_groups[t as usize];
+                        match group {
+                            None => group = gs.iter().copied().find(|g| !excluded.contains(g)),
+                            Some(g) if !gs.contains(&g) => notes.push(
+                                "the given text's rhyme foot is outside the chosen rhyme group"
+                                    .into(),
+                            ),
+                            Some(_) => {}
+                        }
+                        feet.push(t);
+                    }
+                    t
+                }
+                None => {
+                    // 1. The allowed characters at this position, with their logits.
+                    cands.clear();
+                    if layout.is_none() {
+                        // Free: any Han or punctuation, no punctuation twice in a row, the
+                        // end token only after a finished line.
+                        let after_punct = out
+                            .last()
+                            .is_none_or(|&t| !self.chars[t as usize].is_some_and(is_han));
+                        for (id, &l) in logits.iter().enumerate() {
+                            let ok = if id as u32 == END {
+                                !out.is_empty() && after_punct && i >= plan.heads.len()
+                            } else {
+                                // punctuation only after a character
+                                self.free_ok[id]
+                                    && (!after_punct || self.chars[id].is_some_and(is_han))
+                            };
+                            if ok {
+                                cands.push((id as u32, l));
+                            }
+                        }
+                    } else {
+                        let req = tone_plan.req(i, j);
+                        let pool: &[u32] = match (is_foot, group) {
+                            (true, Some(g)) => &self.group_members[g as usize],
+                            _ => &self.by_req[req_index(req)],
+                        };
+                        for &id in pool {
+                            let t = id as usize;
+                            if is_foot {
+                                let gs = &self.token_groups[t];
+                                if !req.allows(self.tone[t]) || gs.is_empty() {
+                                    continue;
+                                }
+                                if group.is_none()
+                                    && !gs.iter().any(|g| self.group_usable(*g, excluded, n_feet))
+                                {
+                                    continue;
+                                }
+                                if feet.contains(&id) {
+                                    continue; // no foot twice; relaxed below if nothing else is left
+                                }
+                            }
+                            cands.push((id, logits[t]));
+                        }
+                        if cands.is_empty() && is_foot && group.is_some() {
+                            for &id in &feet {
+                                cands.push((id, logits[id as usize]));
+                            }
+                        }
+                    }
+                    if cands.is_empty() {
+                        return Err(DeadEnd {
+                            line: i,
+                            pos: j,
+                            group: if is_foot { group } else { None },
+                            foot: is_foot,
+                        });
+                    }
+                    // 2–5. Temperature, top-k, top-p, then a seeded draw.
+                    let token = sample(&mut cands, plan.temperature, plan.top_k, plan.top_p, rng);
+                    if is_foot && group.is_none() {
+                        group = self.choose_group(token, &cands, excluded, n_feet);
+                    }
+                    if is_foot {
+                        feet.push(token);
+                    }
+                    token
+                }
+            };
+            // 6. Append, and move on.
+            if token == END {
+                break;
+            }
+            out.push(token);
+            match slot {
+                Slot::Punct { .. } => {
+                    (i, j) = (i + 1, 0);
+                }
+                Slot::Char if layout.is_none() => {
+                    if self.chars[token as usize].is_some_and(is_han) {
+                        j += 1;
+                    } else {
+                        (i, j) = (i + 1, 0);
+                        if i >= plan.heads.len().max(1) && !plan.heads.is_empty() {
+                            break; // a free acrostic ends with its last head's line
+                        }
+                    }
+                }
+                Slot::Char => {
+                    // Forced input may put punctuation where a character goes.
+                    if !self.chars[token as usize].is_some_and(is_han) {
+                        return Err(DeadEnd {
+                            line: i,
+                            pos: j,
+                            group: None,
+                            foot: false,
+                        });
+                    }
+                    tone_plan.place(i, j, self.tone[token as usize]);
+                    j += 1;
+                }
+            }
+            let done = layout.is_some_and(|l| i >= l.len())
+                || (layout.is_none() && out.len() >= plan.max_len);
+            if !done {
+                self.model.step(&mut state, token, &mut logits);
+            }
+        }
+        Ok(self.finish(
+            &out,
+            layout,
+            line_len,
+            rhyme.then_some(group).flatten(),
+            tones,
+            rhyme,
+        ))
+    }
+
+    /// Whether level group `g` can still be chosen: not excluded, and with
+    /// enough characters in the vocabulary to give every foot its own.
+    fn group_usable(&self, g: u16, excluded: &[u16], n_feet: usize) -> bool {
+        !excluded.contains(&g) && self.group_members[g as usize].len() >= n_feet.max(1)
+    }
+
+    /// The rhyme group for the first foot: of the sampled character's groups,
+    /// the one the model gives the most probability to at this position.
+    fn choose_group(
+        &self,
+        token: u32,
+        cands: &[(u32, f32)],
+        excluded: &[u16],
+        n_feet: usize,
+    ) -> Option<u16> {
+        let mass = |g: u16| -> f32 {
+            cands
+                .iter()
+                .filter(|(id, _)| self.token_groups[*id as usize].contains(&g))
+                .map(|(_, p)| *p)
+                .sum()
+        };
+        self.token_groups[token as usize]
+            .iter()
+            .copied()
+            .filter(|&g| self.group_usable(g, excluded, n_feet))
+            .max_by(|&a, &b| mass(a).total_cmp(&mass(b)).then(b.cmp(&a)))
+    }
+
+    /// Builds the structured result from the written tokens.
+    fn finish(
+        &self,
+        out: &[u32],
+        layout: Option<&[LineSpec]>,
+        line_len: usize,
+        group: Option<u16>,
+        tones: ToneMode,
+        rhyme: bool,
+    ) -> Poem {
+        let mut lines = Vec::new();
+        let mut cur = Line {
+            text: String::new(),
+            end: String::new(),
+            chars: Vec::new(),
+        };
+        let mut text = String::new();
+        for &t in out {
+            let Some(c) = self.chars[t as usize] else {
+                continue;
+            };
+            text.push(c);
+            if is_han(c) {
+                cur.text.push(c);
+                cur.chars.push(CharMark {
+                    ch: c,
+                    tone: self.tone[t as usize],
+                    foot: false,
+                });
+            } else {
+                if c != '\n' {
+                    cur.end.push(c);
+                }
+                lines.push(std::mem::replace(
+                    &mut cur,
+                    Line {
+                        text: String::new(),
+                        end: String::new(),
+                        chars: Vec::new(),
+                    },
+                ));
+            }
+        }
+        if !cur.text.is_empty() {
+            lines.push(cur);
+        }
+        if layout.is_some() && line_len > 0 {
+            for (i, l) in lines.iter_mut().enumerate() {
+                if i % 2 == 1 && l.chars.len() == line_len {
+                    if let Some(m) = l.chars.last_mut() {
+                        m.foot = true;
+                    }
+                }
+            }
+        }
+        Poem {
+            text,
+            lines,
+            rhyme_group: group.and_then(|g| self.lex.map(|l| l.group_name(g).to_string())),
+            tones,
+            rhyme,
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// The checked input of one `write` call.
+struct Plan {
+    layout: Option<Vec<LineSpec>>,
+    heads: Vec<u32>,
+    begin: Vec<u32>,
+    max_len: usize,
+    temperature: f32,
+    top_k: usize,
+    top_p: f32,
+}
+
+/// The common line length when every line has 5 or 7 characters, all the same.
+fn regulated_len(layout: &[LineSpec]) -> Option<usize> {
+    let len = layout.first()?.len;
+    (matches!(len, 5 | 7) && layout.iter().all(|l| l.len == len)).then_some(len)
+}
+
+fn check_options(o: &Options) -> Result<(), WriteError> {
+    let bad = |what: String| Err(WriteError::BadOption { what });
+    if !(o.temperature >= 0.0 && o.temperature.is_finite()) {
+        return bad(format!(
+            "--temperature must be 0 or more, got {}",
+            o.temperature
+        ));
+    }
+    if !(o.top_p > 0.0 && o.top_p <= 1.0) {
+        return bad(format!("--top-p must be in (0, 1], got {}", o.top_p));
+    }
+    if o.max_len == 0 {
+        return bad("--max-len must be at least 1".into());
+    }
+    if let Some(t) = &o.tune {
+        if t.is_empty() || t.iter().any(|l| l.len == 0) {
+            return bad("the tune's pattern is empty".into());
+        }
+    }
+    Ok(())
+}
+
+/// Samples one token from `cands` (token, logit): temperature, then top-k,
+/// then top-p, then a draw from the seeded generator. Temperature 0 takes the
+/// likeliest (lowest id on ties). On return `cands` holds the kept tokens with
+/// their (unnormalised) probabilities, which the rhyme-group choice reads.
+pub fn sample(
+    cands: &mut Vec<(u32, f32)>,
+    temperature: f32,
+    top_k: usize,
+    top_p: f32,
+    rng: &mut Rng,
+) -> u32 {
+    debug_assert!(!cands.is_empty());
+    // Highest logit first, ties by id, so the order (and the draw) depends only on the inputs.
+    let desc = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if temperature == 0.0 {
+        // Greedy; leave the winner as the only candidate, with probability 1.
+        let best = cands
+            .iter()
+            .copied()
+            .min_by(|a, b| desc(a, b))
+            .map_or(END, |c| c.0);
+        cands.clear();
+        cands.push((best, 1.0));
+        return best;
+    }
+    // Top-k: partition so the k largest come first, then sort just those.
+    if top_k > 0 && top_k < cands.len() {
+        cands.select_nth_unstable_by(top_k - 1, desc);
+        cands.truncate(top_k);
+    }
+    cands.sort_unstable_by(desc);
+    // Softmax of logit / T, shifted by the maximum so exp never overflows.
+    let max = cands[0].1;
+    let mut total = 0f32;
+    for c in cands.iter_mut() {
+        c.1 = ((c.1 - max) / temperature).exp();
+        total += c.1;
+    }
+    // Top-p: the shortest prefix (most likely first) whose mass reaches p.
+    if top_p < 1.0 {
+        let mut cum = 0f32;
+        let keep = cands
+            .iter()
+            .position(|c| {
+                cum += c.1;
+                cum >= top_p * total
+            })
+            .map_or(cands.len(), |k| k + 1);
+        cands.truncate(keep);
+        total = cum.min(cands.iter().map(|c| c.1).sum());
+    }
+    // sample_mult (llm.c): walk the cumulative sum to the coin; rounding can
+    // leave the coin past the last bucket, which then takes it.
+    let coin = rng.uniform() * total;
+    let mut cdf = 0f32;
+    for c in cands.iter() {
+        cdf += c.1;
+        if coin < cdf {
+            return c.0;
+        }
+    }
+    cands[cands.len() - 1].0
+}
+
+/// The most common line pattern of each ci tune in the Song ci collection.
+#[derive(Clone, Debug, Default)]
+pub struct Tunes {
+    /// tune name (simplified) → (number of ci, most common pattern).
+    tunes: HashMap<String, (usize, Vec<LineSpec>)>,
+}
+
+#[derive(serde::Deserialize)]
+struct CiRecord {
+    paragraphs: Vec<String>,
+    rhythmic: String,
+}
+
+impl Tunes {
+    /// Reads `dist/songci/ci.song.*.json` of the unpacked chinese-poetry package.
+    pub fn load(package: &Path) -> anyhow::Result<Tunes> {
+        let dir = package.join("dist/songci");
+        let mut records = Vec::new();
+        let rd = std::fs::read_dir(&dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with("ci.song.") && name.ends_with(".json")) {
+                continue;
+            }
+            let bytes = std::fs::read(e.path())
+                .map_err(|err| anyhow::anyhow!("{}: {err}", e.path().display()))?;
+            let v: Vec<CiRecord> = serde_json::from_slice(&bytes)
+                .map_err(|err| anyhow::anyhow!("{}: {err}", e.path().display()))?;
+            records.extend(v.into_iter().map(|r| (r.rhythmic, r.paragraphs.concat())));
+        }
+        anyhow::ensure!(
+            !records.is_empty(),
+            "{}: no ci.song.*.json files (delete the corpus package folder to refetch it)",
+            dir.display()
+        );
+        Ok(Tunes::from_ci(
+            records.iter().map(|(a, b)| (a.as_str(), b.as_str())),
+        ))
+    }
+
+    /// Builds the table from (tune, text) pairs.
+    pub fn from_ci<'t>(ci: impl IntoIterator<Item = (&'t str, &'t str)>) -> Tunes {
+        let mut counts: HashMap<String, HashMap<Vec<LineSpec>, usize>> = HashMap::new();
+        for (tune, text) in ci {
+            let p = pattern_of(text);
+            if !p.is_empty() {
+                *counts
+                    .entry(tune.trim().to_string())
+                    .or_default()
+                    .entry(p)
+                    .or_default() += 1;
+            }
+        }
+        let tunes = counts
+            .into_iter()
+            .map(|(name, pats)| {
+                let n = pats.values().sum();
+                // Most common; ties go to the shorter, then the smaller, so the choice is stable.
+                let best = pats
+                    .into_iter()
+                    .max_by(|a, b| {
+                        a.1.cmp(&b.1)
+                            .then(b.0.len().cmp(&a.0.len()))
+                            .then(b.0.iter().map(|l| l.len).cmp(a.0.iter().map(|l| l.len)))
+                    })
+                    .map(|(p, _)| p)
+                    .unwrap_or_default();
+                (name, (n, best))
+            })
+            .collect();
+        Tunes { tunes }
+    }
+
+    pub fn len(&self) -> usize {
+        self.tunes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tunes.is_empty()
+    }
+
+    /// The pattern of tune `name` (simplified or traditional), or an error listing close names.
+    pub fn pattern(&self, name: &str) -> Result<&[LineSpec], WriteError> {
+        let key = to_simplified(name.trim());
+        if let Some((_, p)) = self.tunes.get(&key) {
+            return Ok(p);
+        }
+        // Close names: most characters in common, then most ci.
+        let mut close: Vec<(usize, usize, &str)> = self
+            .tunes
+            .iter()
+            .map(|(t, (n, _))| {
+                (
+                    t.chars().filter(|c| key.contains(*c)).count(),
+                    *n,
+                    t.as_str(),
+                )
+            })
+            .filter(|x| x.0 > 0)
+            .collect();
+        close.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2)));
+        let names: Vec<&str> = close.iter().take(6).map(|x| x.2).collect();
+        let close = if names.is_empty() {
+            let mut common: Vec<(&usize, &str)> = self
+                .tunes
+                .iter()
+                .map(|(t, (n, _))| (n, t.as_str()))
+                .collect();
+            common.sort_by(|a, b| b.0.cmp(a.0).then(a.1.cmp(b.1)));
+            let top: Vec<&str> = common.iter().take(6).map(|x| x.1).collect();
+            format!(" (common tunes: {})", top.join("、"))
+        } else {
+            format!(" (close names: {})", names.join("、"))
+        };
+        Err(WriteError::UnknownTune {
+            name: name.to_string(),
+            close,
+        })
+    }
+}
+
+/// A ci's line pattern: the length of each run of Han characters and the
+/// punctuation after it (，、；： as ，and 。！？ as 。).
+pub fn pattern_of(text: &str) -> Vec<LineSpec> {
+    let mut out = Vec::new();
+    let mut len = 0;
+    for c in text.chars() {
+        if is_han(c) {
+            len += 1;
+        } else if len > 0 {
+            let end = match c {
+                '。' | '！' | '？' | '.' | '!' | '?' => '。',
+                '，' | '、' | '；' | '：' | ',' | ';' | ':' => '，',
+                _ => continue, // brackets, spaces: not a line end
+            };
+            out.push(LineSpec { len, end });
+            len = 0;
+        }
+    }
+    if len > 0 {
+        out.push(LineSpec { len, end: '。' });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prosody::rules::{check_rhyme, check_tones};
+
+    /// A bigram model over a fixed character list: the logit of `b` after `a`
+    /// is a hash of the pair, so the choices vary but are fixed for a seed.
+    /// Token ids 0..4 are the specials; 4 is '，', 5 is '。'.
+    struct Bigram {
+        chars: Vec<char>,
+        table: Vec<f32>,
+    }
+
+    impl Bigram {
+        fn new(text: &str) -> Bigram {
+            let mut chars = vec!['\0'; 4];
+            chars.extend(['，', '。']);
+            chars.extend(text.chars());
+            let v = chars.len();
+            let mut rng = Rng::new(42);
+            let table = (0..v * v).map(|_| 3.0 * rng.normal()).collect();
+            Bigram { chars, table }
+        }
+    }
+
+    impl CharModel for Bigram {
+        type State = u32;
+        fn vocab_size(&self) -> usize {
+            self.chars.len()
+        }
+        fn char_of(&self, id: u32) -> Option<char> {
+            (id >= 4)
+                .then(|| self.chars.get(id as usize).copied())
+                .flatten()
+        }
+        fn initial_state(&self) -> u32 {
+            PAD
+        }
+        fn step(&self, state: &mut u32, token: u32, logits: &mut [f32]) {
+            *state = token;
+            let v = self.chars.len();
+            logits.copy_from_slice(&self.table[token as usize * v..(token as usize + 1) * v]);
+        }
+    }
+
+    /// Level groups with a few characters each, plus oblique characters, plus
+    /// 看 read both ways, plus 龘 which the lexicon does not know.
+    const PING_A: &str = "东风中同红空"; // 一东
+    const PING_B: &str = "先天年前边烟"; // 一先
+    const PING_C: &str = "山间还闲关"; // 十五删
+    const ZE: &str = "白日尽入海欲里目上一去见古月雪";
+    const OTHER: &str = "看龘";
+
+    fn lex() -> Lexicon {
+        Lexicon::from_groups(&[
+            ("一东", Tone::Ping, PING_A),
+            ("一先", Tone::Ping, PING_B),
+            ("十五删", Tone::Ping, PING_C),
+            ("仄", Tone::Ze, ZE),
+            ("十四寒", Tone::Ping, "看"),
+            ("十五翰", Tone::Ze, "看"),
+        ])
+    }
+
+    fn toy() -> Bigram {
+        Bigram::new(&format!("{PING_A}{PING_B}{PING_C}{ZE}{OTHER}"))
+    }
+
+    fn opts(form: Form) -> Options {
+        Options {
+            form,
+            temperature: 1.0,
+            ..Options::default()
+        }
+    }
+
+    fn lines_of(p: &Poem) -> Vec<Vec<char>> {
+        p.lines.iter().map(|l| l.text.chars().collect()).collect()
+    }
+
+    #[test]
+    fn each_form_has_its_shape_and_punctuation() {
+        let m = toy();
+        let l = lex();
+        let w = Writer::new(&m, Some(&l));
+        for form in [Form::Wujue, Form::Qijue, Form::Wulv, Form::Qilv] {
+            let (n, len) = form.shape().unwrap();
+            for p in w.write_many(&opts(form), 20, 1).unwrap() {
+                assert_eq!(p.lines.len(), n, "{}", p.text);
+                for (i, line) in p.lines.iter().enumerate() {
+                    assert_eq!(line.chars.len(), len, "{}", p.text);
+                    assert!(line.text.chars().all(is_han), "{}", p.text);
+                    assert_eq!(line.end, if i % 2 == 1 { "。" } else { "，" }, "{}", p.text);
+                }
+                assert_eq!(p.text.chars().count(), n * (len + 1));
+                assert!(!p.text.contains(['\0', ' ', '\u{fffd}']));
+            }
+        }
+    }
+
+    #[test]
+    fn acrostic_heads_start_each_line_and_set_the_line_count() {
+        let m = toy();
+        let l = lex();
+        let w = Writer::new(&m, Some(&l));
+        let o = Options {
+            acrostic: "东风白日月".into(),
+            ..opts(Form::Qijue)
+        };
+        for p in w.write_many(&o, 10, 3).unwrap() {
+            let heads: String = p
+                .lines
+                .iter()
+                .map(|l| l.text.chars().next().unwrap())
+                .collect();
+            assert_eq!(heads, "东风白日月");
+            assert_eq!(
+                p.lines.last().unwrap().end,
+                "。",
+                "odd line count still ends with 。"
+            );
+            assert!(p.lines.iter().all(|l| l.chars.len() == 7));
+        }
+        // Free acrostic: the model decides line lengths, the heads still lead.
+        let o = Options {
+            acrostic: "东风".into(),
+            ..opts(Form::Free)
+        };
+        for p in w.write_many(&o, 10, 3).unwrap() {
+            assert!(
+                p.lines.len() <= 2 && p.lines[0].text.starts_with('东'),
+                "{}",
+                p.text
+            );
+        }
+    }
+
+    #[test]
+    fn strict_rhymed_poems_pass_the_lexicons_checks() {
+        let m = toy();
+        let l = lex();
+        let w = Writer::new(&m, Some(&l));
+        for form in [Form::Wujue, Form::Qijue, Form::Wulv, Form::Qilv] {
+            let o = Options {
+                rhyme: true,
+                tones: ToneMode::Strict,
+                ..opts(form)
+            };
+            for p in w.write_many(&o, 30, 7).unwrap() {
+                let lines = lines_of(&p);
+                let tones = check_tones(&l, &lines).unwrap();
+                assert!(
+                    tones.tones_ok(),
+                    "{}: {:?}",
+                    p.text,
+                    tones.failures().collect::<Vec<_>>()
+                );
+                let r = check_rhyme(&l, &lines);
+                assert!(r.rhyme_ok(), "{}", p.text);
+                assert_eq!(
+                    p.rhyme_group.as_deref(),
+                    Some(l.group_name(r.rhyme_group.unwrap()))
+                );
+                assert!(p.notes.is_empty(), "{:?}", p.notes);
+                // Characters of unknown tone (龘) only at positions no rule looks at.
+                for line in &lines {
+                    let n = line.len();
+                    for j in [1, 3, n - 1].into_iter().chain((n == 7).then_some(5)) {
+                        assert!(l.tone(line[j]).is_some(), "{}", p.text);
+                    }
+                }
+                let feet: Vec<bool> = p
+                    .lines
+                    .iter()
+                    .map(|l| l.chars.last().unwrap().foot)
+                    .collect();
+                assert_eq!(
+                    feet,
+                    (0..p.lines.len()).map(|i| i % 2 == 1).collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn same_seed_same_poems_and_other_seeds_differ() {
+        let m = toy();
+        let l = lex();
+        let w = Writer::new(&m, Some(&l));
+        let o = Options {
+            rhyme: true,
+            tones: ToneMode::Strict,
+            top_p: 0.9,
+            ..opts(Form::Qilv)
+        };
+        let a = w.write_many(&o, 5, 11).unwrap();
+        let b = w.write_many(&o, 5, 11).unwrap();
+        let c = w.write_many(&o, 5, 12).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        // Poem k does not depend on how many are written.
+        assert_eq!(w.write_many(&o, 2, 11).unwrap()[..], a[..2]);
+    }
+
+    #[test]
+    fn free_mode_stops_at_max_len_or_end_and_never_emits_specials() {
+        let m = toy();
+        let w = Writer::new(&m, None);
+        let o = Options {
+            max_len: 30,
+            ..opts(Form::Free)
+        };
+        for p in w.write_many(&o, 30, 5).unwrap() {
+            let n = p.text.chars().count();
+            assert!((1..=30).contains(&n), "{n}");
+            assert!(
+                p.text.chars().all(|c| is_han(c) || "，。".contains(c)),
+                "{}",
+                p.text
+            );
+            assert!(!p.text.contains("，，") && !p.text.starts_with('，'));
+        }
+    }
+
+    #[test]
+    fn begin_is_kept_and_may_cross_line_ends() {
+        let m = toy();
+        let l = lex();
+        let w = Writer::new(&m, Some(&l));
+        let o = Options {
+            begin: "白日入海东，月".into(),
+            ..opts(Form::Wujue)
+        };
+        let p = w.write(&o, &mut Rng::new(1)).unwrap();
+        assert!(p.text.starts_with("白日入海东，月"), "{}", p.text);
+        assert_eq!(p.lines.len(), 4);
+        // Traditional input finds the simplified character: 東 → 东.
+        let o = Options {
+            begin: "東風".into(),
+            ..opts(Form::Wujue)
+        };
+        assert!(w
+            .write(&o, &mut Rng::new(1))
+            .unwrap()
+            .text
+            .starts_with("东风"));
+    }
+
+    #[test]
+    fn bad_input_gets_a_clear_error() {
+        let m = toy();
+        let l = lex();
+        let w = Writer::new(&m, Some(&l));
+        let mut rng = Rng::new(1);
+        let err = |o: Options| w.write(&o, &mut Rng::new(1)).unwrap_err();
+        let e = err(Options {
+            begin: "春".into(),
+            ..opts(Form::Wujue)
+        });
+        assert!(matches!(e, WriteError::UnknownChar { ch: '春', .. }), "{e}");
+        assert!(e.to_string().contains("`春`"));
+        assert!(matches!(
+            err(Options {
+                acrostic: "  ".into(),
+                ..opts(Form::Qijue)
+            }),
+            WriteError::EmptyInput { flag: "--acrostic" }
+        ));
+        assert!(matches!(
+            err(Options {
+                begin: "东".repeat(25),
+                ..opts(Form::Wujue)
+            }),
+            WriteError::TooLong {
+                flag: "--begin",
+                ..
+            }
+        ));
+        assert!(matches!(
+            err(Options {
+                acrostic: "东".repeat(33),
+                ..opts(Form::Qijue)
+            }),
+            WriteError::TooLong {
+                flag: "--acrostic",
+                ..
+            }
+        ));
+        assert!(matches!(
+            err(Options {
+                acrostic: "东，".into(),
+                ..opts(Form::Qijue)
+            }),
+            WriteError::NotHan { ch: '，' }
+        ));
+        assert!(matches!(
+            err(Options {
+                begin: "东风白日，".into(),
+                ..opts(Form::Wujue)
+            }),
+            WriteError::BeginDoesNotFit {
+                ch: '，',
+                line: 1,
+                pos: 5,
+                ..
+            }
+        ));
+        assert!(matches!(
+            err(Options {
+                begin: "东风白日月天".into(),
+                ..opts(Form::Wujue)
+            }),
+            WriteError::BeginDoesNotFit {
+                ch: '天',
+                line: 1,
+                pos: 6,
+                ..
+            }
+        ));
+        assert!(matches!(
+            err(Options {
+                begin: "东".into(),
+                acrostic: "风".into(),
+                ..opts(Form::Wujue)
+            }),
+            WriteError::BeginAndAcrostic
+        ));
+        assert!(matches!(
+            err(Options {
+                top_p: 0.0,
+                ..opts(Form::Wujue)
+            }),
+            WriteError::BadOption { .. }
+        ));
+        assert!(matches!(
+            err(Options {
+                temperature: -1.0,
+                ..opts(Form::Wujue)
+            }),
+            WriteError::BadOption { .. }
+        ));
+        assert!(w.write(&opts(Form::Wujue), &mut rng).is_ok());
+    }
+
+    #[test]
+    fn impossible_constraints_back_off_with_notes_instead_of_failing() {
+        // Only level characters: strict tones cannot be met (positions 2 and 4 alternate).
+        let m = Bigram::new("东风中同红空先天年");
+        let l = lex();
+        let w = Writer::new(&m, Some(&l));
+        let o = Options {
+            rhyme: true,
+            tones: ToneMode::Strict,
+            ..opts(Form::Qijue)
+        };
+        let p = w.write(&o, &mut Rng::new(2)).unwrap();
+        assert_eq!(p.lines.len(), 4);
+        assert_eq!(p.tones, ToneMode::Off);
+        assert!(
+            p.notes.iter().any(|n| n.contains("relaxing")),
+            "{:?}",
+            p.notes
+        );
+        // Rhyme alone still holds: the groups have enough characters.
+        assert!(check_rhyme(&l, &lines_of(&p)).rhyme_ok(), "{}", p.text);
+        // No level rhyme characters at all: rhyme is dropped with a note.
+        let m = Bigram::new("白日尽入海欲里目");
+        let w = Writer::new(&m, Some(&l));
+        let p = w.write(&o, &mut Rng::new(2)).unwrap();
+        assert!(
+            !p.rhyme && p.notes.iter().any(|n| n.contains("without rhyme")),
+            "{:?}",
+            p.notes
+        );
+        // No lexicon: a note, and the poem is written anyway.
+        let w = Writer::new(&m, None);
+        let p = w.write(&o, &mut Rng::new(2)).unwrap();
+        assert!(p.notes.iter().any(|n| n.contains("no tone lexicon")));
+    }
+
+    #[test]
+    fn sample_respects_top_k_top_p_and_temperature_zero() {
+        let mut rng = Rng::new(9);
+        let base = vec![(10, 1.0), (11, 3.0), (12, 2.0), (13, -5.0)];
+        assert_eq!(sample(&mut base.clone(), 0.0, 0, 1.0, &mut rng), 11);
+        for _ in 0..200 {
+            let t = sample(&mut base.clone(), 1.0, 2, 1.0, &mut rng);
+            assert!(t == 11 || t == 12, "top-k 2 gave {t}");
+            // p(11) = e^3 / (e^3 + e^2 + e + e^-5) ≈ 0.665 < 0.7: top-p 0.7 keeps 11 and 12.
+            let t = sample(&mut base.clone(), 1.0, 0, 0.7, &mut rng);
+            assert!(t == 11 || t == 12, "top-p gave {t}");
+            assert_eq!(sample(&mut base.clone(), 1.0, 0, 0.5, &mut rng), 11);
+        }
+        // The draw follows the probabilities: 11 about two thirds of the time.
+        let n = 20_000;
+        let hits = (0..n)
+            .filter(|_| sample(&mut base.clone(), 1.0, 0, 1.0, &mut rng) == 11)
+            .count();
+        assert!((hits as f64 / n as f64 - 0.665).abs() < 0.02, "{hits}");
+    }
+
+    #[test]
+    fn tune_pattern_is_the_most_common_and_unknown_names_list_close_ones() {
+        let ci = [
+            ("浣溪沙", "一曲新词酒一杯，去年天气旧亭台。夕阳西下几时回。"),
+            ("浣溪沙", "无可奈何花落去，似曾相识燕归来。小园香径独徘徊。"),
+            ("浣溪沙", "短句，长一点的句子。"),
+            ("水调歌头", "明月几时有？把酒问青天。"),
+        ];
+        let t = Tunes::from_ci(ci);
+        assert_eq!(t.len(), 2);
+        let p = t.pattern("浣溪沙").unwrap();
+        assert_eq!(
+            p,
+            &[
+                LineSpec { len: 7, end: '，' },
+                LineSpec { len: 7, end: '。' },
+                LineSpec { len: 7, end: '。' }
+            ]
+        );
+        assert_eq!(
+            t.pattern("水調歌頭").unwrap()[0],
+            LineSpec { len: 5, end: '。' }
+        );
+        let e = t.pattern("浣纱").unwrap_err().to_string();
+        assert!(
+            e.contains("unknown tune `浣纱`") && e.contains("浣溪沙"),
+            "{e}"
+        );
+        // Writing to a tune follows its pattern exactly.
+        let m = toy();
+        let w = Writer::new(&m, None);
+        let o = Options {
+            tune: Some(p.to_vec()),
+            ..opts(Form::Free)
+        };
+        let poem = w.write(&o, &mut Rng::new(4)).unwrap();
+        let got: Vec<(usize, String)> = poem
+            .lines
+            .iter()
+            .map(|l| (l.chars.len(), l.end.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(7, "，".into()), (7, "。".into()), (7, "。".into())]
+        );
+    }
+}

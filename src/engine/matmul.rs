@@ -1,0 +1,214 @@
+//! The only calls to `gemm::gemm` in shiren: three row-major products named by
+//! which operand is transposed, and the engine-wide thread setting.
+//!
+//! gemm computes `dst := alpha·dst + beta·lhs·rhs` (alpha scales the old
+//! `dst`, the reverse of BLAS) with strides given as (column, row). These
+//! wrappers hide that behind `accumulate: bool` and plain row-major slices, and
+//! check every slice length against m, n and k before the `unsafe` call.
+//! Not here: element-wise work (the cell kernels do it in their own loops).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use gemm::Parallelism;
+
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets how many threads GEMMs (and the engine's rayon loops) may use; 0 = all cores.
+pub fn set_threads(n: usize) {
+    THREADS.store(n, Ordering::Relaxed);
+}
+
+/// The thread count in force (at least 1).
+pub fn threads() -> usize {
+    match THREADS.load(Ordering::Relaxed) {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// Below this many multiply-adds a product runs on one thread: splitting a
+/// small GEMM costs more in synchronisation than it saves.
+const PARALLEL_MIN_WORK: usize = 1 << 20;
+
+fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
+    let t = threads();
+    if t > 1 && m * n * k >= PARALLEL_MIN_WORK {
+        Parallelism::Rayon(t)
+    } else {
+        Parallelism::None
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn call(
+    m: usize,
+    n: usize,
+    k: usize,
+    out: &mut [f32],
+    a: &[f32],
+    a_cs: isize,
+    a_rs: isize,
+    b: &[f32],
+    b_cs: isize,
+    b_rs: isize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            out[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: the callers checked out.len() == m·n and that every (row, col)
+    // reached through the given strides lies inside `a` and `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(m, n, k),
+        )
+    }
+}
+
+/// `out (M, N) (+)= a (M, K) · b (K, N)`: e.g. dX = dY · W.
+pub fn matmul_a_b(
+    out: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    accumulate: bool,
+) {
+    assert_eq!(out.len(), m * n, "matmul_a_b: out is not (M, N)");
+    assert_eq!(a.len(), m * k, "matmul_a_b: a is not (M, K)");
+    assert_eq!(b.len(), k * n, "matmul_a_b: b is not (K, N)");
+    call(m, n, k, out, a, 1, k as isize, b, 1, n as isize, accumulate);
+}
+
+/// `out (M, N) (+)= a (M, K) · bᵀ` with `b: (N, K)`: e.g. Y = X · Wᵀ for PyTorch-layout W.
+pub fn matmul_a_bt(
+    out: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    accumulate: bool,
+) {
+    assert_eq!(out.len(), m * n, "matmul_a_bt: out is not (M, N)");
+    assert_eq!(a.len(), m * k, "matmul_a_bt: a is not (M, K)");
+    assert_eq!(b.len(), n * k, "matmul_a_bt: b is not (N, K)");
+    call(m, n, k, out, a, 1, k as isize, b, k as isize, 1, accumulate);
+}
+
+/// `out (M, N) (+)= aᵀ · b` with `a: (K, M)`, `b: (K, N)`: e.g. dW = dYᵀ · X over all T·B rows.
+pub fn matmul_at_b(
+    out: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    accumulate: bool,
+) {
+    assert_eq!(out.len(), m * n, "matmul_at_b: out is not (M, N)");
+    assert_eq!(a.len(), k * m, "matmul_at_b: a is not (K, M)");
+    assert_eq!(b.len(), k * n, "matmul_at_b: b is not (K, N)");
+    call(m, n, k, out, a, m as isize, 1, b, 1, n as isize, accumulate);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(
+        a: impl Fn(usize, usize) -> f32,
+        b: impl Fn(usize, usize) -> f32,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) -> Vec<f64> {
+        let mut out = vec![0.0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                out[i * n + j] = (0..k).map(|p| a(i, p) as f64 * b(p, j) as f64).sum();
+            }
+        }
+        out
+    }
+
+    fn fill(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| (((i * 7919 + seed * 104729) % 1000) as f32 / 500.0) - 1.0)
+            .collect()
+    }
+
+    #[test]
+    fn products_match_naive_loops() {
+        // (m, n, k): ones, odd sizes not a multiple of the SIMD width, a zero k, and a large one that goes parallel
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (1, 7, 3),
+            (5, 1, 9),
+            (13, 17, 0),
+            (33, 65, 31),
+            (128, 512, 64),
+        ] {
+            for acc in [false, true] {
+                let (a, b) = (fill(m * k, 1), fill(k * n, 2));
+                let init = fill(m * n, 3);
+                let base = |i: usize| if acc { init[i] as f64 } else { 0.0 };
+                // a·b
+                let mut out = init.clone();
+                matmul_a_b(&mut out, &a, &b, m, n, k, acc);
+                let want = naive(|i, p| a[i * k + p], |p, j| b[p * n + j], m, n, k);
+                for i in 0..m * n {
+                    assert!(
+                        (out[i] as f64 - want[i] - base(i)).abs() < 1e-3,
+                        "a_b {m}x{n}x{k} [{i}]"
+                    );
+                }
+                // a·bᵀ with b stored (N, K)
+                let mut out = init.clone();
+                matmul_a_bt(&mut out, &a, &b, m, n, k, acc);
+                let want = naive(|i, p| a[i * k + p], |p, j| b[j * k + p], m, n, k);
+                for i in 0..m * n {
+                    assert!(
+                        (out[i] as f64 - want[i] - base(i)).abs() < 1e-3,
+                        "a_bt {m}x{n}x{k} [{i}]"
+                    );
+                }
+                // aᵀ·b with a stored (K, M)
+                let mut out = init.clone();
+                matmul_at_b(&mut out, &a, &b, m, n, k, acc);
+                let want = naive(|i, p| a[p * m + i], |p, j| b[p * n + j], m, n, k);
+                for i in 0..m * n {
+                    assert!(
+                        (out[i] as f64 - want[i] - base(i)).abs() < 1e-3,
+                        "at_b {m}x{n}x{k} [{i}]"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Slow reference implementations in f64, compiled only for tests: per-step,
+//! per-gate loops that can be checked by eye against the PyTorch equations,
+//! and a whole-model loss used for finite-difference gradient checks.
+//! Nothing outside the tests calls this file; it has no speed concerns.
+
+use crate::model::{param_table, Cell, Head, Input, ModelConfig};
+
+fn sig(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Σ_k w[row, k]·v[k] for `w` row-major with `k = v.len()` columns.
+fn row_dot(w: &[f64], row: usize, v: &[f64]) -> f64 {
+    let k = v.len();
+    (0..k).map(|j| w[row * k + j] * v[j]).sum()
+}
+
+/// Weights of one layer in f64, PyTorch layout.
+pub struct RefCell<'a> {
+    pub w_ih: &'a [f64],
+    pub w_hh: &'a [f64],
+    pub b_ih: &'a [f64],
+    pub b_hh: &'a [f64],
+}
+
+/// Runs one layer over `x: (T, B, I)` from zero state. Returns h: (T, B, H) and,
+/// for LSTM, c: (T, B, H) (empty for the others).
+pub fn cell_ref(
+    cell: Cell,
+    x: &[f64],
+    w: &RefCell,
+    t: usize,
+    b: usize,
+    i: usize,
+    h: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut hs = vec![0.0; t * b * h];
+    let mut cs = vec![0.0; if cell == Cell::Lstm { t * b * h } else { 0 }];
+    for bb in 0..b {
+        let mut hp = vec![0.0f64; h];
+        let mut cp = vec![0.0f64; h];
+        for tt in 0..t {
+            let xt = &x[(tt * b + bb) * i..(tt * b + bb + 1) * i];
+            let mut hn = vec![0.0; h];
+            let mut cn = vec![0.0; h];
+            for j in 0..h {
+                // pre-activation of gate q for unit j: input part and hidden part kept apart (GRU needs them apart)
+                let xi = |q: usize| row_dot(w.w_ih, q * h + j, xt) + w.b_ih[q * h + j];
+                let hh = |q: usize| row_dot(w.w_hh, q * h + j, &hp) + w.b_hh[q * h + j];
+                match cell {
+                    Cell::Lstm => {
+                        let ig = sig(xi(0) + hh(0));
+                        let fg = sig(xi(1) + hh(1));
+                        let gg = (xi(2) + hh(2)).tanh();
+                        let og = sig(xi(3) + hh(3));
+                        cn[j] = fg * cp[j] + ig * gg;
+                        hn[j] = og * cn[j].tanh();
+                    }
+                    Cell::Gru => {
+                        let r = sig(xi(0) + hh(0));
+                        let z = sig(xi(1) + hh(1));
+                        let n = (xi(2) + r * hh(2)).tanh();
+                        hn[j] = (1.0 - z) * n + z * hp[j];
+                    }
+                    Cell::Rnn => hn[j] = (xi(0) + hh(0)).tanh(),
+                }
+            }
+            hs[(tt * b + bb) * h..(tt * b + bb + 1) * h].copy_from_slice(&hn);
+            if cell == Cell::Lstm {
+                cs[(tt * b + bb) * h..(tt * b + bb + 1) * h].copy_from_slice(&cn);
+            }
+            hp = hn;
+            cp = cn;
+        }
+    }
+    (hs, cs)
+}
+
+/// What the reference model reads: token ids (B, T) or dense rows (B, T, D).
+pub enum RefInput<'a> {
+    Tokens(&'a [u32]),
+    Dense(&'a [f64]),
+}
+
+/// Mean loss of the whole model (no dropout) in f64: per unmasked token for an
+/// every-step head (`targets`, `mask`: (B, T)), per sequence for a last-step head
+/// (`targets`: (B) labels, `mask` ignored).
+pub fn model_loss_ref(
+    cfg: &ModelConfig,
+    params: &[f64],
+    input: RefInput,
+    targets: &[u32],
+    mask: &[f32],
+    b: usize,
+    t: usize,
+) -> f64 {
+    // slice the flat parameters by the table
+    let mut tensors = Vec::new();
+    let mut off = 0;
+    for (_, shape) in param_table(cfg) {
+        let n: usize = shape.iter().product();
+        tensors.push(&params[off..off + n]);
+        off += n;
+    }
+    assert_eq!(off, params.len());
+    let mut k = 0;
+    let i0 = cfg.input_width();
+    // x: (T, B, I) time-major
+    let mut x = vec![0.0; t * b * i0];
+    match (cfg.input, input) {
+        (Input::Tokens, RefInput::Tokens(ids)) => {
+            let emb = tensors[0];
+            k = 1;
+            for bb in 0..b {
+                for tt in 0..t {
+                    let id = ids[bb * t + tt] as usize;
+                    for e in 0..i0 {
+                        x[(tt * b + bb) * i0 + e] = emb[id * i0 + e];
+                    }
+                }
+            }
+        }
+        (Input::Dense { dim }, RefInput::Dense(d)) => {
+            for bb in 0..b {
+                for tt in 0..t {
+                    for e in 0..dim {
+                        x[(tt * b + bb) * dim + e] = d[(bb * t + tt) * dim + e];
+                    }
+                }
+            }
+        }
+        _ => panic!("input kind does not match the config"),
+    }
+    let mut width = i0;
+    for _ in 0..cfg.layers {
+        let w = RefCell {
+            w_ih: tensors[k],
+            w_hh: tensors[k + 1],
+            b_ih: tensors[k + 2],
+            b_hh: tensors[k + 3],
+        };
+        k += 4;
+        x = cell_ref(cfg.cell, &x, &w, t, b, width, cfg.hidden).0;
+        width = cfg.hidden;
+    }
+    let (pw, pb) = (tensors[k], tensors[k + 1]);
+    let (h, v) = (cfg.hidden, cfg.vocab);
+    let nll = |hv: &[f64], target: usize| {
+        let logits: Vec<f64> = (0..v).map(|o| row_dot(pw, o, hv) + pb[o]).collect();
+        let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let lse = logits.iter().map(|l| (l - max).exp()).sum::<f64>().ln() + max;
+        lse - logits[target]
+    };
+    match cfg.head {
+        Head::EveryStep => {
+            let (mut sum, mut count) = (0.0, 0.0);
+            for bb in 0..b {
+                for tt in 0..t {
+                    let m = mask[bb * t + tt] as f64;
+                    if m != 0.0 {
+                        sum += m * nll(
+                            &x[(tt * b + bb) * h..(tt * b + bb + 1) * h],
+                            targets[bb * t + tt] as usize,
+                        );
+                        count += m;
+                    }
+                }
+            }
+            sum / count
+        }
+        Head::LastStep => {
+            let last = t - 1;
+            (0..b)
+                .map(|bb| {
+                    nll(
+                        &x[(last * b + bb) * h..(last * b + bb + 1) * h],
+                        targets[bb] as usize,
+                    )
+                })
+                .sum::<f64>()
+                / b as f64
+        }
+    }
+}

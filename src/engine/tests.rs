@@ -1,0 +1,110 @@
+//! Fast kernels against `reference.rs` on hand-listed shapes (as gemm's tests
+//! do): B = 1, T = 1, H not a multiple of the SIMD width, and an S-like layer.
+//! On failure the first mismatches and the largest difference are printed.
+
+use super::gru::gru_forward;
+use super::lstm::lstm_forward;
+use super::reference::{cell_ref, RefCell};
+use super::rnn::rnn_forward;
+use super::{CellWeights, Dims};
+use crate::model::Cell;
+use crate::rng::Rng;
+
+/// Compares `got` with `want`, printing the first 5 mismatches and the largest difference.
+pub fn check_close(name: &str, got: &[f32], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "{name}: lengths differ");
+    let mut max = 0.0f64;
+    let mut bad = 0;
+    for (k, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let d = (g as f64 - w).abs();
+        max = max.max(d);
+        if d > tol * (1.0 + w.abs()) {
+            if bad < 5 {
+                eprintln!("{name}[{k}]: got {g} want {w} NOT OK");
+            }
+            bad += 1;
+        }
+    }
+    eprintln!("{name}: max diff {max:e} over {} values", got.len());
+    assert_eq!(
+        bad, 0,
+        "{name}: {bad} values differ by more than {tol:e} (max diff {max:e})"
+    );
+}
+
+fn random(n: usize, scale: f32, rng: &mut Rng) -> Vec<f32> {
+    (0..n)
+        .map(|_| (2.0 * rng.uniform() - 1.0) * scale)
+        .collect()
+}
+
+fn to64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+// (T, B, I, H)
+const SHAPES: &[(usize, usize, usize, usize)] = &[
+    (1, 1, 1, 1),
+    (1, 3, 5, 7),
+    (5, 1, 4, 9),
+    (7, 4, 13, 11),
+    (3, 2, 8, 16),
+    (4, 64, 128, 128),
+];
+
+#[test]
+fn cells_match_reference_forward() {
+    let mut rng = Rng::new(7);
+    for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
+        for &(t, b, i, h) in SHAPES {
+            let g = cell.gates();
+            let bound = 1.0 / (h as f32).sqrt();
+            let x = random(t * b * i, 1.0, &mut rng);
+            let (w_ih, w_hh) = (
+                random(g * h * i, bound, &mut rng),
+                random(g * h * h, bound, &mut rng),
+            );
+            let (b_ih, b_hh) = (
+                random(g * h, bound, &mut rng),
+                random(g * h, bound, &mut rng),
+            );
+            let w = CellWeights {
+                w_ih: &w_ih,
+                w_hh: &w_hh,
+                b_ih: &b_ih,
+                b_hh: &b_hh,
+            };
+            let d = Dims { t, b, i, h };
+            let mut h_all = vec![0.0f32; (t + 1) * b * h];
+            let mut c_all = vec![0.0f32; (t + 1) * b * h];
+            let mut gates = vec![0.0f32; t * b * g * h];
+            match cell {
+                Cell::Lstm => lstm_forward(&mut h_all, &mut c_all, &mut gates, &x, &w, d),
+                Cell::Gru => {
+                    let mut hn = vec![0.0f32; t * b * h];
+                    let mut hh = vec![0.0f32; b * 3 * h];
+                    gru_forward(&mut h_all, &mut hn, &mut gates, &mut hh, &x, &w, d)
+                }
+                Cell::Rnn => rnn_forward(&mut h_all, &mut gates, &x, &w, d),
+            }
+            let (w64, wh64, bi64, bh64) = (to64(&w_ih), to64(&w_hh), to64(&b_ih), to64(&b_hh));
+            let rw = RefCell {
+                w_ih: &w64,
+                w_hh: &wh64,
+                b_ih: &bi64,
+                b_hh: &bh64,
+            };
+            let (h_ref, c_ref) = cell_ref(cell, &to64(&x), &rw, t, b, i, h);
+            let name = format!("{cell} h T{t} B{b} I{i} H{h}");
+            check_close(&name, &h_all[b * h..], &h_ref, 1e-5);
+            if cell == Cell::Lstm {
+                check_close(
+                    &format!("{cell} c T{t} B{b} I{i} H{h}"),
+                    &c_all[b * h..],
+                    &c_ref,
+                    1e-5,
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! shiren's integration tests: one test binary that runs the built `shiren`
+//! on small inputs the tests write themselves. Each part of the program adds
+//! its own module here.
+
+// Helpers: `shiren_test!` (temp dir + ready command) and `eqnice!`.
+#[macro_use]
+mod macros;
+
+// Tiny corpora in each source format, written by the tests.
+mod hay;
+
+// `shiren corpus`: readers, cleaning rules, bad input, the real corpus (ignored).
+mod corpus;
