@@ -4,7 +4,9 @@
 //! The HTTP layer is tested with `Toy`, a deterministic writer that behaves
 //! like the real one at its edges (acrostic heads, form shape, unknown
 //! characters, a seed fixing the output) and records how many poems it writes
-//! at once, so the concurrency bound is checked rather than assumed.
+//! at once, so the concurrency bound is checked rather than assumed. The whole
+//! path, real writer included, is tested with a tiny randomly initialised
+//! LSTM and a small tone table, so no shipped model is needed.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,10 +14,14 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use shiren::model::{Model, ModelConfig, State};
+use shiren::prosody::{Lexicon, Tone};
 use shiren::rng::Rng;
 use shiren::serve::api::{ApiError, FormId, PoemOut, ToneMark, WriteResponse, WriteSpec};
-use shiren::serve::poet::lay_out;
+use shiren::serve::poet::{lay_out, WriterPoet};
 use shiren::serve::{Limits, Poet, Running, Service};
+use shiren::vocab::Vocab;
+use shiren::write::CharModel;
 
 const POOL: &str = "春夏秋冬风花雪月山水云天江河日夜人归来去明清长远孤舟寒烟高楼故乡";
 
@@ -107,6 +113,112 @@ impl Toy {
         }
         Ok(poems)
     }
+}
+
+/// A tiny random LSTM over a small vocabulary: untrained, so the constraints
+/// alone make its output a poem, which is what the service must deliver.
+struct Tiny {
+    model: Model,
+    vocab: Vocab,
+}
+
+const LEVEL: &str = "东风中同红空春秋天年前烟山间还闲关";
+const OBLIQUE: &str = "白日尽入海欲里目上去见古月雪夏冬";
+
+impl Tiny {
+    fn new() -> Tiny {
+        let text = format!("{LEVEL}{OBLIQUE}，。");
+        let vocab = Vocab::build([text.as_str()], 1);
+        let cfg = ModelConfig {
+            layers: 1,
+            embed: 8,
+            hidden: 16,
+            vocab: vocab.len(),
+            ..ModelConfig::default()
+        };
+        Tiny {
+            model: Model::new(cfg, &mut Rng::new(1)),
+            vocab,
+        }
+    }
+}
+
+impl CharModel for Tiny {
+    type State = State;
+    fn vocab_size(&self) -> usize {
+        self.vocab.len()
+    }
+    fn char_of(&self, id: u32) -> Option<char> {
+        self.vocab.char(id)
+    }
+    fn initial_state(&self) -> State {
+        self.model.new_state(1)
+    }
+    fn step(&self, state: &mut State, token: u32, logits: &mut [f32]) {
+        self.model.step(state, &[token], logits);
+    }
+}
+
+fn tiny_poet() -> Arc<dyn Poet> {
+    let lex = Lexicon::from_groups(&[
+        ("一东", Tone::Ping, "东风中同红空"),
+        ("一先", Tone::Ping, "先天年前边烟"),
+        ("十五删", Tone::Ping, "山间还闲关"),
+        ("仄", Tone::Ze, OBLIQUE),
+        ("平", Tone::Ping, "春秋"),
+    ]);
+    Arc::new(WriterPoet::new(Tiny::new(), Some(lex), "tiny random lstm"))
+}
+
+#[test]
+fn a_real_writer_serves_regulated_acrostics() {
+    let server = Running::start(
+        Service::new(tiny_poet(), limits()),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .expect("start the server");
+    let body = r#"{"acrostic":"春夏秋冬","form":"wujue","tones":"strict","seed":5,"count":3}"#;
+    let (status, json) = post(&server, body);
+    assert_eq!(status, 200, "{json}");
+    let resp: WriteResponse = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(resp.poems.len(), 3);
+    for poem in &resp.poems {
+        assert_eq!(poem.lines.len(), 4, "{}", poem.text);
+        let heads: String = poem.lines.iter().map(|l| l.chars[0].c).collect();
+        assert_eq!(heads, "春夏秋冬");
+        for (i, line) in poem.lines.iter().enumerate() {
+            assert_eq!(line.chars.len(), 5, "{}", poem.text);
+            assert_eq!(
+                line.punct,
+                if i % 2 == 0 { "，" } else { "。" },
+                "{}",
+                poem.text
+            );
+            assert!(line
+                .chars
+                .iter()
+                .all(|c| LEVEL.contains(c.c) || OBLIQUE.contains(c.c)));
+        }
+        // Feet of lines 2 and 4 are marked, level, and in the group the poem names.
+        let group = poem.rhyme_group.as_deref().expect("a rhyme group");
+        for i in [1, 3] {
+            let foot = &poem.lines[i].chars[4];
+            assert!(foot.rhyme, "{}", poem.text);
+            assert_eq!(foot.tone, Some(ToneMark::Ping), "{}", poem.text);
+            let members = match group {
+                "一东" => "东风中同红空",
+                "一先" => "先天年前边烟",
+                "十五删" => "山间还闲关",
+                other => panic!("unexpected group {other}"),
+            };
+            assert!(members.contains(foot.c), "{} not in {group}", foot.c);
+        }
+    }
+    let (_, again) = post(&server, body);
+    assert_eq!(again["poems"], json["poems"], "same seed, same poems");
+    let (got, err) = post(&server, r#"{"acrostic":"春龘"}"#);
+    assert_error(got, &err, 422, "龘");
+    server.stop().unwrap();
 }
 
 fn start(poet: Arc<Toy>, limits: Limits) -> Running {
@@ -340,6 +452,44 @@ fn a_slow_request_times_out_with_a_503() {
         t.elapsed()
     );
     server.stop().unwrap();
+}
+
+#[test]
+fn sixty_four_clients_at_once_with_the_real_writer() {
+    const CLIENTS: usize = 64;
+    let server = Arc::new(
+        Running::start(
+            Service::new(tiny_poet(), limits()),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .unwrap(),
+    );
+    let barrier = Arc::new(Barrier::new(CLIENTS));
+    let handles: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let (server, barrier) = (Arc::clone(&server), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                let body = json!({"acrostic": "春夏秋冬", "seed": i, "form": "qilv"}).to_string();
+                post(&server, &body)
+            })
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        let (status, json) = h.join().expect("a client panicked");
+        assert_eq!(status, 200, "client {i}: {json}");
+        assert_eq!(json["seed"], i as u64);
+        assert_eq!(
+            json["poems"][0]["lines"].as_array().map(Vec::len),
+            Some(4),
+            "client {i}: {json}"
+        );
+    }
+    Arc::try_unwrap(server)
+        .ok()
+        .expect("clients are done")
+        .stop()
+        .unwrap();
 }
 
 #[test]

@@ -11,3 +11,6 @@ mod hay;
 
 // `shiren corpus`: readers, cleaning rules, bad input, the real corpus (ignored).
 mod corpus;
+
+// `shiren serve`: the JSON API and page on an ephemeral loopback port, bad input, 64 clients.
+mod serve;
