@@ -23,3 +23,5 @@ mod write;
 
 // `shiren mnist`: the IDX reader on small files, training on a synthetic task, the real set (ignored).
 mod mnist;
+// `shiren serve`: the JSON API and page on an ephemeral loopback port, bad input, 64 clients.
+mod serve;

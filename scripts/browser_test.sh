@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Browser test for `shiren serve` (called by .ci/run): starts the server on a
+# free loopback port, has headless Chromium load the page with an acrostic in
+# the query string (the page fills its form from it and presses the button),
+# checks the poem in the DOM, and saves screenshots under target/.
+#
+#   scripts/browser_test.sh                  # build, serve the shipped model, test
+#   SHIREN_MODEL=DIR scripts/browser_test.sh # serve another checkpoint
+#   SHIREN_URL=http://127.0.0.1:8080 scripts/browser_test.sh   # test a running server
+#
+# Installs Debian's chromium (and a CJK font, so the screenshot is legible)
+# when missing. Exits non-zero with one line on stderr when anything fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export LC_ALL=C.UTF-8 # ${#line} counts characters, not bytes
+
+say() { echo "browser_test: $*" >&2; }
+fail() { say "FAIL: $*"; exit 1; }
+
+ACROSTIC=春夏秋冬
+FORM=wujue # 4 lines of 5
+SHOT=target/serve-screenshot.png
+SHOT_PHONE=target/serve-screenshot-phone.png
+
+# --- tools ---------------------------------------------------------------------------------------
+apt_install() {
+  local runner=()
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || fail "$* missing and not root (install it: apt-get install -y $*)"
+    runner=(sudo)
+  fi
+  say "installing $*"
+  "${runner[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${runner[@]}" apt-get install -y -qq "$@" >/dev/null
+}
+command -v chromium >/dev/null || apt_install chromium
+command -v fc-list >/dev/null && { fc-list :lang=zh | grep -q . || apt_install fonts-noto-cjk; }
+command -v curl >/dev/null || apt_install curl
+
+# --- server --------------------------------------------------------------------------------------
+tmp=$(mktemp -d)
+server_pid=
+cleanup() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+if [ -n "${SHIREN_URL:-}" ]; then
+  url=${SHIREN_URL%/}
+else
+  # The test profile shares its build with `cargo test`, which .ci/run has just run.
+  cargo build --quiet --profile test --bin shiren
+  bin=target/debug/shiren
+  "$bin" serve --addr 127.0.0.1:0 ${SHIREN_MODEL:+--model "$SHIREN_MODEL"} >"$tmp/out" 2>"$tmp/err" &
+  server_pid=$!
+  for _ in $(seq 1 600); do # loading a model takes well under a minute
+    grep -q '^listening on ' "$tmp/out" 2>/dev/null && break
+    kill -0 "$server_pid" 2>/dev/null || fail "shiren serve exited: $(tail -n 3 "$tmp/err" | tr '\n' ' ')"
+    sleep 0.1
+  done
+  url=$(sed -n 's|^listening on \(http://[^/]*\)/$|\1|p' "$tmp/out")
+  [ -n "$url" ] || fail "shiren serve printed no address within 60 s"
+fi
+say "server at $url"
+curl -fsS "$url/healthz" >/dev/null || fail "$url/healthz did not answer"
+
+# --- browser -------------------------------------------------------------------------------------
+chrome() {
+  # No network beyond loopback is needed or wanted: everything background is off.
+  timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --disable-default-apps --disable-extensions --hide-scrollbars --mute-audio \
+    --user-data-dir="$(mktemp -d -p "$tmp")" --virtual-time-budget=15000 "$@" 2>>"$tmp/chromium.log"
+}
+
+page="$url/?acrostic=$ACROSTIC&form=$FORM&seed=7&count=2&auto=1"
+chrome --dump-dom "$page" >"$tmp/dom.html" || fail "chromium --dump-dom failed: $(tail -n 2 "$tmp/chromium.log")"
+state=$(grep -o 'data-state="[a-z]*"' "$tmp/dom.html" | head -n 1 || true)
+[ "$state" = 'data-state="done"' ] ||
+  fail "the page did not finish writing ($state): $(grep -o '<p id="status"[^<]*' "$tmp/dom.html" || true)"
+mapfile -t lines < <(grep -o 'data-line="[^"]*"' "$tmp/dom.html" | sed 's/^data-line="//; s/"$//')
+[ "${#lines[@]}" -eq 8 ] || fail "expected 2 poems of 4 lines in the DOM, found ${#lines[@]} lines: ${lines[*]}"
+heads=
+for i in "${!lines[@]}"; do
+  line=${lines[$i]}
+  [ "${#line}" -eq 5 ] || fail "line $((i + 1)) \"$line\" has ${#line} characters, a 五绝 line has 5"
+  case "$line" in *[[:space:][:ascii:]]*) fail "line $((i + 1)) \"$line\" holds a space or ASCII" ;; esac
+  heads+=${line:0:1}
+done
+[ "$heads" = "$ACROSTIC$ACROSTIC" ] || fail "acrostic heads are \"$heads\", wanted \"$ACROSTIC\" twice"
+grep -q 'class="ch[^"]*foot' "$tmp/dom.html" || fail "no rhyme foot is marked"
+grep -q '<rt>[○●◐]</rt>' "$tmp/dom.html" || fail "no tone mark is shown"
+say "DOM ok: ${lines[*]}"
+
+mkdir -p target
+rm -f "$SHOT" "$SHOT_PHONE"
+chrome --window-size=1000,900 --screenshot="$SHOT" "$page" >/dev/null || fail "screenshot failed"
+chrome --window-size=390,844 --screenshot="$SHOT_PHONE" "$page&vertical=1" >/dev/null || fail "phone screenshot failed"
+[ -s "$SHOT" ] && [ -s "$SHOT_PHONE" ] || fail "no screenshot written"
+say "screenshots: $SHOT $SHOT_PHONE"
+
+# --- graceful stop -------------------------------------------------------------------------------
+if [ -n "$server_pid" ]; then
+  kill -TERM "$server_pid"
+  for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$server_pid" 2>/dev/null && fail "shiren serve did not stop within 10 s of SIGTERM"
+  wait "$server_pid" || fail "shiren serve exited with $? after SIGTERM"
+  server_pid=
+fi
+say "ok"

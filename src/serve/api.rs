@@ -1,0 +1,637 @@
+//! The JSON the web service speaks: what `POST /api/write` accepts, how it is
+//! checked, and what comes back. Pure data and validation; no HTTP, no model.
+//!
+//! A request is checked completely before any work is queued, so a bad one
+//! costs nothing and gets one line saying what to change. Every number has a
+//! range and every text a length bound ([`Limits`]); unknown fields are
+//! errors, so a typo (`temprature`) is reported instead of silently ignored.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Bounds on what one request may ask for and on the work the server takes on.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes (a full request is ~300 bytes).
+    pub max_body_bytes: usize,
+    /// Most characters in `begin`.
+    pub max_begin_chars: usize,
+    /// Most characters in `acrostic` (one line each; 8 fills a 律诗).
+    pub max_acrostic_chars: usize,
+    /// Most poems per request.
+    pub max_count: usize,
+    /// Longest free-form poem, in characters.
+    pub max_len: usize,
+    /// Generations running at once; the rest wait (within `timeout`).
+    pub concurrent: usize,
+    /// Time limit for one request, waiting included.
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Limits {
+            max_body_bytes: 4096,
+            max_begin_chars: 16,
+            max_acrostic_chars: 16,
+            max_count: 10,
+            max_len: 200,
+            concurrent: cores,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The fixed forms a page can ask for, plus free verse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FormId {
+    Wujue,
+    Qijue,
+    Wulv,
+    Qilv,
+    Free,
+}
+
+impl FormId {
+    pub const ALL: [FormId; 5] = [
+        FormId::Wujue,
+        FormId::Qijue,
+        FormId::Wulv,
+        FormId::Qilv,
+        FormId::Free,
+    ];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            FormId::Wujue => "wujue",
+            FormId::Qijue => "qijue",
+            FormId::Wulv => "wulv",
+            FormId::Qilv => "qilv",
+            FormId::Free => "free",
+        }
+    }
+
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            FormId::Wujue => "五言绝句",
+            FormId::Qijue => "七言绝句",
+            FormId::Wulv => "五言律诗",
+            FormId::Qilv => "七言律诗",
+            FormId::Free => "自由",
+        }
+    }
+
+    /// (lines, characters per line); `None` for free verse.
+    pub fn shape(self) -> Option<(usize, usize)> {
+        match self {
+            FormId::Wujue => Some((4, 5)),
+            FormId::Qijue => Some((4, 7)),
+            FormId::Wulv => Some((8, 5)),
+            FormId::Qilv => Some((8, 7)),
+            FormId::Free => None,
+        }
+    }
+}
+
+impl fmt::Display for FormId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+impl FromStr for FormId {
+    type Err = ApiError;
+    fn from_str(s: &str) -> Result<FormId, ApiError> {
+        let s = s.trim();
+        let found = FormId::ALL.into_iter().find(|f| {
+            s.eq_ignore_ascii_case(f.id())
+                || s == f.name_zh()
+                || (f.shape().is_some() && s == short_zh(*f))
+                || (*f == FormId::Free && (s == "自由" || s == "free verse"))
+        });
+        found.ok_or_else(|| {
+            ApiError::invalid(format!(
+                "form `{}` is unknown (use one of wujue, qijue, wulv, qilv, free)",
+                clip(s, 20)
+            ))
+        })
+    }
+}
+
+fn short_zh(f: FormId) -> &'static str {
+    match f {
+        FormId::Wujue => "五绝",
+        FormId::Qijue => "七绝",
+        FormId::Wulv => "五律",
+        FormId::Qilv => "七律",
+        FormId::Free => "自由",
+    }
+}
+
+/// How strictly the 近体诗 tone rules are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tones {
+    Off,
+    Loose,
+    Strict,
+}
+
+impl FromStr for Tones {
+    type Err = ApiError;
+    fn from_str(s: &str) -> Result<Tones, ApiError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" => Ok(Tones::Off),
+            "loose" => Ok(Tones::Loose),
+            "strict" => Ok(Tones::Strict),
+            other => Err(ApiError::invalid(format!(
+                "tones `{}` is unknown (use off, loose or strict)",
+                clip(other, 20)
+            ))),
+        }
+    }
+}
+
+/// `POST /api/write` body, as typed by the client. Every field may be left out.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriteRequest {
+    /// The poem starts with these characters.
+    pub begin: Option<String>,
+    /// 藏头诗: line i starts with character i.
+    pub acrostic: Option<String>,
+    /// wujue | qijue | wulv | qilv | free (or 五绝 …) [default: wujue].
+    pub form: Option<String>,
+    /// Poems to write [default: 1].
+    pub count: Option<u64>,
+    /// Softmax temperature; 0 = always the likeliest character [default: 0.8].
+    pub temperature: Option<f64>,
+    /// Keep only the k likeliest characters; 0 = off [default: 200].
+    pub top_k: Option<u64>,
+    /// Nucleus sampling mass; 1 = off [default: 1].
+    pub top_p: Option<f64>,
+    /// Same seed, same poems [default: chosen by the server and returned].
+    pub seed: Option<u64>,
+    /// Rhyme lines 2, 4 (, 6, 8) in one 平水韵 group [default: on for fixed forms].
+    pub rhyme: Option<bool>,
+    /// off | loose | strict [default: loose].
+    pub tones: Option<String>,
+    /// Longest free-form poem, in characters [default and maximum: the server's limit].
+    pub max_len: Option<u64>,
+}
+
+/// A request after checking: every value in range, every text within bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteSpec {
+    pub begin: String,
+    pub acrostic: String,
+    pub form: FormId,
+    pub count: usize,
+    pub temperature: f32,
+    pub top_k: usize,
+    pub top_p: f32,
+    pub seed: u64,
+    pub rhyme: bool,
+    pub tones: Tones,
+    pub max_len: usize,
+}
+
+/// Largest seed the server hands out, so that a browser's f64 numbers carry it exactly.
+pub const MAX_SAFE_SEED: u64 = (1 << 53) - 1;
+
+impl WriteRequest {
+    /// Checks every field against `limits`; `fresh_seed` is used when no seed was given.
+    pub fn validate(&self, limits: &Limits, fresh_seed: u64) -> Result<WriteSpec, ApiError> {
+        let form = match &self.form {
+            Some(f) => f.parse::<FormId>()?,
+            None => FormId::Wujue,
+        };
+        let begin = text_field("begin", self.begin.as_deref(), limits.max_begin_chars)?;
+        let acrostic = text_field(
+            "acrostic",
+            self.acrostic.as_deref(),
+            limits.max_acrostic_chars,
+        )?;
+        if !begin.is_empty() && !acrostic.is_empty() {
+            return Err(ApiError::invalid(
+                "begin and acrostic cannot both be given (an acrostic fixes each line's first character)",
+            ));
+        }
+        let count = in_range_u("count", self.count, 1, 1, limits.max_count as u64)? as usize;
+        let temperature = in_range_f("temperature", self.temperature, 0.8, 0.0, 3.0)? as f32;
+        let top_k = in_range_u("top_k", self.top_k, 200, 0, 100_000)? as usize;
+        let top_p = in_range_f("top_p", self.top_p, 1.0, 0.01, 1.0)? as f32;
+        let max_len = in_range_u(
+            "max_len",
+            self.max_len,
+            limits.max_len as u64,
+            1,
+            limits.max_len as u64,
+        )? as usize;
+        let tones = match &self.tones {
+            Some(t) => t.parse::<Tones>()?,
+            None => Tones::Loose,
+        };
+        let rhyme = self.rhyme.unwrap_or(form != FormId::Free);
+        Ok(WriteSpec {
+            begin,
+            acrostic,
+            form,
+            count,
+            temperature,
+            top_k,
+            top_p,
+            seed: self.seed.unwrap_or(fresh_seed & MAX_SAFE_SEED),
+            rhyme,
+            tones,
+            max_len,
+        })
+    }
+}
+
+/// Trims a text field and bounds it; rejects control characters and inner whitespace
+/// (a poem never contains a space, so one in the input is a mistake worth naming).
+fn text_field(name: &str, value: Option<&str>, max: usize) -> Result<String, ApiError> {
+    let s = value.unwrap_or("").trim();
+    let n = s.chars().count();
+    if n > max {
+        return Err(ApiError::invalid(format!(
+            "{name} has {n} characters, more than the limit of {max}"
+        )));
+    }
+    if let Some(c) = s.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ApiError::invalid(format!(
+            "{name} contains {} (give Chinese characters only, without spaces)",
+            describe_char(c)
+        )));
+    }
+    Ok(s.to_string())
+}
+
+fn in_range_u(name: &str, v: Option<u64>, default: u64, lo: u64, hi: u64) -> Result<u64, ApiError> {
+    let v = v.unwrap_or(default);
+    if v < lo || v > hi {
+        return Err(ApiError::invalid(format!(
+            "{name} {v} is out of range (use {lo} to {hi})"
+        )));
+    }
+    Ok(v)
+}
+
+fn in_range_f(name: &str, v: Option<f64>, default: f64, lo: f64, hi: f64) -> Result<f64, ApiError> {
+    let v = v.unwrap_or(default);
+    if !(v.is_finite() && v >= lo && v <= hi) {
+        return Err(ApiError::invalid(format!(
+            "{name} {v} is out of range (use {lo} to {hi})"
+        )));
+    }
+    Ok(v)
+}
+
+/// A character as an error message shows it: printable ones quoted, others by code point.
+pub fn describe_char(c: char) -> String {
+    if c.is_control() || c.is_whitespace() {
+        format!("U+{:04X}", c as u32)
+    } else {
+        format!("`{c}` (U+{:04X})", c as u32)
+    }
+}
+
+/// The first `n` characters of `s`, so an error never echoes a huge input back.
+pub fn clip(s: &str, n: usize) -> String {
+    let mut out: String = s.chars().take(n).collect();
+    if s.chars().nth(n).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// The tone of one character as the page marks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToneMark {
+    #[serde(rename = "平")]
+    Ping,
+    #[serde(rename = "仄")]
+    Ze,
+    /// The character has both a level and an oblique reading.
+    #[serde(rename = "either")]
+    Either,
+}
+
+/// One character of a written poem.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CharOut {
+    pub c: char,
+    /// `null` when the lexicon does not know the character.
+    pub tone: Option<ToneMark>,
+    /// True for the last character of a rhyming line.
+    pub rhyme: bool,
+}
+
+/// One line: its characters and the punctuation that closes it (，or 。, or nothing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LineOut {
+    pub text: String,
+    pub punct: String,
+    pub chars: Vec<CharOut>,
+}
+
+/// One poem.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoemOut {
+    /// The whole poem with its punctuation, on one line.
+    pub text: String,
+    pub lines: Vec<LineOut>,
+    /// Name of the 平水韵 group the feet rhyme in, when rhyme was applied.
+    pub rhyme_group: Option<String>,
+    /// What the writer had to relax to finish this poem (another rhyme group, looser tones).
+    pub notes: Vec<String>,
+}
+
+/// `POST /api/write` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WriteResponse {
+    pub poems: Vec<PoemOut>,
+    pub form: FormId,
+    /// The seed used: send it back to get the same poems.
+    pub seed: u64,
+    pub elapsed_ms: f64,
+}
+
+/// One entry of `GET /api/forms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FormInfo {
+    pub id: FormId,
+    pub name: String,
+    pub lines: Option<usize>,
+    pub chars: Option<usize>,
+}
+
+/// `GET /api/forms` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FormsResponse {
+    pub forms: Vec<FormInfo>,
+    pub default: FormId,
+}
+
+impl FormsResponse {
+    pub fn all() -> FormsResponse {
+        FormsResponse {
+            forms: FormId::ALL
+                .into_iter()
+                .map(|f| FormInfo {
+                    id: f,
+                    name: f.name_zh().to_string(),
+                    lines: f.shape().map(|s| s.0),
+                    chars: f.shape().map(|s| s.1),
+                })
+                .collect(),
+            default: FormId::Wujue,
+        }
+    }
+}
+
+/// What went wrong, as an HTTP status and one line for the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub status: u16,
+    pub message: String,
+}
+
+impl ApiError {
+    /// 400: the body is not a request at all (not JSON, wrong types, unknown fields).
+    pub fn malformed(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 400,
+            message: message.into(),
+        }
+    }
+    /// 422: a well-formed request asking for something impossible.
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 422,
+            message: message.into(),
+        }
+    }
+    /// 503: the server is too busy or ran out of time; try again.
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 503,
+            message: message.into(),
+        }
+    }
+    /// 500: a fault of the server, not of the request.
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 500,
+            message: message.into(),
+        }
+    }
+}
+
+/// The body of every error response: `{"error": "..."}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// The fields `POST /api/write` knows, for the message about an unknown one.
+const FIELDS: &str =
+    "begin, acrostic, form, count, temperature, top_k, top_p, seed, rhyme, tones, max_len";
+
+/// Parses a request body field by field, so a wrong type names its field
+/// (serde's derived message gives only a column).
+pub fn parse_request(body: &[u8]) -> Result<WriteRequest, ApiError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        // An empty body means "all defaults", so `curl -X POST` writes a poem.
+        return Ok(WriteRequest::default());
+    }
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::malformed(format!("malformed request: {e}")))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(ApiError::malformed(format!(
+            "malformed request: expected a JSON object like {{\"acrostic\":\"春夏秋冬\"}}, found {}",
+            kind(&value)
+        )));
+    };
+    let mut r = WriteRequest::default();
+    for (key, v) in &map {
+        if v.is_null() {
+            continue; // null means "the default", as a missing field does
+        }
+        match key.as_str() {
+            "begin" => r.begin = Some(string(key, v)?),
+            "acrostic" => r.acrostic = Some(string(key, v)?),
+            "form" => r.form = Some(string(key, v)?),
+            "tones" => r.tones = Some(string(key, v)?),
+            "count" => r.count = Some(whole(key, v)?),
+            "top_k" => r.top_k = Some(whole(key, v)?),
+            "seed" => r.seed = Some(whole(key, v)?),
+            "max_len" => r.max_len = Some(whole(key, v)?),
+            "temperature" => r.temperature = Some(number(key, v)?),
+            "top_p" => r.top_p = Some(number(key, v)?),
+            "rhyme" => r.rhyme = Some(v.as_bool().ok_or_else(|| wrong(key, "true or false", v))?),
+            other => {
+                return Err(ApiError::malformed(format!(
+                    "malformed request: unknown field `{}` (the fields are {FIELDS})",
+                    clip(other, 30)
+                )))
+            }
+        }
+    }
+    Ok(r)
+}
+
+fn string(key: &str, v: &serde_json::Value) -> Result<String, ApiError> {
+    v.as_str()
+        .map(str::to_string)
+        .ok_or_else(|| wrong(key, "a string", v))
+}
+
+fn whole(key: &str, v: &serde_json::Value) -> Result<u64, ApiError> {
+    v.as_u64()
+        .ok_or_else(|| wrong(key, "a whole number, 0 or more", v))
+}
+
+fn number(key: &str, v: &serde_json::Value) -> Result<f64, ApiError> {
+    v.as_f64().ok_or_else(|| wrong(key, "a number", v))
+}
+
+fn wrong(key: &str, want: &str, v: &serde_json::Value) -> ApiError {
+    ApiError::malformed(format!(
+        "malformed request: {key} must be {want}, found {}",
+        clip(&v.to_string(), 30)
+    ))
+}
+
+fn kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> Result<WriteSpec, ApiError> {
+        parse_request(json.as_bytes())?.validate(&Limits::default(), 7)
+    }
+
+    #[test]
+    fn defaults_fill_an_empty_request() {
+        let s = spec("").unwrap();
+        assert_eq!(s.form, FormId::Wujue);
+        assert_eq!(s.count, 1);
+        assert_eq!(s.seed, 7);
+        assert!(s.rhyme);
+        assert_eq!(s.tones, Tones::Loose);
+        assert!(!spec(r#"{"form":"free"}"#).unwrap().rhyme);
+    }
+
+    #[test]
+    fn forms_parse_by_id_and_chinese_name() {
+        assert_eq!(spec(r#"{"form":"QIJUE"}"#).unwrap().form, FormId::Qijue);
+        assert_eq!(spec(r#"{"form":"七律"}"#).unwrap().form, FormId::Qilv);
+        assert_eq!(spec(r#"{"form":"五言律诗"}"#).unwrap().form, FormId::Wulv);
+        let e = spec(r#"{"form":"sonnet"}"#).unwrap_err();
+        assert_eq!(e.status, 422);
+        assert!(e.message.contains("`sonnet`"), "{}", e.message);
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_field_and_range() {
+        for (json, field) in [
+            (r#"{"count":0}"#, "count"),
+            (r#"{"count":11}"#, "count"),
+            (r#"{"temperature":-0.5}"#, "temperature"),
+            (r#"{"temperature":9.5}"#, "temperature"),
+            (r#"{"top_p":1.5}"#, "top_p"),
+            (r#"{"top_k":1000000}"#, "top_k"),
+            (r#"{"max_len":100000}"#, "max_len"),
+            (r#"{"tones":"very"}"#, "tones"),
+        ] {
+            let e = spec(json).unwrap_err();
+            assert_eq!(e.status, 422, "{json}");
+            assert!(e.message.starts_with(field), "{json}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn malformed_bodies_are_400() {
+        for (json, needle) in [
+            ("{", "EOF"),
+            ("[1,2]", "found an array"),
+            (r#"{"count":"3"}"#, "count must be a whole number"),
+            (r#"{"temprature":1}"#, "unknown field `temprature`"),
+            (r#"{"count":-1}"#, "found -1"),
+            (r#"{"rhyme":"yes"}"#, "rhyme must be true or false"),
+            ("\u{0}", "malformed"),
+        ] {
+            let e = spec(json).unwrap_err();
+            assert_eq!(e.status, 400, "{json}");
+            assert!(
+                e.message.contains(needle) && !e.message.contains('\n'),
+                "{json}: {}",
+                e.message
+            );
+        }
+        assert_eq!(
+            parse_request(br#"{"count":null}"#).unwrap(),
+            WriteRequest::default()
+        );
+    }
+
+    #[test]
+    fn texts_are_bounded_and_checked() {
+        let long = "春".repeat(17);
+        let e = spec(&format!(r#"{{"acrostic":"{long}"}}"#)).unwrap_err();
+        assert!(e.message.contains("17 characters"), "{}", e.message);
+        let e = spec(r#"{"begin":"春 风"}"#).unwrap_err();
+        assert!(e.message.contains("U+0020"), "{}", e.message);
+        let e = spec(r#"{"begin":"春风","acrostic":"春夏"}"#).unwrap_err();
+        assert!(e.message.contains("both"), "{}", e.message);
+        assert_eq!(spec(r#"{"begin":" 明月 "}"#).unwrap().begin, "明月");
+    }
+
+    #[test]
+    fn seeds_pass_through_and_fresh_ones_fit_a_double() {
+        assert_eq!(
+            spec(r#"{"seed":18446744073709551615}"#).unwrap().seed,
+            u64::MAX
+        );
+        let s = parse_request(b"{}")
+            .unwrap()
+            .validate(&Limits::default(), u64::MAX)
+            .unwrap();
+        assert_eq!(s.seed, MAX_SAFE_SEED);
+    }
+
+    #[test]
+    fn tone_marks_serialise_as_the_page_expects() {
+        let c = CharOut {
+            c: '春',
+            tone: Some(ToneMark::Ping),
+            rhyme: true,
+        };
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            r#"{"c":"春","tone":"平","rhyme":true}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ToneMark::Either).unwrap(),
+            r#""either""#
+        );
+        assert_eq!(clip("春夏秋冬", 2), "春夏…");
+    }
+}

@@ -1,0 +1,339 @@
+//! What the web service asks of a poem writer ([`Poet`]), and the helper that
+//! lays a written poem out as lines and characters for the page.
+//!
+//! The service holds one `Arc<dyn Poet>` for its whole life: the model and the
+//! lexicon are loaded once, before the first request, and shared by every
+//! request thread (writing only reads them). The trait keeps the HTTP layer
+//! testable on its own, with a toy writer, and keeps this module free of
+//! sampling code: that lives in `write.rs`; [`WriterPoet`] only translates
+//! between the API's types and the writer's.
+
+use std::time::Instant;
+
+use super::api::{ApiError, CharOut, FormId, LineOut, PoemOut, ToneMark, Tones, WriteSpec};
+use crate::prosody::{Lexicon, Tone, ToneMode};
+use crate::rng::Rng;
+use crate::write::{CharModel, Form, Options, Poem, WriteError, Writer};
+
+/// A shared, read-only poem writer.
+pub trait Poet: Send + Sync + 'static {
+    /// One line about the model, for `/healthz` (cell, size, corpus, training step).
+    fn describe(&self) -> String;
+
+    /// Writes `spec.count` poems. Runs on a blocking thread; should give up
+    /// with [`ApiError::unavailable`] once `deadline` has passed (checking
+    /// between poems is enough: one poem takes milliseconds). Bad input that
+    /// only the writer can see (an unknown character) is an
+    /// [`ApiError::invalid`].
+    fn write(&self, spec: &WriteSpec, deadline: Instant) -> Result<Vec<PoemOut>, ApiError>;
+}
+
+/// The real writer: any [`CharModel`] (the trained network) with the tone
+/// lexicon, behind [`Writer`]'s per-token tables, which are built once here.
+pub struct WriterPoet<M: CharModel + Send + Sync + 'static> {
+    writer: Writer<'static, M>,
+    about: String,
+}
+
+impl<M: CharModel + Send + Sync + 'static> WriterPoet<M> {
+    /// Takes the model and lexicon for the rest of the process. The writer
+    /// borrows both; since they must live as long as the server does, they
+    /// are leaked once (a few MB) rather than kept in a self-referential struct.
+    pub fn new(model: M, lexicon: Option<Lexicon>, about: impl Into<String>) -> WriterPoet<M> {
+        let model: &'static M = Box::leak(Box::new(model));
+        let lexicon: Option<&'static Lexicon> = lexicon.map(|l| &*Box::leak(Box::new(l)));
+        WriterPoet {
+            writer: Writer::new(model, lexicon),
+            about: about.into(),
+        }
+    }
+}
+
+impl<M: CharModel + Send + Sync + 'static> Poet for WriterPoet<M>
+where
+    Writer<'static, M>: Send + Sync,
+{
+    fn describe(&self) -> String {
+        self.about.clone()
+    }
+
+    fn write(&self, spec: &WriteSpec, deadline: Instant) -> Result<Vec<PoemOut>, ApiError> {
+        let opts = options(spec);
+        // As `Writer::write_many` does: poem k from its own stream forked from the
+        // seed, so the page, the API and `shiren write --seed` agree.
+        let base = Rng::new(spec.seed);
+        let mut poems = Vec::with_capacity(spec.count);
+        for k in 0..spec.count {
+            if Instant::now() > deadline {
+                return Err(ApiError::unavailable(format!(
+                    "ran out of time after {k} of {} poems (ask for fewer, or try again)",
+                    spec.count
+                )));
+            }
+            let poem = self
+                .writer
+                .write(&opts, &mut base.fork(k as u64))
+                .map_err(web_error)?;
+            poems.push(poem_out(poem));
+        }
+        Ok(poems)
+    }
+}
+
+/// The writer's options for a checked request.
+pub fn options(spec: &WriteSpec) -> Options {
+    Options {
+        begin: spec.begin.clone(),
+        acrostic: spec.acrostic.clone(),
+        form: match spec.form {
+            FormId::Wujue => Form::Wujue,
+            FormId::Qijue => Form::Qijue,
+            FormId::Wulv => Form::Wulv,
+            FormId::Qilv => Form::Qilv,
+            FormId::Free => Form::Free,
+        },
+        tune: None,
+        temperature: spec.temperature,
+        top_k: spec.top_k,
+        top_p: spec.top_p,
+        max_len: spec.max_len,
+        rhyme: spec.rhyme,
+        tones: match spec.tones {
+            Tones::Off => ToneMode::Off,
+            Tones::Loose => ToneMode::Loose,
+            Tones::Strict => ToneMode::Strict,
+        },
+    }
+}
+
+/// Every writer error is about what was asked (an unknown character, a begin
+/// that does not fit the form), so it is a 422; its message names command-line
+/// flags, which on the web are JSON fields.
+fn web_error(e: WriteError) -> ApiError {
+    let msg = e.to_string().replace("--", "");
+    ApiError::invalid(msg)
+}
+
+fn tone_mark(t: Tone) -> ToneMark {
+    match t {
+        Tone::Ping => ToneMark::Ping,
+        Tone::Ze => ToneMark::Ze,
+        Tone::Both => ToneMark::Either,
+    }
+}
+
+/// The writer's poem in the API's shape.
+pub fn poem_out(p: Poem) -> PoemOut {
+    PoemOut {
+        text: p.text,
+        lines: p
+            .lines
+            .into_iter()
+            .map(|l| LineOut {
+                text: l.text,
+                punct: l.end,
+                chars: l
+                    .chars
+                    .into_iter()
+                    .map(|c| CharOut {
+                        c: c.ch,
+                        tone: c.tone.map(tone_mark),
+                        rhyme: c.foot,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        rhyme_group: p.rhyme_group,
+        notes: p.notes,
+    }
+}
+
+/// Whether `c` closes a line in the writer's output.
+pub fn is_line_end(c: char) -> bool {
+    matches!(c, '，' | '。' | '！' | '？' | '；' | '、' | '\n')
+}
+
+/// Splits a poem's text into lines (each keeping its closing punctuation
+/// apart) and marks each character with `tone_of` and each rhyme foot: the
+/// last character of every line index for which `is_foot` holds.
+pub fn lay_out(
+    text: &str,
+    tone_of: impl Fn(char) -> Option<ToneMark>,
+    is_foot: impl Fn(usize) -> bool,
+) -> PoemOut {
+    let mut lines: Vec<LineOut> = Vec::new();
+    let mut cur = String::new();
+    let flush = |cur: &mut String, punct: String, lines: &mut Vec<LineOut>| {
+        if cur.is_empty() && punct.trim().is_empty() {
+            return;
+        }
+        let i = lines.len();
+        let n = cur.chars().count();
+        let chars = cur
+            .chars()
+            .enumerate()
+            .map(|(j, c)| CharOut {
+                c,
+                tone: tone_of(c),
+                rhyme: j + 1 == n && is_foot(i),
+            })
+            .collect();
+        lines.push(LineOut {
+            text: std::mem::take(cur),
+            punct: punct.trim().to_string(),
+            chars,
+        });
+    };
+    for c in text.chars() {
+        if is_line_end(c) {
+            flush(&mut cur, c.to_string(), &mut lines);
+        } else if !c.is_whitespace() {
+            cur.push(c);
+        }
+    }
+    flush(&mut cur, String::new(), &mut lines);
+    // Lines broken by a newline rather than punctuation (lyrics) keep their break.
+    let mut text = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        text.push_str(&l.text);
+        text.push_str(&l.punct);
+        if l.punct.is_empty() && i + 1 < lines.len() {
+            text.push('\n');
+        }
+    }
+    PoemOut {
+        text,
+        lines,
+        rhyme_group: None,
+        notes: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::api::{parse_request, Limits};
+    use std::time::Duration;
+
+    /// Every character equally likely: the constraints alone shape the poem.
+    struct Uniform(Vec<char>);
+
+    impl CharModel for Uniform {
+        type State = ();
+        fn vocab_size(&self) -> usize {
+            self.0.len() + 4
+        }
+        fn char_of(&self, id: u32) -> Option<char> {
+            id.checked_sub(4)
+                .and_then(|i| self.0.get(i as usize).copied())
+        }
+        fn initial_state(&self) {}
+        fn step(&self, _: &mut (), _: u32, logits: &mut [f32]) {
+            logits.fill(0.0);
+        }
+    }
+
+    const LEVEL: &str = "东风中同红空春秋";
+    const OBLIQUE: &str = "白日尽入海欲里目上去夏冬";
+
+    fn poet() -> WriterPoet<Uniform> {
+        let chars = format!("{LEVEL}{OBLIQUE}，。").chars().collect();
+        let lex = Lexicon::from_groups(&[("一东", Tone::Ping, LEVEL), ("仄", Tone::Ze, OBLIQUE)]);
+        WriterPoet::new(Uniform(chars), Some(lex), "uniform")
+    }
+
+    fn ask(p: &WriterPoet<Uniform>, json: &str) -> Result<Vec<PoemOut>, ApiError> {
+        let spec = parse_request(json.as_bytes())?.validate(&Limits::default(), 1)?;
+        p.write(&spec, Instant::now() + Duration::from_secs(5))
+    }
+
+    #[test]
+    fn writer_poet_writes_acrostics_with_marks() {
+        let p = poet();
+        let poems = ask(
+            &p,
+            r#"{"acrostic":"春夏秋冬","form":"wujue","count":2,"seed":3}"#,
+        )
+        .unwrap();
+        assert_eq!(poems.len(), 2);
+        for poem in &poems {
+            let heads: String = poem.lines.iter().map(|l| l.chars[0].c).collect();
+            assert_eq!(heads, "春夏秋冬");
+            assert!(poem.lines.iter().all(|l| l.chars.len() == 5));
+            let feet: Vec<usize> = (0..4).filter(|&i| poem.lines[i].chars[4].rhyme).collect();
+            assert!(feet.contains(&1) && feet.contains(&3), "{poem:?}");
+            for c in poem.lines.iter().flat_map(|l| &l.chars) {
+                let want = if LEVEL.contains(c.c) {
+                    ToneMark::Ping
+                } else {
+                    ToneMark::Ze
+                };
+                assert_eq!(c.tone, Some(want), "{}", c.c);
+            }
+        }
+        let again = ask(
+            &p,
+            r#"{"acrostic":"春夏秋冬","form":"wujue","count":2,"seed":3}"#,
+        )
+        .unwrap();
+        assert_eq!(again, poems);
+    }
+
+    #[test]
+    fn writer_errors_become_422s_in_the_api_words() {
+        let e = ask(&poet(), r#"{"acrostic":"春龘"}"#).unwrap_err();
+        assert_eq!(e.status, 422);
+        assert!(
+            e.message.contains('龘') && !e.message.contains("--"),
+            "{}",
+            e.message
+        );
+        let spec = parse_request(b"{}")
+            .unwrap()
+            .validate(&Limits::default(), 1)
+            .unwrap();
+        let e = poet()
+            .write(&spec, Instant::now() - Duration::from_millis(1))
+            .unwrap_err();
+        assert_eq!(e.status, 503, "{}", e.message);
+    }
+
+    #[test]
+    fn lay_out_splits_lines_and_marks_feet() {
+        let tone = |c: char| match c {
+            '白' | '入' | '目' | '上' | '一' => Some(ToneMark::Ze),
+            '层' => Some(ToneMark::Either),
+            '？' => unreachable!("punctuation is never looked up"),
+            _ => Some(ToneMark::Ping),
+        };
+        let p = lay_out(
+            "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。",
+            tone,
+            |i| i % 2 == 1,
+        );
+        assert_eq!(p.lines.len(), 4);
+        assert_eq!(p.lines[1].text, "黄河入海流");
+        assert_eq!(p.lines[1].punct, "。");
+        assert_eq!(p.text, "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。");
+        let feet: Vec<char> = p
+            .lines
+            .iter()
+            .flat_map(|l| &l.chars)
+            .filter(|c| c.rhyme)
+            .map(|c| c.c)
+            .collect();
+        assert_eq!(feet, ['流', '楼']);
+        assert_eq!(p.lines[0].chars[0].tone, Some(ToneMark::Ze));
+        assert_eq!(p.lines[3].chars[3].tone, Some(ToneMark::Either));
+    }
+
+    #[test]
+    fn lay_out_keeps_an_unfinished_last_line_and_skips_blank_ones() {
+        let p = lay_out("春风\n\n秋月", |_| None, |_| true);
+        assert_eq!(p.lines.len(), 2);
+        assert_eq!(p.lines[1].text, "秋月");
+        assert_eq!(p.lines[1].punct, "");
+        assert!(p.lines[1].chars[1].rhyme);
+        assert_eq!(p.text, "春风\n秋月");
+    }
+}
