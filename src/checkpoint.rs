@@ -1,1 +1,729 @@
-//! (not built yet)
+//! Checkpoints: a model, its vocabulary and (optionally) the optimiser state
+//! and position that `shiren train --resume` needs, as one directory.
+//!
+//! ```text
+//! DIR/config.json         format + version, ModelConfig, the TrainConfig, script, corpus, step, val loss
+//! DIR/vocab.json          the vocabulary (crate::vocab::Vocab::to_json)
+//! DIR/model.safetensors   one tensor per row of model::param_table, PyTorch names, F32 (or F16)
+//! DIR/optim.safetensors   Adam's moments as `m.<name>` and `v.<name>`, F32      (resumable only)
+//! DIR/state.json          step, epoch, position within the epoch, best val, RNG, Adam settings (resumable only)
+//! ```
+//!
+//! A checkpoint is written into `.NAME.new` beside its destination and renamed
+//! into place only once every file is on disk, so a run killed at any moment
+//! (`kill -9`) leaves the previous checkpoint or the new one, never a mix.
+//! Loading checks the format version first, then the configuration, then the
+//! tensor names and shapes, and reports the first problem as one line naming
+//! the file. This module knows nothing about training: the TrainConfig is kept
+//! as opaque JSON here and interpreted by `train.rs`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+
+use crate::corpus::convert::Script;
+use crate::model::{param_table, Model, ModelConfig};
+use crate::optim::Adam;
+use crate::rng::Rng;
+use crate::vocab::Vocab;
+
+/// Written into config.json and the safetensors metadata; checked first on load.
+pub const FORMAT: &str = "shiren-checkpoint";
+/// Bumped whenever a reader of the previous version would misread a new checkpoint.
+pub const VERSION: u32 = 1;
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const VOCAB_FILE: &str = "vocab.json";
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const OPTIM_FILE: &str = "optim.safetensors";
+pub const STATE_FILE: &str = "state.json";
+
+/// How the weights are stored in model.safetensors. Loading always gives f32.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    /// Half the size, for a shipped model; not for resuming (rounding changes the run).
+    F16,
+}
+
+/// What config.json holds: everything needed to rebuild and describe the model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Always [`VERSION`] when written by this shiren.
+    pub version: u32,
+    pub model: ModelConfig,
+    /// The `train::TrainConfig` of the run that wrote it (opaque here).
+    pub train: serde_json::Value,
+    /// Script of the training text; writing and evaluation must use the same.
+    pub script: Script,
+    /// Human-readable description of the training corpus (collection or file, filters).
+    pub corpus: String,
+    /// Optimiser steps taken when this checkpoint was written.
+    pub step: u64,
+    /// Validation loss (nats per character) at this checkpoint, if measured.
+    pub val_loss: Option<f64>,
+    /// Best validation loss of the run so far.
+    pub best_val_loss: Option<f64>,
+    /// Storage of model.safetensors.
+    pub precision: Precision,
+}
+
+impl Meta {
+    /// A fresh description with the format fields filled in.
+    pub fn new(
+        model: ModelConfig,
+        train: serde_json::Value,
+        script: Script,
+        corpus: String,
+    ) -> Meta {
+        Meta {
+            format: FORMAT.to_string(),
+            version: VERSION,
+            model,
+            train,
+            script,
+            corpus,
+            step: 0,
+            val_loss: None,
+            best_val_loss: None,
+            precision: Precision::F32,
+        }
+    }
+}
+
+/// Where a run stands, for `--resume` (state.json). Together with the weights
+/// and Adam's moments this is the whole state of a run: resuming from it
+/// continues bit for bit as the uninterrupted run would have.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Optimiser steps taken.
+    pub step: u64,
+    /// The epoch in progress, counting from 0.
+    pub epoch: u64,
+    /// Batches of that epoch already trained on (its order comes from seed and epoch).
+    pub position: usize,
+    pub best_val_loss: Option<f64>,
+    /// The training RNG (dropout masks) after `step` steps.
+    pub rng: Rng,
+    /// Tokens trained on so far (for reporting).
+    pub tokens: u64,
+    /// Seconds spent training so far (for reporting).
+    pub elapsed_s: f64,
+    pub adam: AdamSettings,
+}
+
+/// Adam's scalars; its moments live in optim.safetensors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdamSettings {
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub t: u64,
+}
+
+/// A checkpoint as read back.
+pub struct Loaded {
+    pub model: Model,
+    pub vocab: Vocab,
+    pub meta: Meta,
+}
+
+/// Everything a checkpoint can fail with; each names the file and says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{dir}: no checkpoint here (expected a folder with config.json, vocab.json and model.safetensors, such as runs/NAME/best written by `shiren train`)")]
+    NotACheckpoint { dir: String },
+    #[error("{path}: missing (the checkpoint is incomplete; copy the whole folder again)")]
+    Missing { path: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {msg} (the file is damaged; copy the checkpoint folder again or use the run's other checkpoint)")]
+    Damaged { path: String, msg: String },
+    #[error("{path}: checkpoint format `{format}` version {version}, but this shiren reads `{FORMAT}` version {VERSION} (use the shiren that wrote it, or retrain)")]
+    Version {
+        path: String,
+        format: String,
+        version: String,
+    },
+    #[error("{path}: {msg} (config.json and {file} come from different runs; copy the whole checkpoint folder)")]
+    Mismatch {
+        path: String,
+        file: &'static str,
+        msg: String,
+    },
+    #[error("{path}: no optimiser state (this checkpoint was saved for use, not to resume; resume from the run's last/ folder)")]
+    NotResumable { path: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn damaged(path: &Path, msg: impl std::fmt::Display) -> CheckpointError {
+    CheckpointError::Damaged {
+        path: path.display().to_string(),
+        msg: msg.to_string(),
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    std::fs::read(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            CheckpointError::Missing {
+                path: path.display().to_string(),
+            }
+        } else {
+            io_err(path)(e)
+        }
+    })
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).map_err(io_err(path))?;
+    f.write_all(bytes).map_err(io_err(path))?;
+    // On disk before the folder is renamed into place, or a crash could publish empty files.
+    f.sync_all().map_err(io_err(path))
+}
+
+// ---------------------------------------------------------------------------
+// safetensors <-> flat f32
+
+fn safetensors_metadata() -> HashMap<String, String> {
+    HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("version".to_string(), VERSION.to_string()),
+    ])
+}
+
+/// Serialises named f32 tensors, converting to `precision`.
+fn to_safetensors(
+    tensors: &[(String, Vec<usize>, &[f32])],
+    precision: Precision,
+) -> Result<Vec<u8>, String> {
+    let encoded: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(name, shape, data)| {
+            let bytes = match precision {
+                Precision::F32 => data.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                Precision::F16 => data
+                    .iter()
+                    .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                    .collect(),
+            };
+            (name.clone(), shape.clone(), bytes)
+        })
+        .collect();
+    let dtype = match precision {
+        Precision::F32 => Dtype::F32,
+        Precision::F16 => Dtype::F16,
+    };
+    let views = encoded
+        .iter()
+        .map(|(name, shape, bytes)| {
+            safetensors::tensor::TensorView::new(dtype, shape.clone(), bytes)
+                .map(|v| (name.clone(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    safetensors::serialize(views, Some(safetensors_metadata())).map_err(|e| e.to_string())
+}
+
+/// Reads tensors named and shaped as `table`, in that order, into one flat f32
+/// buffer. Checks the format metadata first, then names, shapes and dtypes.
+fn from_safetensors(
+    path: &Path,
+    bytes: &[u8],
+    table: &[(String, Vec<usize>)],
+    file: &'static str,
+) -> Result<Vec<f32>, CheckpointError> {
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| damaged(path, e))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let format = meta.get("format").cloned().unwrap_or_default();
+    let version = meta.get("version").cloned().unwrap_or_default();
+    if format != FORMAT || version != VERSION.to_string() {
+        return Err(CheckpointError::Version {
+            path: path.display().to_string(),
+            format: if format.is_empty() {
+                "(none)".into()
+            } else {
+                format
+            },
+            version: if version.is_empty() {
+                "(none)".into()
+            } else {
+                version
+            },
+        });
+    }
+    let st = SafeTensors::deserialize(bytes).map_err(|e| damaged(path, e))?;
+    let mismatch = |msg: String| CheckpointError::Mismatch {
+        path: path.display().to_string(),
+        file,
+        msg,
+    };
+    let want: BTreeSet<&str> = table.iter().map(|(n, _)| n.as_str()).collect();
+    if let Some(extra) = st.names().into_iter().find(|n| !want.contains(n)) {
+        return Err(mismatch(format!(
+            "has tensor `{extra}` that the model in config.json does not have"
+        )));
+    }
+    let total: usize = table.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
+    let mut out = Vec::with_capacity(total);
+    for (name, shape) in table {
+        let view = st
+            .tensor(name)
+            .map_err(|_| mismatch(format!("lacks tensor `{name}`")))?;
+        if view.shape() != shape.as_slice() {
+            return Err(mismatch(format!(
+                "tensor `{name}` has shape {:?}, config.json needs {:?}",
+                view.shape(),
+                shape
+            )));
+        }
+        let data = view.data();
+        match view.dtype() {
+            Dtype::F32 => out.extend(
+                data.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            ),
+            Dtype::F16 => out.extend(
+                data.chunks_exact(2)
+                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
+            ),
+            other => {
+                return Err(damaged(
+                    path,
+                    format!("tensor `{name}` has dtype {other:?}; shiren reads F32 and F16"),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// atomic directory replacement
+
+fn sibling(dest: &Path, suffix: &str) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.{suffix}"))
+}
+
+/// Finishes or undoes a replacement that a kill interrupted: if `dest` is gone
+/// but its previous version waits in `.NAME.old`, that is put back.
+pub fn recover(dest: &Path) -> Result<(), CheckpointError> {
+    let old = sibling(dest, "old");
+    if old.is_dir() {
+        if dest.exists() {
+            std::fs::remove_dir_all(&old).map_err(io_err(&old))?;
+        } else {
+            std::fs::rename(&old, dest).map_err(io_err(dest))?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the directory `dest` with one built by `fill`, atomically as far as
+/// readers that call [`recover`] can tell: build `.NAME.new`, move the old
+/// `dest` to `.NAME.old`, rename the new one into place, drop the old one.
+pub fn replace_dir<F>(dest: &Path, fill: F) -> Result<(), CheckpointError>
+where
+    F: FnOnce(&Path) -> Result<(), CheckpointError>,
+{
+    recover(dest)?;
+    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(p) = parent {
+        std::fs::create_dir_all(p).map_err(io_err(p))?;
+    }
+    let new = sibling(dest, "new");
+    if new.exists() {
+        std::fs::remove_dir_all(&new).map_err(io_err(&new))?;
+    }
+    std::fs::create_dir(&new).map_err(io_err(&new))?;
+    if let Err(e) = fill(&new) {
+        let _ = std::fs::remove_dir_all(&new);
+        return Err(e);
+    }
+    let old = sibling(dest, "old");
+    if dest.exists() {
+        std::fs::rename(dest, &old).map_err(io_err(dest))?;
+    }
+    std::fs::rename(&new, dest).map_err(io_err(dest))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(io_err(&old))?;
+    }
+    // Make the renames themselves durable.
+    if let Some(p) = parent {
+        if let Ok(d) = std::fs::File::open(p) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// save and load
+
+/// Writes a checkpoint to `dir`, replacing what was there. With `resume`, the
+/// optimiser moments and progress are written too, so a run can continue.
+/// `meta.precision` chooses the storage of the weights.
+pub fn save(
+    dir: &Path,
+    model: &Model,
+    vocab: &Vocab,
+    meta: &Meta,
+    resume: Option<(&Adam, &Progress)>,
+) -> Result<(), CheckpointError> {
+    let mut meta = meta.clone();
+    meta.format = FORMAT.to_string();
+    meta.version = VERSION;
+    meta.model = model.cfg.clone();
+    let config = serde_json::to_string_pretty(&meta).expect("Meta serialises");
+    let weights = to_safetensors(&model.tensors(), meta.precision)
+        .map_err(|e| damaged(&dir.join(MODEL_FILE), e))?;
+    let optim = match resume {
+        Some((adam, progress)) => {
+            let table = param_table(&model.cfg);
+            let mut named = Vec::with_capacity(2 * table.len());
+            let mut off = 0;
+            for (name, shape) in &table {
+                let n: usize = shape.iter().product();
+                named.push((format!("m.{name}"), shape.clone(), &adam.m[off..off + n]));
+                named.push((format!("v.{name}"), shape.clone(), &adam.v[off..off + n]));
+                off += n;
+            }
+            let bytes = to_safetensors(&named, Precision::F32)
+                .map_err(|e| damaged(&dir.join(OPTIM_FILE), e))?;
+            let mut progress = progress.clone();
+            progress.adam = AdamSettings {
+                beta1: adam.beta1,
+                beta2: adam.beta2,
+                eps: adam.eps,
+                weight_decay: adam.weight_decay,
+                t: adam.t,
+            };
+            let state = serde_json::to_string_pretty(&progress).expect("Progress serialises");
+            Some((bytes, state))
+        }
+        None => None,
+    };
+    replace_dir(dir, |tmp| {
+        write(&tmp.join(MODEL_FILE), &weights)?;
+        write(&tmp.join(VOCAB_FILE), vocab.to_json().as_bytes())?;
+        if let Some((bytes, state)) = &optim {
+            write(&tmp.join(OPTIM_FILE), bytes)?;
+            write(&tmp.join(STATE_FILE), state.as_bytes())?;
+        }
+        // config.json last: a folder with it is a finished one even without the rename.
+        write(&tmp.join(CONFIG_FILE), config.as_bytes())
+    })
+}
+
+/// Reads and checks config.json alone (format version, then the fields).
+pub fn load_meta(dir: &Path) -> Result<Meta, CheckpointError> {
+    recover(dir)?;
+    if !dir.is_dir() {
+        return Err(CheckpointError::NotACheckpoint {
+            dir: dir.display().to_string(),
+        });
+    }
+    let path = dir.join(CONFIG_FILE);
+    let bytes = read(&path)?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| damaged(&path, e))?;
+    let format = value.get("format").and_then(|v| v.as_str()).unwrap_or("");
+    let version = value.get("version").and_then(|v| v.as_u64());
+    if format != FORMAT || version != Some(VERSION as u64) {
+        return Err(CheckpointError::Version {
+            path: path.display().to_string(),
+            format: if format.is_empty() {
+                "(none)".into()
+            } else {
+                format.into()
+            },
+            version: version.map_or("(none)".into(), |v| v.to_string()),
+        });
+    }
+    serde_json::from_value(value).map_err(|e| damaged(&path, e))
+}
+
+/// Loads a checkpoint for use (writing, evaluation, or as a resume base): checks
+/// the format version, then the configuration and vocabulary, then the tensors.
+pub fn load(dir: &Path) -> anyhow::Result<Loaded> {
+    Ok(load_checked(dir)?)
+}
+
+fn load_checked(dir: &Path) -> Result<Loaded, CheckpointError> {
+    let meta = load_meta(dir)?;
+    let vocab_path = dir.join(VOCAB_FILE);
+    let vocab_text = read(&vocab_path)?;
+    let vocab_text = String::from_utf8(vocab_text).map_err(|e| damaged(&vocab_path, e))?;
+    let vocab = Vocab::from_json(&vocab_text).map_err(|e| damaged(&vocab_path, e))?;
+    if vocab.len() != meta.model.vocab {
+        return Err(CheckpointError::Mismatch {
+            path: vocab_path.display().to_string(),
+            file: VOCAB_FILE,
+            msg: format!(
+                "has {} entries, config.json says the model's vocabulary is {}",
+                vocab.len(),
+                meta.model.vocab
+            ),
+        });
+    }
+    let model_path = dir.join(MODEL_FILE);
+    let bytes = read(&model_path)?;
+    let params = from_safetensors(&model_path, &bytes, &param_table(&meta.model), MODEL_FILE)?;
+    let model =
+        Model::from_params(meta.model.clone(), params).map_err(|e| CheckpointError::Mismatch {
+            path: model_path.display().to_string(),
+            file: MODEL_FILE,
+            msg: e.to_string(),
+        })?;
+    Ok(Loaded { model, vocab, meta })
+}
+
+/// Reads the optimiser state and progress of a checkpoint for `model`'s layout.
+pub fn load_resume(dir: &Path, model: &Model) -> Result<(Adam, Progress), CheckpointError> {
+    let state_path = dir.join(STATE_FILE);
+    let optim_path = dir.join(OPTIM_FILE);
+    if !state_path.exists() && !optim_path.exists() {
+        return Err(CheckpointError::NotResumable {
+            path: dir.display().to_string(),
+        });
+    }
+    let progress: Progress =
+        serde_json::from_slice(&read(&state_path)?).map_err(|e| damaged(&state_path, e))?;
+    let table: Vec<(String, Vec<usize>)> = param_table(&model.cfg)
+        .into_iter()
+        .flat_map(|(name, shape)| {
+            [
+                (format!("m.{name}"), shape.clone()),
+                (format!("v.{name}"), shape),
+            ]
+        })
+        .collect();
+    let flat = from_safetensors(&optim_path, &read(&optim_path)?, &table, OPTIM_FILE)?;
+    // Undo the m/v interleaving of the table.
+    let n = model.params.len();
+    let (mut m, mut v) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut off = 0;
+    for (i, (_, shape)) in table.iter().enumerate() {
+        let len: usize = shape.iter().product();
+        let dst = if i % 2 == 0 { &mut m } else { &mut v };
+        dst.extend_from_slice(&flat[off..off + len]);
+        off += len;
+    }
+    let s = &progress.adam;
+    let adam = Adam {
+        beta1: s.beta1,
+        beta2: s.beta2,
+        eps: s.eps,
+        weight_decay: s.weight_decay,
+        m,
+        v,
+        t: s.t,
+    };
+    Ok((adam, progress))
+}
+
+/// Copies a checkpoint for use elsewhere, without optimiser state, storing the
+/// weights at `precision` (F16 halves the size of a shipped model).
+pub fn export(src: &Path, dst: &Path, precision: Precision) -> anyhow::Result<()> {
+    let loaded = load_checked(src)?;
+    let mut meta = loaded.meta.clone();
+    meta.precision = precision;
+    save(dst, &loaded.model, &loaded.vocab, &meta, None)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> (Model, Vocab, Meta) {
+        sized(4, 5)
+    }
+
+    fn sized(embed: usize, hidden: usize) -> (Model, Vocab, Meta) {
+        let vocab = Vocab::build(["白日依山尽，黄河入海流。"], 1);
+        let cfg = ModelConfig {
+            vocab: vocab.len(),
+            embed,
+            hidden,
+            layers: 2,
+            ..ModelConfig::default()
+        };
+        let model = Model::new(cfg.clone(), &mut Rng::new(1));
+        let meta = Meta::new(
+            cfg,
+            serde_json::json!({"lr": 0.01}),
+            Script::Simplified,
+            "test".into(),
+        );
+        (model, vocab, meta)
+    }
+
+    #[test]
+    fn round_trip_keeps_every_bit_and_the_resume_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let (model, vocab, mut meta) = tiny();
+        meta.step = 7;
+        meta.val_loss = Some(1.25);
+        let mut adam = Adam::new(model.params.len(), 0.1);
+        adam.step(&mut model.params.clone(), &model.params, 0.01);
+        let progress = Progress {
+            step: 7,
+            epoch: 1,
+            position: 3,
+            best_val_loss: Some(1.0),
+            rng: Rng::new(9),
+            tokens: 100,
+            elapsed_s: 1.5,
+            adam: AdamSettings {
+                beta1: 0.0,
+                beta2: 0.0,
+                eps: 0.0,
+                weight_decay: 0.0,
+                t: 0,
+            },
+        };
+        let ck = dir.path().join("last");
+        save(&ck, &model, &vocab, &meta, Some((&adam, &progress))).unwrap();
+        let back = load(&ck).unwrap();
+        assert_eq!(back.model.params, model.params);
+        assert_eq!(back.model.cfg, model.cfg);
+        assert_eq!(back.vocab.to_json(), vocab.to_json());
+        assert_eq!(back.meta, meta);
+        let (a2, p2) = load_resume(&ck, &back.model).unwrap();
+        assert_eq!(
+            (a2.m, a2.v, a2.t, a2.weight_decay),
+            (adam.m.clone(), adam.v.clone(), adam.t, 0.1)
+        );
+        assert_eq!(
+            (p2.step, p2.epoch, p2.position, p2.rng),
+            (7, 1, 3, Rng::new(9))
+        );
+        // Overwriting leaves no temporary folders behind.
+        save(&ck, &model, &vocab, &meta, None).unwrap();
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["last"]);
+        assert!(matches!(
+            load_resume(&ck, &back.model),
+            Err(CheckpointError::NotResumable { .. })
+        ));
+    }
+
+    #[test]
+    fn f16_storage_halves_the_file_and_loads_as_rounded_f32() {
+        let dir = tempfile::tempdir().unwrap();
+        let (model, vocab, mut meta) = sized(64, 64);
+        save(&dir.path().join("a"), &model, &vocab, &meta, None).unwrap();
+        meta.precision = Precision::F16;
+        save(&dir.path().join("b"), &model, &vocab, &meta, None).unwrap();
+        let size = |d: &str| {
+            std::fs::metadata(dir.path().join(d).join(MODEL_FILE))
+                .unwrap()
+                .len()
+        };
+        assert!(
+            size("b") * 10 < size("a") * 6,
+            "{} vs {}",
+            size("b"),
+            size("a")
+        );
+        let back = load(&dir.path().join("b")).unwrap();
+        for (x, y) in model.params.iter().zip(&back.model.params) {
+            assert_eq!(*y, half::f16::from_f32(*x).to_f32());
+        }
+    }
+
+    #[test]
+    fn interrupted_replacement_is_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (model, vocab, meta) = tiny();
+        let ck = dir.path().join("last");
+        save(&ck, &model, &vocab, &meta, None).unwrap();
+        // As if killed between moving the old folder aside and renaming the new one in.
+        std::fs::rename(&ck, sibling(&ck, "old")).unwrap();
+        std::fs::create_dir(sibling(&ck, "new")).unwrap();
+        assert_eq!(load(&ck).unwrap().model.params, model.params);
+        save(&ck, &model, &vocab, &meta, None).unwrap();
+        assert!(!sibling(&ck, "old").exists() && !sibling(&ck, "new").exists());
+    }
+
+    /// Saves a tiny checkpoint, lets `spoil` damage it, and returns the load error.
+    fn load_error(spoil: impl FnOnce(&Path)) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let (model, vocab, meta) = tiny();
+        let ck = dir.path().join("best");
+        save(&ck, &model, &vocab, &meta, None).unwrap();
+        spoil(&ck);
+        let err = match load(&ck) {
+            Ok(_) => panic!("a spoiled checkpoint loaded"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(!err.contains('\n'), "one line: {err}");
+        err
+    }
+
+    fn edit_config(ck: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+        let p = ck.join(CONFIG_FILE);
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        f(&mut v);
+        std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn damaged_or_mismatched_checkpoints_give_one_line_naming_the_file() {
+        let e = load_error(|ck| std::fs::remove_dir_all(ck).unwrap());
+        assert!(e.contains("no checkpoint here"), "{e}");
+        let e = load_error(|ck| edit_config(ck, |v| v["version"] = 99.into()));
+        assert!(e.contains("config.json") && e.contains("version 99"), "{e}");
+        let e = load_error(|ck| std::fs::write(ck.join(CONFIG_FILE), "{\"format\": ").unwrap());
+        assert!(e.contains("config.json") && e.contains("damaged"), "{e}");
+        let e = load_error(|ck| edit_config(ck, |v| v["model"]["hidden"] = 6.into()));
+        assert!(
+            e.contains("model.safetensors") && e.contains("shape") && e.contains("different runs"),
+            "{e}"
+        );
+        let e = load_error(|ck| edit_config(ck, |v| v["model"]["layers"] = 1.into()));
+        assert!(
+            e.contains("model.safetensors") && e.contains("does not have"),
+            "{e}"
+        );
+        let e = load_error(|ck| edit_config(ck, |v| v["model"]["vocab"] = 99.into()));
+        assert!(e.contains("vocab.json") && e.contains("99"), "{e}");
+        let e = load_error(|ck| std::fs::remove_file(ck.join(VOCAB_FILE)).unwrap());
+        assert!(e.contains("vocab.json: missing"), "{e}");
+        let e = load_error(|ck| {
+            let p = ck.join(MODEL_FILE);
+            let bytes = std::fs::read(&p).unwrap();
+            std::fs::write(&p, &bytes[..bytes.len() - 10]).unwrap();
+        });
+        assert!(
+            e.contains("model.safetensors") && e.contains("damaged"),
+            "{e}"
+        );
+        let e = load_error(|ck| std::fs::write(ck.join(MODEL_FILE), b"not a tensor file").unwrap());
+        assert!(e.contains("model.safetensors"), "{e}");
+    }
+}

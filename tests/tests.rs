@@ -14,3 +14,5 @@ mod corpus;
 
 // `shiren serve`: the JSON API and page on an ephemeral loopback port, bad input, 64 clients.
 mod serve;
+// `shiren train` and the training loop: resume after kill -9, divergence, run folders, settings.
+mod train;

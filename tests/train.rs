@@ -1,0 +1,250 @@
+//! The training loop end to end on tiny corpora made here: resuming after a
+//! kill ends bit for bit where the uninterrupted run ends, divergence stops the
+//! run and keeps the last good checkpoint, a run folder is not overwritten,
+//! and the run leaves metrics.csv, loss.png and loadable checkpoints.
+
+use std::path::Path;
+
+use shiren::checkpoint;
+use shiren::corpus::convert::Script;
+use shiren::rng::Rng;
+use shiren::train::{train, Data, Options, TrainConfig};
+use shiren::vocab::Vocab;
+
+/// Poems of 5-character lines over a small alphabet with a learnable pattern
+/// (each character is followed by the next one of the alphabet, mostly).
+fn tiny_data(n_train: usize, n_valid: usize) -> Data {
+    let alphabet: Vec<char> = "春花秋月夜山水风云雨".chars().collect();
+    let mut rng = Rng::new(42);
+    let poem = |rng: &mut Rng| {
+        let lines = 2 + rng.below(3);
+        let mut s = String::new();
+        for l in 0..lines {
+            let mut c = rng.below(alphabet.len());
+            for _ in 0..5 {
+                s.push(alphabet[c]);
+                c = if rng.uniform() < 0.8 {
+                    (c + 1) % alphabet.len()
+                } else {
+                    rng.below(alphabet.len())
+                };
+            }
+            s.push(if l % 2 == 0 { '，' } else { '。' });
+        }
+        s
+    };
+    let train_texts: Vec<String> = (0..n_train).map(|_| poem(&mut rng)).collect();
+    let valid_texts: Vec<String> = (0..n_valid).map(|_| poem(&mut rng)).collect();
+    let vocab = Vocab::build(train_texts.iter().map(|s| s.as_str()), 1);
+    Data {
+        train: train_texts.iter().map(|t| vocab.encode(t)).collect(),
+        valid: valid_texts.iter().map(|t| vocab.encode(t)).collect(),
+        vocab,
+        corpus: "tiny test corpus".into(),
+        script: Script::Simplified,
+    }
+}
+
+fn tiny_config() -> TrainConfig {
+    TrainConfig {
+        layers: 2,
+        embed: 8,
+        hidden: 12,
+        // Dropout makes the run depend on the RNG state, which the checkpoint must carry.
+        dropout: 0.1,
+        batch: 4,
+        lr: 0.01,
+        min_lr: 0.001,
+        warmup: 3,
+        epochs: 3,
+        max_steps: 0,
+        clip: 1.0,
+        eval_interval: 4,
+        eval_iters: 0,
+        log_interval: 2,
+        ..TrainConfig::default()
+    }
+}
+
+fn opts(out: &Path) -> Options {
+    Options {
+        out: out.to_path_buf(),
+        quiet: true,
+        ..Options::default()
+    }
+}
+
+/// Final weights and Adam moments of a run folder's last/ checkpoint.
+fn final_state(out: &Path) -> (Vec<f32>, Vec<f32>, Vec<f32>, u64) {
+    let loaded = checkpoint::load(&out.join("last")).unwrap();
+    let (adam, progress) = checkpoint::load_resume(&out.join("last"), &loaded.model).unwrap();
+    (loaded.model.params, adam.m, adam.v, progress.step)
+}
+
+/// The metrics without the timing column, which legitimately differs.
+fn metrics_without_timing(out: &Path) -> Vec<String> {
+    std::fs::read_to_string(out.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(',').collect();
+            f.remove(5);
+            f.join(",")
+        })
+        .collect()
+}
+
+#[test]
+fn killed_and_resumed_runs_end_bit_for_bit_where_the_straight_run_ends() {
+    let data = tiny_data(30, 6);
+    let cfg = tiny_config();
+    let dir = tempfile::tempdir().unwrap();
+    let straight = dir.path().join("straight");
+    let s = train(&cfg, &data, &opts(&straight)).unwrap();
+    // 30 poems in batches of 4: 8 batches per epoch, 3 epochs.
+    assert_eq!(s.steps, 24);
+    let want = final_state(&straight);
+    assert_eq!(want.3, 24);
+
+    // Killed mid-epoch between checkpoints, at a checkpoint, and in the last epoch.
+    for kill_at in [6, 8, 19] {
+        let out = dir.path().join(format!("killed{kill_at}"));
+        let o = Options {
+            stop_after: Some(kill_at),
+            ..opts(&out)
+        };
+        train(&cfg, &data, &o).unwrap();
+        let saved = checkpoint::load_meta(&out.join("last")).unwrap().step;
+        assert!(
+            saved <= kill_at && saved > 0,
+            "checkpoint at {saved}, killed at {kill_at}"
+        );
+        let o = Options {
+            resume: Some(out.join("last")),
+            ..opts(&out)
+        };
+        let r = train(&cfg, &data, &o).unwrap();
+        assert_eq!(r.steps, 24);
+        let got = final_state(&out);
+        assert!(
+            got.0 == want.0,
+            "weights differ after a kill at step {kill_at}"
+        );
+        assert!(
+            got.1 == want.1 && got.2 == want.2,
+            "Adam moments differ after a kill at step {kill_at}"
+        );
+        assert_eq!(
+            metrics_without_timing(&out),
+            metrics_without_timing(&straight),
+            "kill at {kill_at}"
+        );
+        assert_eq!(r.best_val_loss, s.best_val_loss);
+    }
+}
+
+#[test]
+fn a_run_learns_and_leaves_metrics_plot_and_loadable_checkpoints() {
+    let data = tiny_data(40, 8);
+    let cfg = TrainConfig {
+        epochs: 6,
+        dropout: 0.0,
+        ..tiny_config()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let s = train(&cfg, &data, &opts(&out)).unwrap();
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let mut lines = metrics.lines();
+    assert_eq!(
+        lines.next(),
+        Some("step,epoch,train_loss,val_loss,val_ppl,tok_s,lr")
+    );
+    let val: Vec<f64> = lines
+        .filter_map(|l| l.split(',').nth(3)?.parse().ok())
+        .collect();
+    assert!(val.len() >= 6, "an evaluation per epoch at least: {val:?}");
+    assert!(
+        val.last().unwrap() < &(val[0] - 0.2),
+        "validation loss did not fall: {val:?}"
+    );
+    let best_logged = val.iter().copied().reduce(f64::min).unwrap();
+    assert!(
+        (s.best_val_loss.unwrap() - best_logged).abs() < 1e-5,
+        "{s:?} vs {val:?}"
+    );
+    assert_eq!(&std::fs::read(out.join("loss.png")).unwrap()[1..4], b"PNG");
+    let best = checkpoint::load(&out.join("best")).unwrap();
+    assert_eq!(best.meta.val_loss, s.best_val_loss);
+    assert_eq!(best.vocab.to_json(), data.vocab.to_json());
+    let saved: TrainConfig =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(saved, cfg);
+    assert_eq!(
+        serde_json::from_value::<TrainConfig>(best.meta.train).unwrap(),
+        cfg
+    );
+}
+
+#[test]
+fn divergence_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let data = tiny_data(30, 6);
+    let cfg = TrainConfig {
+        eval_interval: 2,
+        ..tiny_config()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    train(
+        &cfg,
+        &data,
+        &Options {
+            stop_after: Some(5),
+            ..opts(&out)
+        },
+    )
+    .unwrap();
+    let before = checkpoint::load(&out.join("last")).unwrap();
+    assert_eq!(before.meta.step, 4);
+
+    // An absurd learning rate sends the weights to infinity within a step or two.
+    let wild = TrainConfig {
+        lr: 1e38,
+        min_lr: 1e38,
+        clip: 0.0,
+        ..cfg
+    };
+    let o = Options {
+        resume: Some(out.join("last")),
+        ..opts(&out)
+    };
+    let err = train(&wild, &data, &o).unwrap_err().to_string();
+    assert!(err.starts_with("training diverged at step"), "{err}");
+    assert!(
+        err.contains(&out.join("last").display().to_string()),
+        "{err}"
+    );
+    let after = checkpoint::load(&out.join("last")).unwrap();
+    assert_eq!(after.meta.step, 4);
+    assert!(
+        after.model.params == before.model.params,
+        "the last good checkpoint was overwritten"
+    );
+}
+
+#[test]
+fn a_finished_run_folder_is_not_overwritten_by_a_fresh_run() {
+    let data = tiny_data(12, 4);
+    let cfg = TrainConfig {
+        epochs: 1,
+        ..tiny_config()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    train(&cfg, &data, &opts(&out)).unwrap();
+    let err = train(&cfg, &data, &opts(&out)).unwrap_err().to_string();
+    assert!(
+        err.contains("already holds a run") && err.contains("--resume"),
+        "{err}"
+    );
+}
