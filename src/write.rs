@@ -20,15 +20,17 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::corpus::convert::{to_simplified, to_traditional};
+use crate::model::{Model, State as ModelState};
 use crate::prosody::rules::{TonePlan, ToneReq};
 use crate::prosody::{is_han, Lexicon, Tone, ToneMode};
 use crate::rng::Rng;
+use crate::vocab::Vocab;
 
-/// Special token ids, shared with the vocabulary (`Vocab::PAD` …).
-pub const PAD: u32 = 0;
-pub const BEGIN: u32 = 1;
-pub const END: u32 = 2;
-pub const UNK: u32 = 3;
+/// Special token ids, the vocabulary's.
+pub const PAD: u32 = Vocab::PAD;
+pub const BEGIN: u32 = Vocab::BEGIN;
+pub const END: u32 = Vocab::END;
+pub const UNK: u32 = Vocab::UNK;
 
 /// A character-level language model, one step at a time.
 pub trait CharModel {
@@ -42,6 +44,19 @@ pub trait CharModel {
     fn initial_state(&self) -> Self::State;
     /// Feeds `token`, advancing `state`, and writes the logits of the next token.
     fn step(&self, state: &mut Self::State, token: u32, logits: &mut [f32]);
+    /// Feeds one token to each of many sequences (`logits`: rows × vocab).
+    /// The default steps them one by one; a model that runs a batch faster
+    /// than its rows overrides it (see [`Lm`]).
+    fn step_rows(&self, states: &mut [Self::State], tokens: &[u32], logits: &mut [f32]) {
+        let v = self.vocab_size();
+        for ((s, &t), row) in states
+            .iter_mut()
+            .zip(tokens)
+            .zip(logits.chunks_exact_mut(v))
+        {
+            self.step(s, t, row);
+        }
+    }
 }
 
 /// Errors of writing, each naming the bad value and what to do instead.
@@ -353,71 +368,130 @@ impl<'a, M: CharModel> Writer<'a, M> {
         None
     }
 
-    /// Writes `count` poems; poem k uses its own stream forked from `seed`,
-    /// so the same seed gives the same poems whatever the count.
+    /// Writes `count` poems; poem k draws from its own stream forked from
+    /// `seed`, so the same seed gives the same poems. The poems are written
+    /// side by side, [`BATCH`] at a time, so that each model step is one
+    /// batched matrix product rather than many single ones.
     pub fn write_many(
         &self,
         opts: &Options,
         count: usize,
         seed: u64,
     ) -> Result<Vec<Poem>, WriteError> {
+        check_options(opts)?;
+        let plan = self.plan(opts)?;
         let base = Rng::new(seed);
-        (0..count)
-            .map(|k| self.write(opts, &mut base.fork(k as u64)))
-            .collect()
+        let mut poems = Vec::with_capacity(count);
+        for start in (0..count).step_by(BATCH) {
+            let jobs: Vec<Job> = (start..count.min(start + BATCH))
+                .map(|k| self.job(opts, base.fork(k as u64)))
+                .collect();
+            poems.extend(self.write_batch(&plan, jobs)?);
+        }
+        Ok(poems)
     }
 
-    /// Writes one poem, backing off when the constraints leave no character:
-    /// first another rhyme group, then looser tones, then no rhyme.
+    /// Writes one poem with `rng`.
     pub fn write(&self, opts: &Options, rng: &mut Rng) -> Result<Poem, WriteError> {
         check_options(opts)?;
         let plan = self.plan(opts)?;
-        let mut notes = Vec::new();
-        let regulated = plan
-            .layout
-            .as_ref()
-            .is_some_and(|l| regulated_len(l).is_some());
-        let mut rhyme = opts.rhyme && regulated;
-        let mut tones = if regulated { opts.tones } else { ToneMode::Off };
+        let mut job = self.job(opts, rng.clone());
+        let poem = self.write_one(&plan, &mut job);
+        *rng = job.rng;
+        poem
+    }
+
+    /// The constraints one poem starts with, and notes on any that cannot apply.
+    fn job(&self, opts: &Options, rng: Rng) -> Job {
+        let regulated = match &opts.tune {
+            Some(t) => regulated_len(t).is_some(),
+            None => opts.form.shape().is_some(),
+        };
+        let mut job = Job {
+            rng,
+            notes: Vec::new(),
+            tones: if regulated { opts.tones } else { ToneMode::Off },
+            rhyme: opts.rhyme && regulated,
+            excluded: Vec::new(),
+        };
         if (opts.rhyme || opts.tones != ToneMode::Off) && !regulated {
-            notes.push("rhyme and tone rules need lines of 5 or 7 characters; not applied".into());
+            job.notes
+                .push("rhyme and tone rules need lines of 5 or 7 characters; not applied".into());
         }
-        if (rhyme || tones != ToneMode::Off) && self.lex.is_none() {
-            notes.push("no tone lexicon loaded; rhyme and tone rules not applied".into());
-            rhyme = false;
-            tones = ToneMode::Off;
+        if (job.rhyme || job.tones != ToneMode::Off) && self.lex.is_none() {
+            job.notes
+                .push("no tone lexicon loaded; rhyme and tone rules not applied".into());
+            job.rhyme = false;
+            job.tones = ToneMode::Off;
         }
-        let mut excluded: Vec<u16> = Vec::new();
-        // Each round either succeeds or loosens one thing, so this ends.
+        job
+    }
+
+    /// One poem alone (batch of one), retrying with looser constraints after each dead end.
+    fn write_one(&self, plan: &Plan, job: &mut Job) -> Result<Poem, WriteError> {
+        let mut logits = vec![0f32; self.model.vocab_size()];
+        // Each round either finishes or loosens one constraint, so this ends.
         loop {
-            match self.attempt(&plan, tones, rhyme, &excluded, rng, &mut notes) {
-                Ok(mut poem) => {
-                    poem.notes = notes;
-                    return Ok(poem);
-                }
-                Err(dead) => {
-                    let (line, pos) = (dead.line + 1, dead.pos + 1);
-                    if let (Some(g), true) = (dead.group, excluded.len() < 3) {
-                        let name = self.lex.map_or("", |l| l.group_name(g));
-                        notes.push(format!("no character fits line {line}, position {pos} in rhyme group {name}; trying another group"));
-                        excluded.push(g);
-                    } else if tones != ToneMode::Off && !(dead.foot && rhyme) {
-                        let looser = if tones == ToneMode::Strict {
-                            ToneMode::Loose
-                        } else {
-                            ToneMode::Off
-                        };
-                        notes.push(format!("no character fits line {line}, position {pos} under {tones:?} tones; relaxing to {looser:?}").to_lowercase());
-                        tones = looser;
-                    } else if rhyme {
-                        notes.push(format!("no rhyming character fits line {line}, position {pos}; writing without rhyme"));
-                        rhyme = false;
-                    } else {
-                        return Err(WriteError::NoCandidates { line, pos });
+            let mut cur = Cursor::new(self, plan, job);
+            let mut state = self.model.initial_state();
+            self.model.step(&mut state, BEGIN, &mut logits);
+            loop {
+                match cur.choose(self, plan, &logits, job) {
+                    Step::Feed(t) => self.model.step(&mut state, t, &mut logits),
+                    Step::Done => return Ok(cur.finish(self, job)),
+                    Step::Dead(dead) => {
+                        job.back_off(self.lex, dead)?;
+                        break;
                     }
                 }
             }
         }
+    }
+
+    /// Poems side by side: every live poem picks its next character from its
+    /// row of the logits, then one batched step feeds them all (finished
+    /// rows feed padding). A poem that meets a dead end loosens its
+    /// constraints and is finished alone by [`Writer::write_one`].
+    fn write_batch(&self, plan: &Plan, mut jobs: Vec<Job>) -> Result<Vec<Poem>, WriteError> {
+        let (b, v) = (jobs.len(), self.model.vocab_size());
+        let mut poems: Vec<Option<Poem>> = vec![None; b];
+        let mut retry = vec![false; b];
+        let mut cursors: Vec<Cursor> = jobs.iter().map(|j| Cursor::new(self, plan, j)).collect();
+        let mut live = vec![true; b];
+        let mut states: Vec<M::State> = (0..b).map(|_| self.model.initial_state()).collect();
+        let mut logits = vec![0f32; b * v];
+        let mut tokens = vec![BEGIN; b];
+        self.model.step_rows(&mut states, &tokens, &mut logits);
+        while live.iter().any(|&l| l) {
+            for k in 0..b {
+                tokens[k] = PAD;
+                if !live[k] {
+                    continue;
+                }
+                let row = &logits[k * v..(k + 1) * v];
+                match cursors[k].choose(self, plan, row, &mut jobs[k]) {
+                    Step::Feed(t) => tokens[k] = t,
+                    Step::Done => {
+                        poems[k] = Some(cursors[k].finish(self, &jobs[k]));
+                        live[k] = false;
+                    }
+                    Step::Dead(dead) => {
+                        jobs[k].back_off(self.lex, dead)?;
+                        retry[k] = true;
+                        live[k] = false;
+                    }
+                }
+            }
+            if live.iter().any(|&l| l) {
+                self.model.step_rows(&mut states, &tokens, &mut logits);
+            }
+        }
+        for k in 0..b {
+            if retry[k] {
+                poems[k] = Some(self.write_one(plan, &mut jobs[k])?);
+            }
+        }
+        Ok(poems.into_iter().flatten().collect())
     }
 
     /// Turns the options into a layout and the forced tokens, checking the input.
@@ -538,192 +612,6 @@ impl<'a, M: CharModel> Writer<'a, M> {
             .collect()
     }
 
-    /// One try at a poem under fixed constraints; `Err` at the first position where none is left.
-    fn attempt(
-        &self,
-        plan: &Plan,
-        tones: ToneMode,
-        rhyme: bool,
-        excluded: &[u16],
-        rng: &mut Rng,
-        notes: &mut Vec<String>,
-    ) -> Result<Poem, DeadEnd> {
-        let layout = plan.layout.as_deref();
-        let line_len = layout.and_then(regulated_len).unwrap_or(0);
-        let n_lines = layout.map_or(usize::MAX, |l| l.len());
-        // Groups for the first foot need a character for every foot; if no
-        // group is that large in this vocabulary, any group with one will do.
-        let mut n_feet = n_lines.min(64) / 2;
-        if rhyme
-            && !(0..self.group_members.len() as u16).any(|g| self.group_usable(g, excluded, n_feet))
-        {
-            n_feet = 1;
-        }
-        let mut tone_plan = TonePlan::new(tones, line_len);
-        let mut group: Option<u16> = None;
-        let mut feet: Vec<u32> = Vec::new();
-        let mut state = self.model.initial_state();
-        let mut logits = vec![0f32; self.model.vocab_size()];
-        let mut cands: Vec<(u32, f32)> = Vec::with_capacity(self.han.len());
-        let mut out: Vec<u32> = Vec::new();
-        let (mut i, mut j) = (0usize, 0usize);
-        self.model.step(&mut state, BEGIN, &mut logits);
-        loop {
-            // Where are we: a character inside line i, or its closing punctuation?
-            let slot = match layout {
-                Some(l) if i >= l.len() => break,
-                Some(l) if j == l[i].len => Slot::Punct { i },
-                Some(_) => Slot::Char,
-                None if out.len() >= plan.max_len => break,
-                None => Slot::Char,
-            };
-            let is_foot = rhyme && line_len > 0 && i % 2 == 1 && j + 1 == line_len;
-            // A forced token: the user's first words, the acrostic's head, the form's punctuation.
-            let forced = if out.len() < plan.begin.len() {
-                Some(plan.begin[out.len()])
-            } else if j == 0 && i < plan.heads.len() {
-                Some(plan.heads[i])
-            } else if let (Slot::Punct { i }, Some(l)) = (slot, layout) {
-                Some(self.ids[&l[i].end])
-            } else {
-                None
-            };
-            let token = match forced {
-                Some(t) => {
-                    if is_foot {
-                        // A foot the user wrote: it picks the group if none is chosen yet.
-                        let gs = &self.token_groups[t as usize];
-                        match group {
-                            None => group = gs.iter().copied().find(|g| !excluded.contains(g)),
-                            Some(g) if !gs.contains(&g) => notes.push(
-                                "the given text's rhyme foot is outside the chosen rhyme group"
-                                    .into(),
-                            ),
-                            Some(_) => {}
-                        }
-                        feet.push(t);
-                    }
-                    t
-                }
-                None => {
-                    // 1. The allowed characters at this position, with their logits.
-                    cands.clear();
-                    if layout.is_none() {
-                        // Free: any Han or punctuation, no punctuation twice in a row, the
-                        // end token only after a finished line.
-                        let after_punct = out
-                            .last()
-                            .is_none_or(|&t| !self.chars[t as usize].is_some_and(is_han));
-                        for (id, &l) in logits.iter().enumerate() {
-                            let ok = if id as u32 == END {
-                                !out.is_empty() && after_punct && i >= plan.heads.len()
-                            } else {
-                                // punctuation only after a character
-                                self.free_ok[id]
-                                    && (!after_punct || self.chars[id].is_some_and(is_han))
-                            };
-                            if ok {
-                                cands.push((id as u32, l));
-                            }
-                        }
-                    } else {
-                        let req = tone_plan.req(i, j);
-                        let pool: &[u32] = match (is_foot, group) {
-                            (true, Some(g)) => &self.group_members[g as usize],
-                            _ => &self.by_req[req_index(req)],
-                        };
-                        for &id in pool {
-                            let t = id as usize;
-                            if is_foot {
-                                let gs = &self.token_groups[t];
-                                if !req.allows(self.tone[t]) || gs.is_empty() {
-                                    continue;
-                                }
-                                if group.is_none()
-                                    && !gs.iter().any(|g| self.group_usable(*g, excluded, n_feet))
-                                {
-                                    continue;
-                                }
-                                if feet.contains(&id) {
-                                    continue; // no foot twice; relaxed below if nothing else is left
-                                }
-                            }
-                            cands.push((id, logits[t]));
-                        }
-                        if cands.is_empty() && is_foot && group.is_some() {
-                            for &id in &feet {
-                                cands.push((id, logits[id as usize]));
-                            }
-                        }
-                    }
-                    if cands.is_empty() {
-                        return Err(DeadEnd {
-                            line: i,
-                            pos: j,
-                            group: if is_foot { group } else { None },
-                            foot: is_foot,
-                        });
-                    }
-                    // 2–5. Temperature, top-k, top-p, then a seeded draw.
-                    let token = sample(&mut cands, plan.temperature, plan.top_k, plan.top_p, rng);
-                    if is_foot && group.is_none() {
-                        group = self.choose_group(token, &cands, excluded, n_feet);
-                    }
-                    if is_foot {
-                        feet.push(token);
-                    }
-                    token
-                }
-            };
-            // 6. Append, and move on.
-            if token == END {
-                break;
-            }
-            out.push(token);
-            match slot {
-                Slot::Punct { .. } => {
-                    (i, j) = (i + 1, 0);
-                }
-                Slot::Char if layout.is_none() => {
-                    if self.chars[token as usize].is_some_and(is_han) {
-                        j += 1;
-                    } else {
-                        (i, j) = (i + 1, 0);
-                        if i >= plan.heads.len().max(1) && !plan.heads.is_empty() {
-                            break; // a free acrostic ends with its last head's line
-                        }
-                    }
-                }
-                Slot::Char => {
-                    // Forced input may put punctuation where a character goes.
-                    if !self.chars[token as usize].is_some_and(is_han) {
-                        return Err(DeadEnd {
-                            line: i,
-                            pos: j,
-                            group: None,
-                            foot: false,
-                        });
-                    }
-                    tone_plan.place(i, j, self.tone[token as usize]);
-                    j += 1;
-                }
-            }
-            let done = layout.is_some_and(|l| i >= l.len())
-                || (layout.is_none() && out.len() >= plan.max_len);
-            if !done {
-                self.model.step(&mut state, token, &mut logits);
-            }
-        }
-        Ok(self.finish(
-            &out,
-            layout,
-            line_len,
-            rhyme.then_some(group).flatten(),
-            tones,
-            rhyme,
-        ))
-    }
-
     /// Whether level group `g` can still be chosen: not excluded, and with
     /// enough characters in the vocabulary to give every foot its own.
     fn group_usable(&self, g: u16, excluded: &[u16], n_feet: usize) -> bool {
@@ -757,7 +645,6 @@ impl<'a, M: CharModel> Writer<'a, M> {
     fn finish(
         &self,
         out: &[u32],
-        layout: Option<&[LineSpec]>,
         line_len: usize,
         group: Option<u16>,
         tones: ToneMode,
@@ -799,7 +686,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
         if !cur.text.is_empty() {
             lines.push(cur);
         }
-        if layout.is_some() && line_len > 0 {
+        if line_len > 0 {
             for (i, l) in lines.iter_mut().enumerate() {
                 if i % 2 == 1 && l.chars.len() == line_len {
                     if let Some(m) = l.chars.last_mut() {
@@ -816,6 +703,342 @@ impl<'a, M: CharModel> Writer<'a, M> {
             rhyme,
             notes: Vec::new(),
         }
+    }
+}
+
+/// The trained network with its vocabulary, as a [`CharModel`]. Each
+/// sequence carries its own batch-of-one state; [`CharModel::step_rows`]
+/// gathers the rows into one batch for a single [`Model::step`] and scatters
+/// them back, so a batched engine step serves many poems at once.
+pub struct Lm<'a> {
+    pub model: &'a Model,
+    pub vocab: &'a Vocab,
+}
+
+impl CharModel for Lm<'_> {
+    type State = ModelState;
+    fn vocab_size(&self) -> usize {
+        self.model.cfg.vocab
+    }
+    fn char_of(&self, id: u32) -> Option<char> {
+        self.vocab.char(id)
+    }
+    fn initial_state(&self) -> ModelState {
+        self.model.new_state(1)
+    }
+    fn step(&self, state: &mut ModelState, token: u32, logits: &mut [f32]) {
+        self.model.step(state, &[token], logits);
+    }
+    fn step_rows(&self, states: &mut [ModelState], tokens: &[u32], logits: &mut [f32]) {
+        let b = states.len();
+        if b == 1 {
+            return self.model.step(&mut states[0], tokens, logits);
+        }
+        let h = self.model.cfg.hidden;
+        let mut batch = self.model.new_state(b);
+        // (layers) × (b, H) ← b × (layers) × (1, H), and back after the step.
+        for (r, s) in states.iter().enumerate() {
+            for (dst, src) in batch.h.iter_mut().zip(&s.h) {
+                dst[r * h..(r + 1) * h].copy_from_slice(src);
+            }
+            for (dst, src) in batch.c.iter_mut().zip(&s.c) {
+                dst[r * h..(r + 1) * h].copy_from_slice(src);
+            }
+        }
+        self.model.step(&mut batch, tokens, logits);
+        for (r, s) in states.iter_mut().enumerate() {
+            for (src, dst) in batch.h.iter().zip(&mut s.h) {
+                dst.copy_from_slice(&src[r * h..(r + 1) * h]);
+            }
+            for (src, dst) in batch.c.iter().zip(&mut s.c) {
+                dst.copy_from_slice(&src[r * h..(r + 1) * h]);
+            }
+        }
+    }
+}
+
+/// Poems written side by side in one batch of model steps.
+pub const BATCH: usize = 64;
+
+/// One poem's draw stream and the constraints it is under now.
+struct Job {
+    rng: Rng,
+    notes: Vec<String>,
+    tones: ToneMode,
+    rhyme: bool,
+    /// Rhyme groups given up on after a dead end.
+    excluded: Vec<u16>,
+}
+
+impl Job {
+    /// Loosens one constraint after a dead end: another rhyme group, then
+    /// looser tones, then no rhyme; with nothing left to loosen, an error.
+    fn back_off(&mut self, lex: Option<&Lexicon>, dead: DeadEnd) -> Result<(), WriteError> {
+        let (line, pos) = (dead.line + 1, dead.pos + 1);
+        if let (Some(g), true) = (dead.group, self.excluded.len() < 3) {
+            let name = lex.map_or("", |l| l.group_name(g));
+            self.notes.push(format!(
+                "no character fits line {line}, position {pos} in rhyme group {name}; trying another group"
+            ));
+            self.excluded.push(g);
+        } else if self.tones != ToneMode::Off && !(dead.foot && self.rhyme) {
+            let looser = if self.tones == ToneMode::Strict {
+                ToneMode::Loose
+            } else {
+                ToneMode::Off
+            };
+            self.notes.push(
+                format!("no character fits line {line}, position {pos} under {:?} tones; relaxing to {looser:?}", self.tones)
+                    .to_lowercase(),
+            );
+            self.tones = looser;
+        } else if self.rhyme {
+            self.notes.push(format!(
+                "no rhyming character fits line {line}, position {pos}; writing without rhyme"
+            ));
+            self.rhyme = false;
+        } else {
+            return Err(WriteError::NoCandidates { line, pos });
+        }
+        Ok(())
+    }
+}
+
+/// What a poem does after choosing: feed this token, stop, or give up this try.
+enum Step {
+    Feed(u32),
+    Done,
+    Dead(DeadEnd),
+}
+
+/// Where one try at a poem stands.
+struct Cursor {
+    line_len: usize,
+    /// Characters each first-foot group must have (every foot its own, when possible).
+    n_feet: usize,
+    tone_plan: TonePlan,
+    group: Option<u16>,
+    feet: Vec<u32>,
+    out: Vec<u32>,
+    /// Line and position (from 0) of the next character.
+    i: usize,
+    j: usize,
+    cands: Vec<(u32, f32)>,
+}
+
+impl Cursor {
+    fn new<M: CharModel>(w: &Writer<M>, plan: &Plan, job: &Job) -> Cursor {
+        let layout = plan.layout.as_deref();
+        let line_len = layout.and_then(regulated_len).unwrap_or(0);
+        // Groups for the first foot need a character for every foot; if no
+        // group is that large in this vocabulary, any group with one will do.
+        let mut n_feet = layout.map_or(0, |l| l.len()) / 2;
+        let groups = w.group_members.len() as u16;
+        if job.rhyme && !(0..groups).any(|g| w.group_usable(g, &job.excluded, n_feet)) {
+            n_feet = 1;
+        }
+        Cursor {
+            line_len,
+            n_feet,
+            tone_plan: TonePlan::new(job.tones, line_len),
+            group: None,
+            feet: Vec::new(),
+            out: Vec::new(),
+            i: 0,
+            j: 0,
+            cands: Vec::with_capacity(w.han.len()),
+        }
+    }
+
+    /// One step of the generation loop, given the logits of the next token.
+    fn choose<M: CharModel>(
+        &mut self,
+        w: &Writer<M>,
+        plan: &Plan,
+        logits: &[f32],
+        job: &mut Job,
+    ) -> Step {
+        let layout = plan.layout.as_deref();
+        let (i, j) = (self.i, self.j);
+        // Where are we: a character inside line i, or its closing punctuation?
+        let slot = match layout {
+            Some(l) if i >= l.len() => return Step::Done,
+            Some(l) if j == l[i].len => Slot::Punct { i },
+            Some(_) => Slot::Char,
+            None if self.out.len() >= plan.max_len => return Step::Done,
+            None => Slot::Char,
+        };
+        let is_foot = job.rhyme && self.line_len > 0 && i % 2 == 1 && j + 1 == self.line_len;
+        // A forced token: the user's first words, the acrostic's head, the form's punctuation.
+        let forced = if self.out.len() < plan.begin.len() {
+            Some(plan.begin[self.out.len()])
+        } else if j == 0 && i < plan.heads.len() {
+            Some(plan.heads[i])
+        } else if let (Slot::Punct { i }, Some(l)) = (slot, layout) {
+            Some(w.ids[&l[i].end])
+        } else {
+            None
+        };
+        let token = match forced {
+            Some(t) => {
+                if is_foot {
+                    // A foot the user wrote: it picks the group if none is chosen yet.
+                    let gs = &w.token_groups[t as usize];
+                    match self.group {
+                        None => self.group = gs.iter().copied().find(|g| !job.excluded.contains(g)),
+                        Some(g) if !gs.contains(&g) => job.notes.push(
+                            "the given text's rhyme foot is outside the chosen rhyme group".into(),
+                        ),
+                        Some(_) => {}
+                    }
+                    self.feet.push(t);
+                }
+                t
+            }
+            None => {
+                // 1. The allowed characters at this position, with their logits.
+                self.allowed(w, plan, logits, job, is_foot);
+                if self.cands.is_empty() {
+                    return Step::Dead(DeadEnd {
+                        line: i,
+                        pos: j,
+                        group: if is_foot { self.group } else { None },
+                        foot: is_foot,
+                    });
+                }
+                // 2–5. Temperature, top-k, top-p, then a seeded draw.
+                let token = sample(
+                    &mut self.cands,
+                    plan.temperature,
+                    plan.top_k,
+                    plan.top_p,
+                    &mut job.rng,
+                );
+                if is_foot && self.group.is_none() {
+                    self.group = w.choose_group(token, &self.cands, &job.excluded, self.n_feet);
+                }
+                if is_foot {
+                    self.feet.push(token);
+                }
+                token
+            }
+        };
+        // 6. Append, and move on.
+        if token == END {
+            return Step::Done;
+        }
+        self.out.push(token);
+        let han = w.chars[token as usize].is_some_and(is_han);
+        match slot {
+            Slot::Punct { .. } => (self.i, self.j) = (i + 1, 0),
+            Slot::Char if layout.is_none() => {
+                if han {
+                    self.j += 1;
+                } else {
+                    (self.i, self.j) = (i + 1, 0);
+                    if !plan.heads.is_empty() && self.i >= plan.heads.len() {
+                        return Step::Done; // a free acrostic ends with its last head's line
+                    }
+                }
+            }
+            Slot::Char => {
+                if !han {
+                    // Unreachable through `plan`, which checks where given punctuation falls.
+                    return Step::Dead(DeadEnd {
+                        line: i,
+                        pos: j,
+                        group: None,
+                        foot: false,
+                    });
+                }
+                self.tone_plan.place(i, j, w.tone[token as usize]);
+                self.j += 1;
+            }
+        }
+        let done = match layout {
+            Some(l) => self.i >= l.len(),
+            None => self.out.len() >= plan.max_len,
+        };
+        if done {
+            Step::Done
+        } else {
+            Step::Feed(token)
+        }
+    }
+
+    /// Fills `cands` with the tokens allowed next and their logits.
+    fn allowed<M: CharModel>(
+        &mut self,
+        w: &Writer<M>,
+        plan: &Plan,
+        logits: &[f32],
+        job: &Job,
+        is_foot: bool,
+    ) {
+        let (i, j) = (self.i, self.j);
+        self.cands.clear();
+        if plan.layout.is_none() {
+            // Free: Han or punctuation, no punctuation twice in a row, the end
+            // token only after a finished line (and after every acrostic head).
+            let after_punct = self
+                .out
+                .last()
+                .is_none_or(|&t| !w.chars[t as usize].is_some_and(is_han));
+            for (id, &l) in logits.iter().enumerate() {
+                let ok = if id as u32 == END {
+                    !self.out.is_empty() && after_punct && i >= plan.heads.len()
+                } else {
+                    w.free_ok[id] && (!after_punct || w.chars[id].is_some_and(is_han))
+                };
+                if ok {
+                    self.cands.push((id as u32, l));
+                }
+            }
+            return;
+        }
+        let req = self.tone_plan.req(i, j);
+        // The precomputed list for this tone requirement, or the rhyme group's members.
+        let pool: &[u32] = match (is_foot, self.group) {
+            (true, Some(g)) => &w.group_members[g as usize],
+            _ => &w.by_req[req_index(req)],
+        };
+        for &id in pool {
+            let t = id as usize;
+            if is_foot {
+                let gs = &w.token_groups[t];
+                if !req.allows(w.tone[t]) || gs.is_empty() {
+                    continue;
+                }
+                if self.group.is_none()
+                    && !gs
+                        .iter()
+                        .any(|&g| w.group_usable(g, &job.excluded, self.n_feet))
+                {
+                    continue;
+                }
+                if self.feet.contains(&id) {
+                    continue; // no foot twice, unless nothing else is left (below)
+                }
+            }
+            self.cands.push((id, logits[t]));
+        }
+        if self.cands.is_empty() && is_foot && self.group.is_some() {
+            for &id in &self.feet {
+                self.cands.push((id, logits[id as usize]));
+            }
+        }
+    }
+
+    fn finish<M: CharModel>(&self, w: &Writer<M>, job: &Job) -> Poem {
+        let mut poem = w.finish(
+            &self.out,
+            self.line_len,
+            if job.rhyme { self.group } else { None },
+            job.tones,
+            job.rhyme,
+        );
+        poem.notes = job.notes.clone();
+        poem
     }
 }
 
@@ -883,10 +1106,8 @@ pub fn sample(
         cands.push((best, 1.0));
         return best;
     }
-    // Top-k: partition so the k largest come first, then sort just those.
     if top_k > 0 && top_k < cands.len() {
-        cands.select_nth_unstable_by(top_k - 1, desc);
-        cands.truncate(top_k);
+        top_k_in_place(cands, top_k);
     }
     cands.sort_unstable_by(desc);
     // Softmax of logit / T, shifted by the maximum so exp never overflows.
@@ -920,6 +1141,42 @@ pub fn sample(
         }
     }
     cands[cands.len() - 1].0
+}
+
+/// Keeps the `k` highest-logit candidates (ties to the lower id), in any order.
+/// The selection runs on plain u64 keys, which compare several times faster
+/// than (id, f32) pairs through a closure.
+fn top_k_in_place(cands: &mut Vec<(u32, f32)>, k: usize) {
+    if cands.len() > k {
+        let mut keys: Vec<u64> = cands.iter().map(|&(id, l)| rank_key(id, l)).collect();
+        let n = keys.len();
+        keys.select_nth_unstable(n - k);
+        cands.clear();
+        cands.extend(keys[n - k..].iter().map(|&key| unrank_key(key)));
+    }
+}
+
+/// A u64 that orders (token, logit) pairs like `desc` reversed: higher logit
+/// is larger, and on equal logits the lower id is larger. The f32 bits are
+/// made monotone (flip all bits of negatives, the sign bit of positives).
+fn rank_key(id: u32, logit: f32) -> u64 {
+    let b = logit.to_bits();
+    let mono = if b & 0x8000_0000 != 0 {
+        !b
+    } else {
+        b | 0x8000_0000
+    };
+    ((mono as u64) << 32) | (u32::MAX - id) as u64
+}
+
+fn unrank_key(k: u64) -> (u32, f32) {
+    let mono = (k >> 32) as u32;
+    let b = if mono & 0x8000_0000 != 0 {
+        mono & 0x7FFF_FFFF
+    } else {
+        !mono
+    };
+    (u32::MAX - k as u32, f32::from_bits(b))
 }
 
 /// The most common line pattern of each ci tune in the Song ci collection.
@@ -1073,7 +1330,8 @@ mod tests {
     use crate::prosody::rules::{check_rhyme, check_tones};
 
     /// A bigram model over a fixed character list: the logit of `b` after `a`
-    /// is a hash of the pair, so the choices vary but are fixed for a seed.
+    /// is a fixed random number, so the choices vary but are fixed for a seed.
+    /// Its state is the last token, which `step` is given anyway.
     /// Token ids 0..4 are the specials; 4 is '，', 5 is '。'.
     struct Bigram {
         chars: Vec<char>,
@@ -1093,7 +1351,7 @@ mod tests {
     }
 
     impl CharModel for Bigram {
-        type State = u32;
+        type State = ();
         fn vocab_size(&self) -> usize {
             self.chars.len()
         }
@@ -1102,13 +1360,10 @@ mod tests {
                 .then(|| self.chars.get(id as usize).copied())
                 .flatten()
         }
-        fn initial_state(&self) -> u32 {
-            PAD
-        }
-        fn step(&self, state: &mut u32, token: u32, logits: &mut [f32]) {
-            *state = token;
+        fn initial_state(&self) {}
+        fn step(&self, _: &mut (), t: u32, logits: &mut [f32]) {
             let v = self.chars.len();
-            logits.copy_from_slice(&self.table[token as usize * v..(token as usize + 1) * v]);
+            logits.copy_from_slice(&self.table[t as usize * v..(t as usize + 1) * v]);
         }
     }
 
@@ -1267,8 +1522,13 @@ mod tests {
         let c = w.write_many(&o, 5, 12).unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);
-        // Poem k does not depend on how many are written.
+        // Poem k does not depend on how many are written, nor on being written
+        // in a batch or alone (for a model whose rows do not interact).
         assert_eq!(w.write_many(&o, 2, 11).unwrap()[..], a[..2]);
+        let base = Rng::new(11);
+        for (k, p) in a.iter().enumerate() {
+            assert_eq!(&w.write(&o, &mut base.fork(k as u64)).unwrap(), p);
+        }
     }
 
     #[test]
@@ -1447,6 +1707,115 @@ mod tests {
         assert!(p.notes.iter().any(|n| n.contains("no tone lexicon")));
     }
 
+    /// The trained network's batched rows give what stepping each alone gives,
+    /// and a tiny random LSTM or GRU writes a well-formed rhymed 五绝 through it.
+    #[test]
+    fn lm_rows_match_single_steps_and_write_a_form() {
+        use crate::model::{Cell, ModelConfig};
+        let text = format!("{PING_A}{PING_B}{PING_C}{ZE}，。");
+        let vocab = Vocab::build([text.as_str()], 1);
+        for cell in [Cell::Lstm, Cell::Gru] {
+            let cfg = ModelConfig {
+                cell,
+                layers: 2,
+                embed: 8,
+                hidden: 12,
+                vocab: vocab.len(),
+                ..ModelConfig::default()
+            };
+            let model = Model::new(cfg, &mut Rng::new(3));
+            let lm = Lm {
+                model: &model,
+                vocab: &vocab,
+            };
+            let v = lm.vocab_size();
+            let seqs: [&[u32]; 3] = [&[BEGIN, 7, 9, 4], &[BEGIN, 5, 5, 6], &[BEGIN, 8, 10, 11]];
+            let mut rows: Vec<ModelState> = (0..3).map(|_| lm.initial_state()).collect();
+            let mut batched = vec![0f32; 3 * v];
+            for t in 0..4 {
+                let tokens: Vec<u32> = seqs.iter().map(|s| s[t]).collect();
+                lm.step_rows(&mut rows, &tokens, &mut batched);
+            }
+            for (r, seq) in seqs.iter().enumerate() {
+                let mut st = lm.initial_state();
+                let mut alone = vec![0f32; v];
+                for &t in seq.iter() {
+                    lm.step(&mut st, t, &mut alone);
+                }
+                let diff = alone
+                    .iter()
+                    .zip(&batched[r * v..(r + 1) * v])
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(diff < 1e-5, "{cell:?} row {r}: max difference {diff}");
+            }
+            let l = lex();
+            let w = Writer::new(&lm, Some(&l));
+            let o = Options {
+                rhyme: true,
+                tones: ToneMode::Strict,
+                ..opts(Form::Wujue)
+            };
+            for p in w.write_many(&o, 8, 1).unwrap() {
+                let lines = lines_of(&p);
+                assert_eq!(lines.len(), 4, "{}", p.text);
+                assert!(
+                    check_tones(&l, &lines).unwrap().tones_ok()
+                        && check_rhyme(&l, &lines).rhyme_ok(),
+                    "{}",
+                    p.text
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn top_k_matches_a_full_sort() {
+        let mut rng = Rng::new(4);
+        for (n, k, spread) in [
+            (10, 3, 1.0),
+            (6000, 200, 3.0),
+            (500, 499, 0.0),
+            (300, 7, 1e-6),
+            (50, 10, 1e30),
+        ] {
+            let cands: Vec<(u32, f32)> = (0..n as u32)
+                .map(|i| (i, (spread * rng.normal()).round_ties_even() / 4.0)) // many ties
+                .collect();
+            let mut want = cands.clone();
+            want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            want.truncate(k);
+            let mut got = cands.clone();
+            top_k_in_place(&mut got, k);
+            got.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            assert_eq!(got, want, "n {n} k {k} spread {spread}");
+        }
+    }
+
+    #[test]
+    fn rank_key_orders_like_logits_then_ids_and_round_trips() {
+        let xs = [
+            (5u32, -3.5f32),
+            (1, -0.0),
+            (2, 0.0),
+            (3, 1e-30),
+            (4, 7.25),
+            (0, 7.25),
+            (9, f32::NEG_INFINITY),
+        ];
+        for &(i, a) in &xs {
+            assert_eq!(unrank_key(rank_key(i, a)), (i, a));
+            for &(j, b) in &xs {
+                let want = a.total_cmp(&b).then(j.cmp(&i));
+                assert_eq!(
+                    rank_key(i, a).cmp(&rank_key(j, b)),
+                    want,
+                    "{a} {i} vs {b} {j}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn sample_respects_top_k_top_p_and_temperature_zero() {
         let mut rng = Rng::new(9);
@@ -1513,5 +1882,20 @@ mod tests {
             got,
             vec![(7, "，".into()), (7, "。".into()), (7, "。".into())]
         );
+    }
+
+    #[test]
+    #[ignore = "needs the real corpus (fetched)"]
+    fn real_tunes_have_their_known_patterns() {
+        let dir = crate::cache::data_dir(None).unwrap();
+        let package = crate::corpus::fetch::ensure_package(&dir).unwrap();
+        let t = Tunes::load(&package).unwrap();
+        assert_eq!(t.len(), 1421);
+        let lens =
+            |name: &str| -> Vec<usize> { t.pattern(name).unwrap().iter().map(|l| l.len).collect() };
+        assert_eq!(lens("浣溪沙"), vec![7; 6]);
+        assert_eq!(lens("鹧鸪天"), vec![7, 7, 7, 7, 3, 3, 7, 7, 7]);
+        let e = t.pattern("浣溪纱").unwrap_err().to_string();
+        assert!(e.contains("浣溪沙"), "{e}");
     }
 }

@@ -278,6 +278,24 @@ shiren_test!(
             .stdout();
         let n = stats_numbers(&out);
         assert_eq!((n["read"], n["bad-line"], n["kept"]), (5, 1, 4), "{out}");
+        // With -v the skipped line is named.
+        let out = dir
+            .command()
+            .args([
+                "-v",
+                "corpus",
+                "stats",
+                "--skip-bad",
+                "--format",
+                "poems-txt",
+                "--file",
+            ])
+            .arg(&p)
+            .stdout();
+        assert!(
+            out.contains("e.g. ") && out.contains("poems.txt:5"),
+            "{out}"
+        );
     }
 );
 
@@ -337,14 +355,7 @@ shiren_test!(
 #[ignore = "needs the real corpus (fetched)"]
 fn real_tang_corpus() {
     let dir = Dir::new();
-    let real = |args: &[&str]| {
-        let mut c = dir.command();
-        c.cmd.env_remove("SHIREN_DATA");
-        if let Some(d) = std::env::var_os("SHIREN_DATA") {
-            c.cmd.env("SHIREN_DATA", d);
-        }
-        c.args(args).stdout()
-    };
+    let real = |args: &[&str]| dir.command_real_data().args(args).stdout();
     real(&["corpus", "fetch"]);
     let out = real(&["corpus", "stats", "--corpus", "tang", "--top", "3000"]);
     let n = stats_numbers(&out);
@@ -377,6 +388,16 @@ fn real_tang_corpus() {
         );
     }
     assert!(n["duplicate"] > 500, "{out}");
+    let padding: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("padding"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|p| p.trim_end_matches('%').parse().ok())
+        .unwrap();
+    assert!(
+        padding < 5.0,
+        "bucketed batches pad a few percent at most: {padding}%"
+    );
     assert!(
         out.contains("莺") && !out.contains("鶯"),
         "simplified by default"

@@ -57,6 +57,18 @@ impl Dir {
             .env_remove("RUST_BACKTRACE");
         TestCommand { cmd }
     }
+
+    /// A `shiren` command that uses the real data directory ($SHIREN_DATA, else
+    /// ~/.cache/shiren), for `#[ignore]`d tests on the real corpus: fetched data
+    /// is then shared between runs instead of fetched into each temp dir.
+    pub fn command_real_data(&self) -> TestCommand {
+        let mut c = self.command();
+        c.cmd.env_remove("SHIREN_DATA");
+        if let Some(d) = std::env::var_os("SHIREN_DATA") {
+            c.cmd.env("SHIREN_DATA", d);
+        }
+        c
+    }
 }
 
 /// A `shiren` command with assertions on its outcome.

@@ -16,3 +16,5 @@ mod corpus;
 mod serve;
 // `shiren train` and the training loop: resume after kill -9, divergence, run folders, settings.
 mod train;
+// `shiren write`: bad input and the missing shipped model.
+mod write;

@@ -5,12 +5,14 @@
 //! This file is glue: the work is in `crate::corpus`.
 
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context as _;
 
 use super::Global;
+use crate::batch::Batcher;
 use crate::cache;
 use crate::corpus::{self, Collection, Form, Format, LoadOptions, Script, Source};
 use crate::vocab::Vocab;
@@ -127,6 +129,10 @@ pub struct VocabArgs {
 pub struct StatsArgs {
     #[command(flatten)]
     pub corpus: CorpusArgs,
+    /// (With -v, the first few records each rule dropped are listed by file and line.)
+    /// Batch size for the padding figure (poems per batch)
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub batch_size: usize,
     /// How many of the most frequent characters to list
     #[arg(long, value_name = "N", default_value_t = 30)]
     pub top: usize,
@@ -136,68 +142,98 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
     let data_dir = cache::data_dir(g.data_dir.as_deref())?;
     match args.command {
         Cmd::Fetch => fetch(&data_dir),
-        Cmd::Stats(a) => stats(&a, &data_dir),
+        Cmd::Stats(a) => stats(&a, &data_dir, g.verbose),
         Cmd::Vocab(a) => vocab(&a, &data_dir),
     }
 }
 
 fn fetch(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
     let start = Instant::now();
     let dest = corpus::fetch::install_path(data_dir);
     let was_there = dest.is_dir();
     if !was_there {
-        println!(
+        writeln!(
+            out,
             "fetching chinese-poetry@{} with npm (85 MB, once)",
             corpus::fetch::VERSION
-        );
+        )?;
     }
     let package = corpus::fetch::ensure_package(data_dir)
         .with_context(|| format!("fetching chinese-poetry@{}", corpus::fetch::VERSION))?;
     if was_there {
-        println!(
+        writeln!(
+            out,
             "chinese-poetry {} already in {}",
             corpus::fetch::VERSION,
             package.display()
-        );
+        )?;
     } else {
-        println!(
+        writeln!(
+            out,
             "fetched chinese-poetry {} into {} in {:.1}s",
             corpus::fetch::VERSION,
             package.display(),
             start.elapsed().as_secs_f64()
-        );
+        )?;
     }
     Ok(())
 }
 
-fn stats(a: &StatsArgs, data_dir: &std::path::Path) -> anyhow::Result<()> {
+fn stats(a: &StatsArgs, data_dir: &std::path::Path, verbose: bool) -> anyhow::Result<()> {
     let (source, opts) = a.corpus.resolve()?;
     let start = Instant::now();
     let c = corpus::load(&source, &opts, data_dir).with_context(|| format!("reading {source}"))?;
     let elapsed = start.elapsed().as_secs_f64();
+    // Written with `?` so a closed pipe (`| head`) ends quietly instead of panicking.
+    let mut out = std::io::stdout().lock();
     let s = &c.stats;
     let script = match opts.script {
         Script::Simplified => "simplified",
         Script::Traditional => "traditional",
     };
-    println!("corpus      {source} ({script}, {} files)", s.files);
-    println!("read        {:>8}", s.read);
+    writeln!(out, "corpus      {source} ({script}, {} files)", s.files)?;
+    writeln!(out, "read        {:>8}", s.read)?;
     for (rule, n) in &s.dropped {
-        println!(
+        writeln!(
+            out,
             "  dropped   {n:>8}  {:<11} {}",
             rule.name(),
             rule.describe()
-        );
+        )?;
+        if verbose {
+            for e in s.examples_of(*rule) {
+                writeln!(out, "{:>32}e.g. {e}", "")?;
+            }
+        }
     }
-    println!("kept        {:>8}", s.kept);
+    writeln!(out, "kept        {:>8}", s.kept)?;
     let mut parts = [0usize; 3];
     for p in &c.poems {
         parts[corpus::part_of(&p.text) as usize] += 1;
     }
-    println!(
+    writeln!(
+        out,
         "split       train {} / valid {} / test {}",
         parts[0], parts[1], parts[2]
-    );
+    )?;
+    // The padding an epoch of the training part would carry, bucketed by length.
+    let train: Vec<&str> = c
+        .poems
+        .iter()
+        .map(|p| p.text.as_str())
+        .filter(|t| corpus::part_of(t) == corpus::Part::Train)
+        .collect();
+    let v = Vocab::build(train.iter().copied(), a.corpus.min_count);
+    let batcher = Batcher::new(train.iter().map(|t| v.encode(t)).collect(), a.batch_size);
+    writeln!(
+        out,
+        "padding     {:.1}% of an epoch at batch size {} ({} batches, {} target tokens)",
+        100.0 * batcher.padding_fraction(),
+        a.batch_size,
+        batcher.num_batches(),
+        batcher.num_tokens()
+    )?;
 
     let mut freq: HashMap<char, usize> = HashMap::new();
     let mut han = 0usize;
@@ -207,26 +243,28 @@ fn stats(a: &StatsArgs, data_dir: &std::path::Path) -> anyhow::Result<()> {
             *freq.entry(ch).or_insert(0) += 1;
         }
     }
-    println!("han chars   {han:>8}");
-    println!("distinct    {:>8}", freq.len());
+    writeln!(out, "han chars   {han:>8}")?;
+    writeln!(out, "distinct    {:>8}", freq.len())?;
 
     let mut forms = [0usize; Form::ALL.len()];
     for p in &c.poems {
         forms[Form::of_text(&p.text) as usize] += 1;
     }
-    println!(
+    writeln!(
+        out,
         "forms       {:>8}  {:>7}  {:>7}",
         "kept", "of kept", "of read"
-    );
+    )?;
     for f in Form::ALL {
         let read_n = s.forms_read[f as usize].1;
-        println!(
+        writeln!(
+            out,
             "  {}      {:>8}  {:>6.1}%  {:>6.1}%",
             f.name_zh(),
             forms[f as usize],
             100.0 * forms[f as usize] as f64 / s.kept.max(1) as f64,
             100.0 * read_n as f64 / s.read.max(1) as f64
-        );
+        )?;
     }
     let mut top: Vec<(char, usize)> = freq.into_iter().collect();
     top.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
@@ -235,22 +273,24 @@ fn stats(a: &StatsArgs, data_dir: &std::path::Path) -> anyhow::Result<()> {
         .take(a.top)
         .map(|(ch, n)| format!("{ch}{n}"))
         .collect();
-    println!("top chars   {}", list.join(" "));
-    println!("elapsed     {elapsed:.2}s");
+    writeln!(out, "top chars   {}", list.join(" "))?;
+    writeln!(out, "elapsed     {elapsed:.2}s")?;
     Ok(())
 }
 
 fn vocab(a: &VocabArgs, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
     if let Some(path) = &a.check {
         let v = Vocab::load(path)?;
         let first: String = v.chars().iter().take(20).collect();
-        println!(
+        writeln!(
+            out,
             "{}: {} ids ({} characters + 4 reserved), min count {}, most frequent {first}",
             path.display(),
             v.len(),
             v.chars().len(),
             v.min_count()
-        );
+        )?;
         return Ok(());
     }
     let (source, opts) = a.corpus.resolve()?;
@@ -265,20 +305,22 @@ fn vocab(a: &VocabArgs, data_dir: &std::path::Path) -> anyhow::Result<()> {
     let v = Vocab::build(train.iter().copied(), a.corpus.min_count);
     let all: Vec<u32> = c.poems.iter().flat_map(|p| v.encode(&p.text)).collect();
     let unk = all.iter().filter(|&&id| id == Vocab::UNK).count();
-    println!(
+    writeln!(
+        out,
         "vocabulary  {} ids ({} characters + 4 reserved) from {} training poems, min count {}",
         v.len(),
         v.chars().len(),
         train.len(),
         a.corpus.min_count
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "unknown     {:.3}% of all characters",
         100.0 * unk as f64 / all.len().max(1) as f64
-    );
+    )?;
     if let Some(path) = &a.save {
         v.save(path)?;
-        println!("saved       {}", path.display());
+        writeln!(out, "saved       {}", path.display())?;
     }
     Ok(())
 }

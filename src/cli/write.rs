@@ -16,7 +16,8 @@ use crate::write::{CharModel, Form, Options, Poem, Tunes, Writer};
 pub const DEFAULT_MODEL: &str = "models/tang-small";
 
 /// How the shipped model is made (quoted when it is missing).
-pub const TRAIN_HINT: &str = "shiren train --corpus tang --out models/tang-small";
+pub const TRAIN_HINT: &str =
+    "shiren train --out runs/tang-small, then copy runs/tang-small/best to models/tang-small";
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -141,8 +142,14 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
 }
 
 pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
-    let s = resolve(&args)?;
-    if !s.model.join("config.json").is_file() {
+    let mut s = resolve(&args)?;
+    // A run folder (runs/NAME) holds its best checkpoint in best/.
+    if !s.model.join("model.safetensors").is_file()
+        && s.model.join("best/model.safetensors").is_file()
+    {
+        s.model = s.model.join("best");
+    }
+    if !s.model.join("model.safetensors").is_file() {
         let shipped = args.model.is_none();
         anyhow::bail!(
             "no model at {}{} (train it with `{TRAIN_HINT}`{})",

