@@ -15,13 +15,14 @@ mod corpus;
 // `shiren eval` and its measures: a tiny trained model evaluated end to end.
 mod eval;
 
+// `shiren mnist`: the IDX reader on small files, training on a synthetic task, the real set (ignored).
+mod mnist;
+
+// `shiren serve`: the JSON API and page on an ephemeral loopback port, bad input, 64 clients.
+mod serve;
+
 // `shiren train` and the training loop: resume after kill -9, divergence, run folders, settings.
 mod train;
 
 // `shiren write`: bad input and the missing shipped model.
 mod write;
-
-// `shiren mnist`: the IDX reader on small files, training on a synthetic task, the real set (ignored).
-mod mnist;
-// `shiren serve`: the JSON API and page on an ephemeral loopback port, bad input, 64 clients.
-mod serve;

@@ -8,18 +8,25 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 
+use super::write::{DEFAULT_MODEL, TRAIN_HINT};
 use super::Global;
+use crate::checkpoint;
+use crate::model::Model;
+use crate::prosody::Lexicon;
+use crate::serve::poet::WriterPoet;
 use crate::serve::{self, Limits, Poet, Service};
+use crate::vocab::Vocab;
+use crate::write::Lm;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Checkpoint directory to write with [default: the model shipped in the repository]
+    /// Checkpoint directory (or run folder) to write with [default: models/tang-small, the model shipped with the repo]
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
     /// Address to listen on; port 0 picks a free port (the address is printed once listening)
@@ -138,9 +145,53 @@ async fn shutdown_signal() {
 }
 
 /// Loads the model and lexicon once; every request shares them.
-fn load_poet(model: Option<&std::path::Path>, g: &Global) -> anyhow::Result<Arc<dyn Poet>> {
-    let _ = (model, g);
-    anyhow::bail!("`shiren serve` needs the writer (src/write.rs), which is not merged yet")
+fn load_poet(model: Option<&Path>, g: &Global) -> anyhow::Result<Arc<dyn Poet>> {
+    let mut dir = model.map_or_else(|| PathBuf::from(DEFAULT_MODEL), Path::to_path_buf);
+    // A run folder (runs/NAME) holds its best checkpoint in best/, as `shiren write` accepts.
+    if !dir.join("model.safetensors").is_file() && dir.join("best/model.safetensors").is_file() {
+        dir = dir.join("best");
+    }
+    if !dir.join("config.json").is_file() {
+        anyhow::bail!(
+            "no model at {}{} (train it with `{TRAIN_HINT}`, or pass --model DIR)",
+            dir.display(),
+            if model.is_none() {
+                ", the shipped model's place"
+            } else {
+                ""
+            },
+        );
+    }
+    let loaded = checkpoint::load(&dir)
+        .with_context(|| format!("loading the model in {}", dir.display()))?;
+    let about = format!(
+        "{} ({:?} {}x{}, vocabulary {}, {}, step {})",
+        dir.display(),
+        loaded.model.cfg.cell,
+        loaded.model.cfg.layers,
+        loaded.model.cfg.hidden,
+        loaded.vocab.len(),
+        loaded.meta.corpus,
+        loaded.meta.step,
+    );
+    // Without the lexicon the server still writes, and each poem says rhyme and
+    // tones were not applied; a server should not refuse to start for that.
+    let data_dir = crate::cache::data_dir(g.data_dir.as_deref())?;
+    let lexicon = Lexicon::load(&data_dir, loaded.meta.script)
+        .map_err(|e| {
+            eprintln!(
+                "shiren: warning: no tone lexicon ({e:#}); serving without rhyme and tone rules"
+            )
+        })
+        .ok();
+    // The writer borrows the model and vocabulary for the life of the server.
+    let model: &'static Model = Box::leak(Box::new(loaded.model));
+    let vocab: &'static Vocab = Box::leak(Box::new(loaded.vocab));
+    Ok(Arc::new(WriterPoet::new(
+        Lm { model, vocab },
+        lexicon,
+        about,
+    )))
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use super::api::{ApiError, CharOut, FormId, LineOut, PoemOut, ToneMark, Tones, WriteSpec};
 use crate::prosody::{Lexicon, Tone, ToneMode};
-use crate::rng::Rng;
 use crate::write::{CharModel, Form, Options, Poem, WriteError, Writer};
 
 /// A shared, read-only poem writer.
@@ -22,7 +21,7 @@ pub trait Poet: Send + Sync + 'static {
 
     /// Writes `spec.count` poems. Runs on a blocking thread; should give up
     /// with [`ApiError::unavailable`] once `deadline` has passed (checking
-    /// between poems is enough: one poem takes milliseconds). Bad input that
+    /// before starting is enough: ten poems take milliseconds). Bad input that
     /// only the writer can see (an unknown character) is an
     /// [`ApiError::invalid`].
     fn write(&self, spec: &WriteSpec, deadline: Instant) -> Result<Vec<PoemOut>, ApiError>;
@@ -58,25 +57,19 @@ where
     }
 
     fn write(&self, spec: &WriteSpec, deadline: Instant) -> Result<Vec<PoemOut>, ApiError> {
-        let opts = options(spec);
-        // As `Writer::write_many` does: poem k from its own stream forked from the
-        // seed, so the page, the API and `shiren write --seed` agree.
-        let base = Rng::new(spec.seed);
-        let mut poems = Vec::with_capacity(spec.count);
-        for k in 0..spec.count {
-            if Instant::now() > deadline {
-                return Err(ApiError::unavailable(format!(
-                    "ran out of time after {k} of {} poems (ask for fewer, or try again)",
-                    spec.count
-                )));
-            }
-            let poem = self
-                .writer
-                .write(&opts, &mut base.fork(k as u64))
-                .map_err(web_error)?;
-            poems.push(poem_out(poem));
+        if Instant::now() > deadline {
+            return Err(ApiError::unavailable(
+                "ran out of time before writing (try again)",
+            ));
         }
-        Ok(poems)
+        // As `shiren write --seed` does: poem k from its own stream forked from the
+        // seed, all of them side by side in batched model steps, so the page, the
+        // API and the command line agree.
+        let poems = self
+            .writer
+            .write_many(&options(spec), spec.count, spec.seed)
+            .map_err(web_error)?;
+        Ok(poems.into_iter().map(poem_out).collect())
     }
 }
 
