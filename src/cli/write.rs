@@ -166,29 +166,12 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
             },
         );
     }
-    let (model, script) = load_model(&s.model)?;
-    write_with(&model, script, s, g)
-}
-
-/// Loads a checkpoint as something that can write, and the script of its text.
-fn load_model(dir: &Path) -> anyhow::Result<(NoModel, Script)> {
-    // TODO(merge): crate::checkpoint::load(dir), then wrap model + vocab as a CharModel.
-    anyhow::bail!("{}: loading checkpoints is not built yet", dir.display())
-}
-
-/// Placeholder until checkpoints load.
-struct NoModel;
-
-impl CharModel for NoModel {
-    type State = ();
-    fn vocab_size(&self) -> usize {
-        0
-    }
-    fn char_of(&self, _: u32) -> Option<char> {
-        None
-    }
-    fn initial_state(&self) {}
-    fn step(&self, _: &mut (), _: u32, _: &mut [f32]) {}
+    let loaded = crate::checkpoint::load(&s.model)?;
+    let lm = crate::write::Lm {
+        model: &loaded.model,
+        vocab: &loaded.vocab,
+    };
+    write_with(&lm, loaded.meta.script, s, g)
 }
 
 #[derive(Serialize)]
@@ -271,11 +254,7 @@ pub fn render_text(poems: &[Poem]) -> String {
 
 /// The unpacked chinese-poetry package, for the ci tunes.
 fn corpus_package(data_dir: &Path) -> anyhow::Result<PathBuf> {
-    // TODO(merge): crate::corpus::fetch::ensure_package(data_dir)
-    anyhow::bail!(
-        "{}: --tune needs the corpus fetch, which is not built yet",
-        data_dir.display()
-    )
+    crate::corpus::fetch::ensure_package(data_dir)
 }
 
 #[cfg(test)]
