@@ -136,7 +136,8 @@ pub fn run_tool(cwd: &Path, tool: &str, args: &[&str], hint: &str) -> Result<Str
 /// Builds `dest` atomically: `fill` writes into a fresh temporary folder beside
 /// `dest`, which is renamed into place only when `fill` succeeds. If `dest`
 /// already exists nothing is done and `Ok(false)` is returned (idempotent).
-/// Leftover temporary folders from killed runs are removed first.
+/// Temporary folders left by runs killed over an hour ago are removed first;
+/// concurrent fetches of the same item each build their own and the first rename wins.
 pub fn install_dir<F>(dest: &Path, fill: F) -> anyhow::Result<bool>
 where
     F: FnOnce(&Path) -> anyhow::Result<()>,
@@ -151,9 +152,17 @@ where
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let stale_prefix = format!(".{name}.partial-");
+    // Only folders untouched for an hour are leftovers of killed runs: a younger one may
+    // belong to a fetch running right now in another process (tests fetch in parallel).
     if let Ok(entries) = std::fs::read_dir(parent) {
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&stale_prefix) {
+            let stale = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(3600));
+            if stale && e.file_name().to_string_lossy().starts_with(&stale_prefix) {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
@@ -232,6 +241,19 @@ mod tests {
         assert!(!install_dir(&dest, |_| anyhow::bail!("must not run")).unwrap());
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
         assert_eq!(leftovers.len(), 1, "no temporary folders left behind");
+    }
+
+    #[test]
+    fn a_fetch_in_flight_elsewhere_is_not_disturbed() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join(".item.partial-other");
+        std::fs::create_dir(&other).unwrap();
+        let dest = dir.path().join("item");
+        assert!(install_dir(&dest, |tmp| Ok(std::fs::write(tmp.join("whole"), b"y")?)).unwrap());
+        assert!(
+            other.is_dir(),
+            "a young partial folder may belong to a running fetch"
+        );
     }
 
     #[test]

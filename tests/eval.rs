@@ -247,19 +247,6 @@ shiren_test!(
 );
 
 shiren_test!(
-    missing_shipped_model_says_how_to_make_it,
-    |_dir: Dir, mut cmd: TestCommand| {
-        let err = cmd.args(["eval"]).fails();
-        contains_all!(
-            err,
-            "models/tang-small",
-            "shipped model is missing",
-            "shiren train"
-        );
-    }
-);
-
-shiren_test!(
     a_folder_that_is_no_checkpoint_is_named,
     |dir: Dir, mut cmd: TestCommand| {
         dir.create("empty/notes.txt", "");

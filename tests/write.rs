@@ -6,10 +6,59 @@
 use crate::macros::{Dir, TestCommand};
 
 shiren_test!(
-    missing_shipped_model_names_the_training_command,
+    shipped_model_writes_a_seeded_acrostic,
     |_dir: Dir, mut cmd: TestCommand| {
-        let err = cmd.args(["write", "--form", "qijue"]).fails();
-        contains_all!(err, "no model at models/tang-small", "shiren train");
+        // The model in models/tang-small is found from any folder; no lexicon is
+        // needed without rhyme and tones, so this runs offline.
+        let args = [
+            "write",
+            "--acrostic",
+            "春夏秋冬",
+            "--no-rhyme",
+            "--seed",
+            "3",
+        ];
+        let out = cmd.args(args).stdout();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "{out}");
+        for (line, head) in lines.iter().zip("春夏秋冬".chars()) {
+            assert!(
+                line.starts_with(head),
+                "line {line:?} should start with {head}"
+            );
+            // Seven characters and the closing punctuation, nothing else.
+            assert_eq!(line.chars().count(), 8, "{line:?}");
+            assert!(
+                !line.contains(' ') && !line.contains('\u{FFFD}'),
+                "{line:?}"
+            );
+        }
+        let again = Dir::new().command().args(args).stdout();
+        eqnice!(out, again);
+    }
+);
+
+shiren_test!(
+    #[ignore = "needs the real 平水韵 lexicon (fetched)"]
+    shipped_model_writes_strict_regulated_verse,
+    |dir: Dir, _cmd: TestCommand| {
+        let out = dir
+            .command_real_data()
+            .args([
+                "write", "--form", "wulv", "--tones", "strict", "--count", "3", "--seed", "9",
+            ])
+            .stdout();
+        let poems: Vec<&str> = out.split("\n\n").collect();
+        assert_eq!(poems.len(), 3, "{out}");
+        for p in poems {
+            let lines: Vec<&str> = p.lines().collect();
+            assert_eq!(lines.len(), 8, "{p}");
+            for (i, l) in lines.iter().enumerate() {
+                assert_eq!(l.chars().count(), 6, "{l:?}");
+                let end = if i % 2 == 0 { '，' } else { '。' };
+                assert!(l.ends_with(end), "{l:?}");
+            }
+        }
     }
 );
 

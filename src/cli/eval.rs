@@ -63,10 +63,7 @@ struct Resolved {
 }
 
 fn resolve(a: &Args) -> anyhow::Result<Resolved> {
-    let dir = &a
-        .model
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(super::write::DEFAULT_MODEL));
+    let dir = &a.model.clone().unwrap_or_else(super::write::default_model);
     if !dir.is_dir() {
         match a.model {
             Some(_) => anyhow::bail!(

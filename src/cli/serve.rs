@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::write::{DEFAULT_MODEL, TRAIN_HINT};
+use super::write::{default_model, TRAIN_HINT};
 use super::Global;
 use crate::checkpoint;
 use crate::model::Model;
@@ -146,7 +146,7 @@ async fn shutdown_signal() {
 
 /// Loads the model and lexicon once; every request shares them.
 fn load_poet(model: Option<&Path>, g: &Global) -> anyhow::Result<Arc<dyn Poet>> {
-    let mut dir = model.map_or_else(|| PathBuf::from(DEFAULT_MODEL), Path::to_path_buf);
+    let mut dir = model.map_or_else(default_model, Path::to_path_buf);
     // A run folder (runs/NAME) holds its best checkpoint in best/, as `shiren write` accepts.
     if !dir.join("model.safetensors").is_file() && dir.join("best/model.safetensors").is_file() {
         dir = dir.join("best");

@@ -15,9 +15,24 @@ use crate::write::{CharModel, Form, Options, Poem, Tunes, Writer};
 /// The model shipped with the repository, relative to the working directory.
 pub const DEFAULT_MODEL: &str = "models/tang-small";
 
+/// The shipped model: `models/tang-small` under the working directory when it is
+/// there, else in the source tree this binary was built from (so `shiren write`
+/// works from any folder after `cargo install --path .` or `cargo run`).
+pub fn default_model() -> PathBuf {
+    let here = PathBuf::from(DEFAULT_MODEL);
+    if here.is_dir() {
+        return here;
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL);
+    if built.is_dir() {
+        built
+    } else {
+        here
+    }
+}
+
 /// How the shipped model is made (quoted when it is missing).
-pub const TRAIN_HINT: &str =
-    "shiren train --out runs/tang-small, then copy runs/tang-small/best to models/tang-small";
+pub const TRAIN_HINT: &str = "scripts/train_shipped_model.sh";
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -118,10 +133,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
             .map_or(0, |d| d.as_nanos() as u64)
     });
     Ok(Settings {
-        model: args
-            .model
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL)),
+        model: args.model.clone().unwrap_or_else(default_model),
         opts: Options {
             begin: args.begin.clone().unwrap_or_default(),
             acrostic,
@@ -276,7 +288,7 @@ mod tests {
         let s = resolve(&parse(&["--form", "qijue", "--seed", "3"]).unwrap()).unwrap();
         assert!(s.opts.rhyme, "rhyme is on for regulated forms");
         assert_eq!((s.opts.form, s.seed, s.count), (Form::Qijue, 3, 1));
-        assert_eq!(s.model, PathBuf::from(DEFAULT_MODEL));
+        assert_eq!(s.model, default_model());
         let s = resolve(&parse(&["--form", "qijue", "--no-rhyme"]).unwrap()).unwrap();
         assert!(!s.opts.rhyme);
         let s = resolve(&parse(&[]).unwrap()).unwrap();
