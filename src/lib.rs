@@ -15,8 +15,8 @@
 //! hand-written kernels (RNN, GRU, LSTM forward and backward over flat `f32`
 //! buffers); `model.rs` stacks them into a language model; `train.rs` is the
 //! training loop; `write.rs` samples poems under form, rhyme and tone
-//! constraints from `prosody.rs`; `eval.rs` and `ngram.rs` measure quality;
-//! `mnist.rs` is the course's row-by-row digit classifier on the same engine.
+//! constraints from `prosody/`; `eval.rs` and `ngram.rs` measure quality;
+//! `mnist/` is the course's row-by-row digit classifier on the same engine.
 
 pub mod batch;
 pub mod bench;
