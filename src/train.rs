@@ -918,8 +918,8 @@ impl Metrics {
 }
 
 /// Registers a DejaVu font with plotters once; false when none is installed,
-/// in which case plots are drawn without text.
-fn font_available() -> bool {
+/// in which case plots are drawn without text. Shared by every plot shiren draws.
+pub fn font_available() -> bool {
     static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *OK.get_or_init(|| {
         let candidates = [

@@ -321,24 +321,6 @@ fn parse_metrics(text: &str) -> Vec<(f64, Option<f64>, Option<f64>)> {
         .collect()
 }
 
-/// Registers DejaVu Sans with plotters once; false when it is missing, and
-/// then plots are drawn without text.
-fn font() -> bool {
-    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OK.get_or_init(|| {
-        let path = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
-        match std::fs::read(path) {
-            Ok(bytes) => plotters::style::register_font(
-                "sans-serif",
-                plotters::style::FontStyle::Normal,
-                Box::leak(bytes.into_boxed_slice()),
-            )
-            .is_ok(),
-            Err(_) => false,
-        }
-    })
-}
-
 type PlotResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Train and validation perplexity against the step, with the n-gram
@@ -373,7 +355,7 @@ fn plot_curve(
         .copied()
         .fold(f64::NEG_INFINITY, f64::max)
         .max(y_min * 1.1);
-    let text = font();
+    let text = crate::train::font_available();
     let root = BitMapBackend::new(png, (900, 540)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut b = ChartBuilder::on(&root);
@@ -430,7 +412,7 @@ fn plot_forms(png: &Path, rows: &[Row]) -> PlotResult {
         RGBColor(40, 90, 180),
         RGBColor(230, 150, 60),
     ];
-    let text = font();
+    let text = crate::train::font_available();
     let root = BitMapBackend::new(png, (900, 540)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut b = ChartBuilder::on(&root);
