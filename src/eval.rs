@@ -661,7 +661,7 @@ pub fn evaluate(
 
     // --- samples and real poems per form ---
     let index = CopyIndex::build(&data.train);
-    let net = Lm { model, vocab };
+    let net = Lm::new(model, vocab);
     let writer = Writer::new(&net, Some(lex));
     let held_out: Vec<&String> = data.valid.iter().chain(&data.test).collect();
     let mut rows = Vec::new();

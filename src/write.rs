@@ -20,7 +20,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::corpus::convert::{to_simplified, to_traditional};
-use crate::model::{Model, State as ModelState};
+use crate::model::{Model, State as ModelState, StepWeights};
 use crate::prosody::rules::{TonePlan, ToneReq};
 use crate::prosody::{is_han, Lexicon, Tone, ToneMode};
 use crate::rng::Rng;
@@ -713,6 +713,18 @@ impl<'a, M: CharModel> Writer<'a, M> {
 pub struct Lm<'a> {
     pub model: &'a Model,
     pub vocab: &'a Vocab,
+    /// The model's matrices transposed, made once here for the batched steps.
+    wt: StepWeights,
+}
+
+impl<'a> Lm<'a> {
+    pub fn new(model: &'a Model, vocab: &'a Vocab) -> Lm<'a> {
+        Lm {
+            model,
+            vocab,
+            wt: model.step_weights(),
+        }
+    }
 }
 
 impl CharModel for Lm<'_> {
@@ -745,7 +757,8 @@ impl CharModel for Lm<'_> {
                 dst[r * h..(r + 1) * h].copy_from_slice(src);
             }
         }
-        self.model.step(&mut batch, tokens, logits);
+        self.model
+            .step_with(Some(&self.wt), &mut batch, tokens, logits);
         for (r, s) in states.iter_mut().enumerate() {
             for (src, dst) in batch.h.iter().zip(&mut s.h) {
                 dst.copy_from_slice(&src[r * h..(r + 1) * h]);
@@ -758,7 +771,7 @@ impl CharModel for Lm<'_> {
 }
 
 /// Poems written side by side in one batch of model steps.
-pub const BATCH: usize = 64;
+pub const BATCH: usize = 256;
 
 /// One poem's draw stream and the constraints it is under now.
 struct Job {
@@ -1781,7 +1794,7 @@ mod tests {
         use crate::model::{Cell, ModelConfig};
         let text = format!("{PING_A}{PING_B}{PING_C}{ZE}，。");
         let vocab = Vocab::build([text.as_str()], 1);
-        for cell in [Cell::Lstm, Cell::Gru] {
+        for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
             let cfg = ModelConfig {
                 cell,
                 layers: 2,
@@ -1791,14 +1804,20 @@ mod tests {
                 ..ModelConfig::default()
             };
             let model = Model::new(cfg, &mut Rng::new(3));
-            let lm = Lm {
-                model: &model,
-                vocab: &vocab,
-            };
+            let lm = Lm::new(&model, &vocab);
             let v = lm.vocab_size();
-            let seqs: [&[u32]; 3] = [&[BEGIN, 7, 9, 4], &[BEGIN, 5, 5, 6], &[BEGIN, 8, 10, 11]];
-            let mut rows: Vec<ModelState> = (0..3).map(|_| lm.initial_state()).collect();
-            let mut batched = vec![0f32; 3 * v];
+            // Six rows: past STEP_GEMM_MIN_ROWS, so the batched step runs GEMMs.
+            let seqs: [&[u32]; 6] = [
+                &[BEGIN, 7, 9, 4],
+                &[BEGIN, 5, 5, 6],
+                &[BEGIN, 8, 10, 11],
+                &[BEGIN, 4, 4, 4],
+                &[BEGIN, 11, 7, 5],
+                &[BEGIN, 6, 9, 8],
+            ];
+            assert!(seqs.len() >= crate::engine::STEP_GEMM_MIN_ROWS);
+            let mut rows: Vec<ModelState> = (0..seqs.len()).map(|_| lm.initial_state()).collect();
+            let mut batched = vec![0f32; seqs.len() * v];
             for t in 0..4 {
                 let tokens: Vec<u32> = seqs.iter().map(|s| s[t]).collect();
                 lm.step_rows(&mut rows, &tokens, &mut batched);

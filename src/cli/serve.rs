@@ -188,7 +188,7 @@ fn load_poet(model: Option<&Path>, g: &Global) -> anyhow::Result<Arc<dyn Poet>> 
     let model: &'static Model = Box::leak(Box::new(loaded.model));
     let vocab: &'static Vocab = Box::leak(Box::new(loaded.vocab));
     Ok(Arc::new(WriterPoet::new(
-        Lm { model, vocab },
+        Lm::new(model, vocab),
         lexicon,
         about,
     )))

@@ -179,10 +179,7 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
         );
     }
     let loaded = crate::checkpoint::load(&s.model)?;
-    let lm = crate::write::Lm {
-        model: &loaded.model,
-        vocab: &loaded.vocab,
-    };
+    let lm = crate::write::Lm::new(&loaded.model, &loaded.vocab);
     write_with(&lm, loaded.meta.script, s, g)
 }
 

@@ -11,9 +11,9 @@
 //! ```
 
 use super::fastmath::{sigmoid_slice, tanh_slice};
-use super::lstm::{finish_backward_split, input_projection, matvec_add};
+use super::lstm::{finish_backward_split, input_projection};
 use super::matmul::{matmul_a_b, matmul_a_bt};
-use super::{for_row_parts, CellGrads, CellWeights, Dims, SharedMut};
+use super::{for_row_parts, rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut};
 
 /// Forward over T steps.
 ///
@@ -240,30 +240,37 @@ crate::simd_fn! {
     }
 }
 
-/// One step for sampling: `h: (B, H)` updated in place, `x: (B, I)`, `scratch: (8H)`.
+/// One step for sampling: `h: (B, H)` updated in place, `x: (B, I)`,
+/// `scratch: (B, 8H)`; products as in [`super::lstm::lstm_step`].
 #[allow(clippy::too_many_arguments)]
 pub fn gru_step(
     h: &mut [f32],
     scratch: &mut [f32],
     x: &[f32],
     w: &CellWeights,
+    wt: Option<&CellWeights>,
     b: usize,
     i: usize,
     hd: usize,
 ) {
     assert_eq!(h.len(), b * hd, "gru_step: h is not (B, H)");
     assert_eq!(x.len(), b * i, "gru_step: x is not (B, I)");
-    assert_eq!(scratch.len(), 8 * hd, "gru_step: scratch is not (8H)");
-    let (gx, rest) = scratch.split_at_mut(3 * hd);
-    let (gh, rest) = rest.split_at_mut(3 * hd);
-    let (hn, hp) = rest.split_at_mut(hd);
-    for bb in 0..b {
-        let h_b = &mut h[bb * hd..(bb + 1) * hd];
-        gx.copy_from_slice(w.b_ih);
-        matvec_add(gx, w.w_ih, &x[bb * i..(bb + 1) * i]);
-        gh.copy_from_slice(w.b_hh);
-        matvec_add(gh, w.w_hh, h_b);
-        hp.copy_from_slice(h_b);
-        gru_pointwise_step(gx, hn, gh, hp, h_b, hd);
+    assert_eq!(
+        scratch.len(),
+        b * 8 * hd,
+        "gru_step: scratch is not (B, 8H)"
+    );
+    let (gx, rest) = scratch.split_at_mut(b * 3 * hd);
+    let (gh, rest) = rest.split_at_mut(b * 3 * hd);
+    let (hn, hp) = rest.split_at_mut(b * hd);
+    for row in gx.chunks_exact_mut(3 * hd) {
+        row.copy_from_slice(w.b_ih);
     }
+    for row in gh.chunks_exact_mut(3 * hd) {
+        row.copy_from_slice(w.b_hh);
+    }
+    rows_matvec_add(gx, x, w.w_ih, wt.map(|t| t.w_ih), b);
+    rows_matvec_add(gh, h, w.w_hh, wt.map(|t| t.w_hh), b);
+    hp.copy_from_slice(h);
+    gru_pointwise_step(gx, hn, gh, hp, h, hd);
 }

@@ -14,7 +14,7 @@
 
 use super::fastmath::{sigmoid_slice, tanh_slice};
 use super::matmul::{matmul_a_b, matmul_a_bt, matmul_at_b};
-use super::{for_row_parts, matvec, CellGrads, CellWeights, Dims, SharedMut};
+use super::{for_row_parts, rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut};
 
 /// Pre-activation sums for all T·B rows at once, `gates = x·W_ihᵀ + b_ih + b_hh`:
 /// the input half of every gate does not depend on the recurrence, so it is one
@@ -291,8 +291,8 @@ fn finish_backward(
 }
 
 /// One step for sampling: `h, c: (B, H)` updated in place, `x: (B, I)`,
-/// `scratch: (5H)`. Matrix-vector products per row: at B = 1 a GEMM's packing
-/// would cost more than the arithmetic.
+/// `scratch: (B, 5H)`. The products go through [`rows_matvec_add`]: per-row
+/// matrix-vector products at small B, one GEMM per weight matrix above.
 #[allow(clippy::too_many_arguments)]
 pub fn lstm_step(
     h: &mut [f32],
@@ -300,6 +300,7 @@ pub fn lstm_step(
     scratch: &mut [f32],
     x: &[f32],
     w: &CellWeights,
+    wt: Option<&CellWeights>,
     b: usize,
     i: usize,
     hd: usize,
@@ -307,22 +308,19 @@ pub fn lstm_step(
     assert_eq!(h.len(), b * hd, "lstm_step: h is not (B, H)");
     assert_eq!(c.len(), b * hd, "lstm_step: c is not (B, H)");
     assert_eq!(x.len(), b * i, "lstm_step: x is not (B, I)");
-    assert_eq!(scratch.len(), 5 * hd, "lstm_step: scratch is not (5H)");
-    let (gates, cp) = scratch.split_at_mut(4 * hd);
-    for bb in 0..b {
-        let h_b = &mut h[bb * hd..(bb + 1) * hd];
-        let c_b = &mut c[bb * hd..(bb + 1) * hd];
-        for (s, (a, bi)) in gates.iter_mut().zip(w.b_ih.iter().zip(w.b_hh)) {
+    assert_eq!(
+        scratch.len(),
+        b * 5 * hd,
+        "lstm_step: scratch is not (B, 5H)"
+    );
+    let (gates, cp) = scratch.split_at_mut(b * 4 * hd);
+    for row in gates.chunks_exact_mut(4 * hd) {
+        for (s, (a, bi)) in row.iter_mut().zip(w.b_ih.iter().zip(w.b_hh)) {
             *s = a + bi;
         }
-        matvec_add(gates, w.w_ih, &x[bb * i..(bb + 1) * i]);
-        matvec_add(gates, w.w_hh, h_b);
-        cp.copy_from_slice(c_b);
-        lstm_pointwise_step(gates, cp, c_b, h_b, hd);
     }
-}
-
-/// `out += W·x`.
-pub(crate) fn matvec_add(out: &mut [f32], w: &[f32], x: &[f32]) {
-    matvec(out, w, x, true);
+    rows_matvec_add(gates, x, w.w_ih, wt.map(|t| t.w_ih), b);
+    rows_matvec_add(gates, h, w.w_hh, wt.map(|t| t.w_hh), b);
+    cp.copy_from_slice(c);
+    lstm_pointwise_step(gates, cp, c, h, hd);
 }

@@ -8,9 +8,9 @@
 //! ```
 
 use super::fastmath::tanh;
-use super::lstm::{finish_backward_split, input_projection, matvec_add};
+use super::lstm::{finish_backward_split, input_projection};
 use super::matmul::{matmul_a_b, matmul_a_bt};
-use super::{for_row_parts, CellGrads, CellWeights, Dims, SharedMut};
+use super::{for_row_parts, rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut};
 
 /// Forward over T steps. `h_all: (T+1, B, H)` (slot 0 the initial state),
 /// `pre: (T, B, H)` scratch for the pre-activation sums, `x: (T, B, I)`.
@@ -87,28 +87,30 @@ pub fn rnn_backward(
     finish_backward_split(dx, g, pre, pre, h_all, x, w, tt * b, i, h, h);
 }
 
-/// One step for sampling: `h: (B, H)` in place, `x: (B, I)`, `scratch: (H)`.
+/// One step for sampling: `h: (B, H)` in place, `x: (B, I)`, `scratch: (B, H)`;
+/// products as in [`super::lstm::lstm_step`].
+#[allow(clippy::too_many_arguments)]
 pub fn rnn_step(
     h: &mut [f32],
     scratch: &mut [f32],
     x: &[f32],
     w: &CellWeights,
+    wt: Option<&CellWeights>,
     b: usize,
     i: usize,
     hd: usize,
 ) {
     assert_eq!(h.len(), b * hd, "rnn_step: h is not (B, H)");
     assert_eq!(x.len(), b * i, "rnn_step: x is not (B, I)");
-    assert_eq!(scratch.len(), hd, "rnn_step: scratch is not (H)");
-    for bb in 0..b {
-        let h_b = &mut h[bb * hd..(bb + 1) * hd];
-        for (s, (a, c)) in scratch.iter_mut().zip(w.b_ih.iter().zip(w.b_hh)) {
+    assert_eq!(scratch.len(), b * hd, "rnn_step: scratch is not (B, H)");
+    for row in scratch.chunks_exact_mut(hd) {
+        for (s, (a, c)) in row.iter_mut().zip(w.b_ih.iter().zip(w.b_hh)) {
             *s = a + c;
         }
-        matvec_add(scratch, w.w_ih, &x[bb * i..(bb + 1) * i]);
-        matvec_add(scratch, w.w_hh, h_b);
-        tanh_into(h_b, scratch);
     }
+    rows_matvec_add(scratch, x, w.w_ih, wt.map(|t| t.w_ih), b);
+    rows_matvec_add(scratch, h, w.w_hh, wt.map(|t| t.w_hh), b);
+    tanh_into(h, scratch);
 }
 
 crate::simd_fn! {
