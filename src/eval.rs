@@ -768,6 +768,8 @@ fn sample<M: CharModel + Sync>(
                 return Ok(Vec::new());
             }
             opts.form = write::Form::Free;
+            // A model trained with form tags is told the form, and nothing forces it.
+            opts.tag = Some(wform);
             let base = Rng::new(seed);
             (0..set.samples)
                 .into_par_iter()
@@ -799,7 +801,7 @@ fn notes(set: &Settings) -> Vec<String> {
         "perplexity: exp of the mean loss per predicted token over every poem of the part (not a sample of batches); punctuation and END count as characters for the model and the n-grams alike".into(),
         "n-gram baselines: interpolated modified Kneser–Ney, trained on the checkpoint's training part with its vocabulary".into(),
         format!("sampling as `shiren write` does, at temperature {} and top-k {}; form forced: line lengths and punctuation only; rhyme + strict tones: also --rhyme --tones strict", set.temperature, set.top_k),
-        "free-running: no form forced; the prompt is the first line (with its comma) of a held-out poem of the form whose characters the model knows, and form% says whether the model kept to that form; the prompt line counts in copying".into(),
+        "free-running: no form forced; the prompt is the form's tag (for a model trained with form tags) and the first line (with its comma) of a held-out poem of the form whose characters the model knows, and form% says whether the model kept to that form; the prompt line counts in copying".into(),
         "real held-out: validation and test poems of the form (at most the sample size); rhyme% and tones% count a poem whose lines are not all 5 or all 7 characters as failing".into(),
         "copying is against the training part: lines found verbatim, 4-grams (inside lines) never seen".into(),
     ]

@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::batch::{Batch, Batcher};
 use crate::checkpoint::{self, AdamSettings, Meta, Precision, Progress};
 use crate::corpus::convert::Script;
-use crate::corpus::split::{part_of, Part};
+use crate::corpus::forms::Form;
+use crate::corpus::split::{part_of, text_hash, Part};
 use crate::corpus::{LoadOptions, Poem};
 use crate::model::{Cell, Head, Input, Model, ModelConfig};
 use crate::optim::{clip_grad_norm, Adam};
@@ -61,6 +62,11 @@ pub struct TrainConfig {
     pub min_len: usize,
     /// Longest poem kept, in characters (longer ones cost padding and memory).
     pub max_len: usize,
+    /// Put a form tag (`五绝` `七绝` `五律` `七律`) after BEGIN in training poems
+    /// of those forms, so that the model learns to keep a form it is asked
+    /// for; 15% of them, chosen by a hash of the text, stay untagged so that
+    /// BEGIN alone still means "any poem".
+    pub form_tags: bool,
 
     // --- optimiser ---
     /// Poems per batch.
@@ -121,6 +127,7 @@ impl TrainConfig {
             min_count: 2,
             min_len: LoadOptions::default().min_len,
             max_len: LoadOptions::default().max_len,
+            form_tags: true,
             batch: 64,
             lr: 3e-3,
             min_lr: 3e-4,
@@ -150,6 +157,7 @@ impl TrainConfig {
             warmup: 0,
             epochs: 50,
             clip: 5.0,
+            form_tags: false,
             // An epoch is ~700 steps: checkpoint within it, so a kill loses little.
             eval_interval: 200,
             ..TrainConfig::preset_default()
@@ -191,6 +199,7 @@ impl TrainConfig {
         "min_count",
         "min_len",
         "max_len",
+        "form_tags",
         "batch",
         "seed",
     ];
@@ -282,9 +291,10 @@ impl TrainConfig {
 /// The encoded corpus a run trains on.
 pub struct Data {
     pub vocab: Vocab,
-    /// Training poems, encoded without BEGIN/END.
+    /// Training poems, encoded without BEGIN/END; those of a tagged form start with its tag.
     pub train: Vec<Vec<u32>>,
-    /// Validation poems, likewise.
+    /// Validation poems, encoded without BEGIN/END and untagged, so that
+    /// validation perplexity is over the characters alone, as in `shiren eval`.
     pub valid: Vec<Vec<u32>>,
     /// Description of the corpus, stored in checkpoints.
     pub corpus: String,
@@ -294,12 +304,15 @@ pub struct Data {
 impl Data {
     /// Splits poems by [`part_of`] (test poems are left out), builds the
     /// vocabulary from the training split unless one is given (a resumed run
-    /// keeps its checkpoint's), and encodes. Poems over `max_len` characters are dropped.
+    /// keeps its checkpoint's), and encodes. Poems over `max_len` characters are
+    /// dropped. With `form_tags`, a new vocabulary gets the [`FORM_TAGS`] (a
+    /// given one keeps whatever tags it has) and training poems are tagged.
     pub fn from_poems(
         poems: &[Poem],
         vocab: Option<Vocab>,
         min_count: usize,
         max_len: usize,
+        form_tags: bool,
         corpus: String,
         script: Script,
     ) -> Data {
@@ -312,15 +325,41 @@ impl Data {
                 Part::Test => {}
             }
         }
-        let vocab = vocab.unwrap_or_else(|| Vocab::build(train.iter().copied(), min_count));
+        let vocab = vocab.unwrap_or_else(|| {
+            let v = Vocab::build(train.iter().copied(), min_count);
+            if form_tags {
+                v.with_tags(&FORM_TAGS.map(Form::name_zh))
+            } else {
+                v
+            }
+        });
         Data {
-            train: train.iter().map(|t| vocab.encode(t)).collect(),
+            train: train.iter().map(|t| encode_tagged(&vocab, t)).collect(),
             valid: valid.iter().map(|t| vocab.encode(t)).collect(),
             vocab,
             corpus,
             script,
         }
     }
+}
+
+/// The forms that get a tag token, by their names (`Form::name_zh`).
+pub const FORM_TAGS: [Form; 4] = [Form::Wujue, Form::Qijue, Form::Wulv, Form::Qilv];
+
+/// Percent of the poems of a tagged form left untagged (see [`TrainConfig::form_tags`]).
+const UNTAGGED_PERCENT: u64 = 15;
+
+/// The poem's ids, led by its form's tag when the vocabulary has one for it
+/// and the poem is not among the untagged share. The share is picked by the
+/// high half of the split's hash, which the split (low digits) does not use.
+pub fn encode_tagged(vocab: &Vocab, text: &str) -> Vec<u32> {
+    let mut ids = Vec::with_capacity(text.len() / 3 + 1);
+    let untagged = (text_hash(text) >> 32) % 100 < UNTAGGED_PERCENT;
+    if !untagged {
+        ids.extend(vocab.tag(Form::of_text(text).name_zh()));
+    }
+    ids.extend(vocab.encode(text));
+    ids
 }
 
 impl Data {
@@ -1012,6 +1051,70 @@ pub fn plot_losses(png: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::E
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_tags_lead_most_regulated_training_poems_and_no_other_poem() {
+        // 400 distinct 五绝 and 400 five-line poems (no tagged form).
+        let han: Vec<char> = "山水风月花鸟云天江海春秋日夜人家".chars().collect();
+        let line = |k: usize, salt: usize| -> String {
+            (0..5)
+                .map(|j| han[(k / 16usize.pow(j as u32) + salt * j) % 16])
+                .collect()
+        };
+        let poem = |k: usize, lines: usize| Poem {
+            title: String::new(),
+            author: String::new(),
+            text: (0..lines)
+                .map(|i| format!("{}{}", line(k, i), if i % 2 == 0 { '，' } else { '。' }))
+                .collect(),
+            source: String::new(),
+        };
+        let poems: Vec<Poem> = (0..400)
+            .map(|k| poem(k, 4))
+            .chain((0..400).map(|k| poem(k, 5)))
+            .collect();
+        let data = Data::from_poems(&poems, None, 1, 100, true, "toy".into(), Script::Simplified);
+        let tag = data
+            .vocab
+            .tag("五绝")
+            .expect("a tagged vocabulary has 五绝");
+        let tags: Vec<u32> = FORM_TAGS
+            .iter()
+            .filter_map(|f| data.vocab.tag(f.name_zh()))
+            .collect();
+        assert_eq!(tags.len(), 4);
+        let (mut tagged, mut wujue) = (0, 0);
+        for seq in &data.train {
+            assert!(
+                !seq[1..].iter().any(|t| tags.contains(t)),
+                "a tag inside a poem"
+            );
+            // 4 lines of 6 (5 + punctuation) = 24 characters, plus the tag.
+            if seq.len() == 25 || seq.len() == 24 {
+                wujue += 1;
+                tagged += usize::from(seq[0] == tag);
+            } else {
+                assert!(!tags.contains(&seq[0]), "a five-line poem was tagged");
+            }
+        }
+        let share = tagged as f64 / wujue as f64;
+        assert!((0.75..0.95).contains(&share), "{tagged} of {wujue} tagged");
+        assert!(data
+            .valid
+            .iter()
+            .all(|s| !s.iter().any(|t| tags.contains(t))));
+        let plain = Data::from_poems(
+            &poems,
+            None,
+            1,
+            100,
+            false,
+            "toy".into(),
+            Script::Simplified,
+        );
+        assert!(plain.vocab.tags().is_empty());
+        assert_eq!(plain.vocab.len() + 4, data.vocab.len());
+    }
 
     #[test]
     fn lr_warms_up_linearly_then_decays_by_cosine_to_min_lr() {

@@ -4,6 +4,10 @@
 //! the first input of every poem), END (the last target) and UNK (a character
 //! the vocabulary does not hold). Characters follow from id 4 in descending
 //! frequency, ties by code point, so the same texts always give the same ids.
+//! A vocabulary may end with named *tags*: control tokens such as `五律` that
+//! training puts after BEGIN to tell the model the form it is reading, and
+//! writing feeds to ask for one. A tag is never a character: `char` and
+//! `decode` skip it like the specials.
 //! The vocabulary is saved as JSON beside a model's weights and loaded back
 //! identically: the original project rebuilt it from the data file at
 //! generation time and broke whenever the file changed. It knows nothing of
@@ -35,6 +39,8 @@ pub enum VocabError {
     NotAChar { index: usize, entry: String },
     #[error("character `{0}` appears twice")]
     Duplicate(char),
+    #[error("tag `{0}` is also a character")]
+    TagIsAChar(String),
     #[error("{chars} characters but {counts} counts")]
     CountsLength { chars: usize, counts: usize },
 }
@@ -48,6 +54,8 @@ pub struct Vocab {
     counts: Vec<u64>,
     min_count: usize,
     index: HashMap<char, u32>,
+    /// Tag names; tag k has id 4 + chars.len() + k.
+    tags: Vec<String>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -59,6 +67,9 @@ struct VocabFile {
     min_count: usize,
     chars: Vec<String>,
     counts: Vec<u64>,
+    /// Absent in files written before tags existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<String>,
 }
 
 impl Vocab {
@@ -97,12 +108,29 @@ impl Vocab {
             counts,
             min_count,
             index,
+            tags: Vec::new(),
         }
     }
 
-    /// Number of ids, specials included (the model's vocabulary size).
+    /// The same vocabulary with these tags after the characters (replacing any it had).
+    pub fn with_tags(mut self, tags: &[&str]) -> Vocab {
+        self.tags = tags.iter().map(|t| t.to_string()).collect();
+        self
+    }
+
+    /// The id of the tag named `name`, if this vocabulary has it.
+    pub fn tag(&self, name: &str) -> Option<u32> {
+        let k = self.tags.iter().position(|t| t == name)?;
+        Some((Self::NUM_SPECIAL as usize + self.chars.len() + k) as u32)
+    }
+
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+
+    /// Number of ids, specials and tags included (the model's vocabulary size).
     pub fn len(&self) -> usize {
-        self.chars.len() + Self::NUM_SPECIAL as usize
+        self.chars.len() + Self::NUM_SPECIAL as usize + self.tags.len()
     }
 
     /// Never true: the specials are always there.
@@ -160,6 +188,7 @@ impl Vocab {
             min_count: self.min_count,
             chars: self.chars.iter().map(|c| c.to_string()).collect(),
             counts: self.counts.clone(),
+            tags: self.tags.clone(),
         };
         serde_json::to_string(&file).expect("a vocabulary always serialises")
     }
@@ -202,7 +231,15 @@ impl Vocab {
             }
             chars.push(c);
         }
-        Ok(Vocab::from_parts(chars, file.counts, file.min_count))
+        if let Some(t) = file
+            .tags
+            .iter()
+            .find(|t| t.chars().count() == 1 && seen.contains(&t.chars().next().unwrap()))
+        {
+            return Err(VocabError::TagIsAChar(t.clone()));
+        }
+        Ok(Vocab::from_parts(chars, file.counts, file.min_count)
+            .with_tags(&file.tags.iter().map(String::as_str).collect::<Vec<_>>()))
     }
 
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
@@ -222,6 +259,23 @@ impl Vocab {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_follow_the_characters_are_never_characters_and_round_trip() {
+        let v = Vocab::build(["山山水"], 1).with_tags(&["五绝", "七绝"]);
+        assert_eq!(v.len(), 4 + 2 + 2);
+        assert_eq!(v.tag("五绝"), Some(6));
+        assert_eq!(v.tag("七绝"), Some(7));
+        assert_eq!(v.tag("五律"), None);
+        assert_eq!(v.char(6), None);
+        assert_eq!(v.decode(&[6, 4, 5]), "山水");
+        let back = Vocab::from_json(&v.to_json()).unwrap();
+        assert_eq!(back, v);
+        // A file from before tags has none.
+        let plain = Vocab::build(["山山水"], 1);
+        assert!(!plain.to_json().contains("tags"));
+        assert_eq!(Vocab::from_json(&plain.to_json()).unwrap().tags().len(), 0);
+    }
 
     #[test]
     fn ids_follow_frequency_after_the_specials() {

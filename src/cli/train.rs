@@ -96,6 +96,9 @@ pub struct Settings {
     /// Store best/ weights as f16 (half the size, for shipping; last/ stays f32 for --resume)
     #[arg(long)]
     pub half: bool,
+    /// Do not lead training poems with their form's tag (五绝 七绝 五律 七律); the default preset tags them
+    #[arg(long)]
+    pub no_form_tags: bool,
 }
 
 impl Args {
@@ -122,6 +125,9 @@ impl Args {
         );
         if self.set.half {
             m.insert("half".into(), json!(true));
+        }
+        if self.set.no_form_tags {
+            m.insert("form_tags".into(), json!(false));
         }
         let (c, d) = (&self.corpus, CorpusArgs::default());
         if let Some(path) = &c.file {
@@ -267,6 +273,7 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
         vocab,
         cfg.min_count,
         cfg.max_len,
+        cfg.form_tags,
         description,
         cfg.script,
     );
