@@ -38,8 +38,13 @@ pub trait CharModel {
     type State;
     /// Number of token ids (logits per step), specials included.
     fn vocab_size(&self) -> usize;
-    /// The character of token `id`; `None` for the specials (pad, begin, end, unknown).
+    /// The character of token `id`; `None` for the specials (pad, begin, end, unknown) and tags.
     fn char_of(&self, id: u32) -> Option<char>;
+    /// The token that asks for `form`, fed after BEGIN, if the model was
+    /// trained with form tags (see `TrainConfig::form_tags`).
+    fn form_tag(&self, _form: Form) -> Option<u32> {
+        None
+    }
     /// The state before the first token.
     fn initial_state(&self) -> Self::State;
     /// Feeds `token`, advancing `state`, and writes the logits of the next token.
@@ -47,7 +52,7 @@ pub trait CharModel {
     /// Feeds one token to each of many sequences (`logits`: rows × vocab).
     /// The default steps them one by one; a model that runs a batch faster
     /// than its rows overrides it (see [`Lm`]).
-    fn step_rows(&self, states: &mut [Self::State], tokens: &[u32], logits: &mut [f32]) {
+    fn step_rows(&self, states: &mut [&mut Self::State], tokens: &[u32], logits: &mut [f32]) {
         let v = self.vocab_size();
         for ((s, &t), row) in states
             .iter_mut()
@@ -185,6 +190,10 @@ pub struct Options {
     /// Rhyme the feet of lines 2, 4, 6, 8 (regulated forms only).
     pub rhyme: bool,
     pub tones: ToneMode,
+    /// Ask the model for this form with its tag, when it has one; `None`: the
+    /// form being written. Free-running evaluation sets it with `form: Free`,
+    /// so that the model alone keeps (or breaks) the form it was asked for.
+    pub tag: Option<Form>,
 }
 
 impl Default for Options {
@@ -200,6 +209,7 @@ impl Default for Options {
             max_len: 128,
             rhyme: false,
             tones: ToneMode::Off,
+            tag: None,
         }
     }
 }
@@ -369,35 +379,67 @@ impl<'a, M: CharModel> Writer<'a, M> {
     }
 
     /// Writes `count` poems; poem k draws from its own stream forked from
-    /// `seed`, so the same seed gives the same poems. The poems are written
-    /// side by side, [`BATCH`] at a time, so that each model step is one
-    /// batched matrix product rather than many single ones.
+    /// `seed`, so the same seed gives the same poems.
     pub fn write_many(
         &self,
         opts: &Options,
         count: usize,
         seed: u64,
     ) -> Result<Vec<Poem>, WriteError> {
-        check_options(opts)?;
-        let plan = self.plan(opts)?;
-        let base = Rng::new(seed);
-        let mut poems = Vec::with_capacity(count);
-        for start in (0..count).step_by(BATCH) {
-            let jobs: Vec<Job> = (start..count.min(start + BATCH))
-                .map(|k| self.job(opts, base.fork(k as u64)))
-                .collect();
-            poems.extend(self.write_batch(&plan, jobs)?);
-        }
-        Ok(poems)
+        let req = Request {
+            opts: opts.clone(),
+            count,
+            seed,
+        };
+        let mut out = self.write_requests(std::slice::from_ref(&req));
+        out.pop().expect("one result per request")
     }
 
-    /// Writes one poem with `rng`.
+    /// Many requests' poems written side by side, [`BATCH`] at a time, so that
+    /// each model step is one batched product for all of them (the web
+    /// service gathers concurrent requests this way). One result per request:
+    /// its poems, or its first error.
+    pub fn write_requests(&self, reqs: &[Request]) -> Vec<Result<Vec<Poem>, WriteError>> {
+        let plans: Vec<Result<Plan, WriteError>> = reqs
+            .iter()
+            .map(|r| {
+                check_options(&r.opts)?;
+                self.plan(&r.opts)
+            })
+            .collect();
+        let mut out: Vec<Result<Vec<Poem>, WriteError>> = plans
+            .iter()
+            .map(|p| p.as_ref().map(|_| Vec::new()).map_err(Clone::clone))
+            .collect();
+        let mut rows = Vec::new();
+        for (q, (r, plan)) in reqs.iter().zip(&plans).enumerate() {
+            if let Ok(plan) = plan {
+                let base = Rng::new(r.seed);
+                rows.extend(
+                    (0..r.count)
+                        .map(|k| Row::new(self, plan, self.job(&r.opts, base.fork(k as u64)), q)),
+                );
+            }
+        }
+        for chunk in rows.chunks_mut(BATCH) {
+            for (row, poem) in self.run(chunk) {
+                match (&mut out[row], poem) {
+                    (Ok(poems), Ok(p)) => poems.push(p),
+                    (slot @ Ok(_), Err(e)) => *slot = Err(e),
+                    (Err(_), _) => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// Writes one poem with `rng`, which is left where the poem's draws ended.
     pub fn write(&self, opts: &Options, rng: &mut Rng) -> Result<Poem, WriteError> {
         check_options(opts)?;
         let plan = self.plan(opts)?;
-        let mut job = self.job(opts, rng.clone());
-        let poem = self.write_one(&plan, &mut job);
-        *rng = job.rng;
+        let mut rows = [Row::new(self, &plan, self.job(opts, rng.clone()), 0)];
+        let (_, poem) = self.run(&mut rows).pop().expect("one row, one poem");
+        *rng = rows[0].job.rng.clone();
         poem
     }
 
@@ -427,71 +469,43 @@ impl<'a, M: CharModel> Writer<'a, M> {
         job
     }
 
-    /// One poem alone (batch of one), retrying with looser constraints after each dead end.
-    fn write_one(&self, plan: &Plan, job: &mut Job) -> Result<Poem, WriteError> {
-        let mut logits = vec![0f32; self.model.vocab_size()];
-        // Each round either finishes or loosens one constraint, so this ends.
+    /// Poems side by side until each is done: every row that has a token to
+    /// feed is fed in one batched step, then picks its next token from its
+    /// row of the logits. A row that meets a dead end loosens its constraints
+    /// and starts again from BEGIN inside the same loop. Returns each row's
+    /// request index and poem, in row order.
+    fn run(&self, rows: &mut [Row<'_, M>]) -> Vec<(usize, Result<Poem, WriteError>)> {
+        let v = self.model.vocab_size();
+        let mut logits = vec![0f32; rows.len() * v];
+        let mut tokens = Vec::with_capacity(rows.len());
         loop {
-            let mut cur = Cursor::new(self, plan, job);
-            let mut state = self.model.initial_state();
-            self.model.step(&mut state, BEGIN, &mut logits);
-            loop {
-                match cur.choose(self, plan, &logits, job) {
-                    Step::Feed(t) => self.model.step(&mut state, t, &mut logits),
-                    Step::Done => return Ok(cur.finish(self, job)),
-                    Step::Dead(dead) => {
-                        job.back_off(self.lex, dead)?;
-                        break;
-                    }
-                }
+            tokens.clear();
+            tokens.extend(rows.iter().filter_map(|r| r.feed));
+            if tokens.is_empty() {
+                break;
+            }
+            let n = tokens.len();
+            let mut states: Vec<&mut M::State> = rows
+                .iter_mut()
+                .filter(|r| r.feed.is_some())
+                .map(|r| &mut r.state)
+                .collect();
+            self.model
+                .step_rows(&mut states, &tokens, &mut logits[..n * v]);
+            let fed = rows.iter_mut().filter(|r| r.feed.is_some());
+            for (row, l) in fed.zip(logits.chunks_exact(v)) {
+                row.advance(self, l);
             }
         }
-    }
-
-    /// Poems side by side: every live poem picks its next character from its
-    /// row of the logits, then one batched step feeds them all (finished
-    /// rows feed padding). A poem that meets a dead end loosens its
-    /// constraints and is finished alone by [`Writer::write_one`].
-    fn write_batch(&self, plan: &Plan, mut jobs: Vec<Job>) -> Result<Vec<Poem>, WriteError> {
-        let (b, v) = (jobs.len(), self.model.vocab_size());
-        let mut poems: Vec<Option<Poem>> = vec![None; b];
-        let mut retry = vec![false; b];
-        let mut cursors: Vec<Cursor> = jobs.iter().map(|j| Cursor::new(self, plan, j)).collect();
-        let mut live = vec![true; b];
-        let mut states: Vec<M::State> = (0..b).map(|_| self.model.initial_state()).collect();
-        let mut logits = vec![0f32; b * v];
-        let mut tokens = vec![BEGIN; b];
-        self.model.step_rows(&mut states, &tokens, &mut logits);
-        while live.iter().any(|&l| l) {
-            for k in 0..b {
-                tokens[k] = PAD;
-                if !live[k] {
-                    continue;
-                }
-                let row = &logits[k * v..(k + 1) * v];
-                match cursors[k].choose(self, plan, row, &mut jobs[k]) {
-                    Step::Feed(t) => tokens[k] = t,
-                    Step::Done => {
-                        poems[k] = Some(cursors[k].finish(self, &jobs[k]));
-                        live[k] = false;
-                    }
-                    Step::Dead(dead) => {
-                        jobs[k].back_off(self.lex, dead)?;
-                        retry[k] = true;
-                        live[k] = false;
-                    }
-                }
-            }
-            if live.iter().any(|&l| l) {
-                self.model.step_rows(&mut states, &tokens, &mut logits);
-            }
-        }
-        for k in 0..b {
-            if retry[k] {
-                poems[k] = Some(self.write_one(plan, &mut jobs[k])?);
-            }
-        }
-        Ok(poems.into_iter().flatten().collect())
+        rows.iter_mut()
+            .map(|r| {
+                let poem = r
+                    .poem
+                    .take()
+                    .expect("a finished row has its poem or an error");
+                (r.request, poem)
+            })
+            .collect()
     }
 
     /// Turns the options into a layout and the forced tokens, checking the input.
@@ -579,10 +593,15 @@ impl<'a, M: CharModel> Writer<'a, M> {
                 hint: ", or raise --max-len",
             });
         }
+        let tag = match &opts.tune {
+            None => self.model.form_tag(opts.tag.unwrap_or(opts.form)),
+            Some(_) => None,
+        };
         Ok(Plan {
             layout,
             heads,
             begin,
+            tag,
             max_len: opts.max_len,
             temperature: opts.temperature,
             top_k: opts.top_k,
@@ -735,16 +754,19 @@ impl CharModel for Lm<'_> {
     fn char_of(&self, id: u32) -> Option<char> {
         self.vocab.char(id)
     }
+    fn form_tag(&self, form: Form) -> Option<u32> {
+        self.vocab.tag(form.name_zh())
+    }
     fn initial_state(&self) -> ModelState {
         self.model.new_state(1)
     }
     fn step(&self, state: &mut ModelState, token: u32, logits: &mut [f32]) {
         self.model.step(state, &[token], logits);
     }
-    fn step_rows(&self, states: &mut [ModelState], tokens: &[u32], logits: &mut [f32]) {
+    fn step_rows(&self, states: &mut [&mut ModelState], tokens: &[u32], logits: &mut [f32]) {
         let b = states.len();
         if b == 1 {
-            return self.model.step(&mut states[0], tokens, logits);
+            return self.model.step(states[0], tokens, logits);
         }
         let h = self.model.cfg.hidden;
         let mut batch = self.model.new_state(b);
@@ -774,6 +796,7 @@ impl CharModel for Lm<'_> {
 pub const BATCH: usize = 256;
 
 /// One poem's draw stream and the constraints it is under now.
+#[derive(Clone)]
 struct Job {
     rng: Rng,
     notes: Vec<String>,
@@ -815,6 +838,64 @@ impl Job {
         }
         Ok(())
     }
+}
+
+/// One poem being written: its constraints and draws, its place in the
+/// poem, the model's state, and what it feeds next.
+struct Row<'p, M: CharModel> {
+    plan: &'p Plan,
+    job: Job,
+    cur: Cursor,
+    state: M::State,
+    /// The token to feed at the next step; `None` once the poem is done.
+    feed: Option<u32>,
+    /// Prefix tokens still to feed after BEGIN (the form tag), last first.
+    prefix: Vec<u32>,
+    /// Which request of [`Writer::write_requests`] the poem is for.
+    request: usize,
+    poem: Option<Result<Poem, WriteError>>,
+}
+
+impl<'p, M: CharModel> Row<'p, M> {
+    fn new(w: &Writer<M>, plan: &'p Plan, job: Job, request: usize) -> Row<'p, M> {
+        Row {
+            plan,
+            cur: Cursor::new(w, plan, &job),
+            job,
+            state: w.model.initial_state(),
+            feed: Some(BEGIN),
+            prefix: plan.tag.into_iter().collect(),
+            request,
+            poem: None,
+        }
+    }
+
+    /// Takes the logits after the last token fed and decides what comes next.
+    fn advance(&mut self, w: &Writer<M>, logits: &[f32]) {
+        if let Some(t) = self.prefix.pop() {
+            self.feed = Some(t);
+            return;
+        }
+        self.feed = None;
+        match self.cur.choose(w, self.plan, logits, &mut self.job) {
+            Step::Feed(t) => self.feed = Some(t),
+            Step::Done => self.poem = Some(Ok(self.cur.finish(w, &self.job))),
+            // Each dead end loosens one constraint or fails, so this ends.
+            Step::Dead(dead) => match self.job.back_off(w.lex, dead) {
+                Ok(()) => *self = Row::new(w, self.plan, self.job.clone(), self.request),
+                Err(e) => self.poem = Some(Err(e)),
+            },
+        }
+    }
+}
+
+/// One call's worth of poems for [`Writer::write_requests`]: `count` poems of
+/// `opts`, poem k drawing from its own stream forked from `seed`.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub opts: Options,
+    pub count: usize,
+    pub seed: u64,
 }
 
 /// What a poem does after choosing: feed this token, stop, or give up this try.
@@ -1071,6 +1152,8 @@ struct Plan {
     layout: Option<Vec<LineSpec>>,
     heads: Vec<u32>,
     begin: Vec<u32>,
+    /// Fed after BEGIN: the form's tag.
+    tag: Option<u32>,
     max_len: usize,
     temperature: f32,
     top_k: usize,
@@ -1820,7 +1903,8 @@ mod tests {
             let mut batched = vec![0f32; seqs.len() * v];
             for t in 0..4 {
                 let tokens: Vec<u32> = seqs.iter().map(|s| s[t]).collect();
-                lm.step_rows(&mut rows, &tokens, &mut batched);
+                let mut refs: Vec<&mut ModelState> = rows.iter_mut().collect();
+                lm.step_rows(&mut refs, &tokens, &mut batched);
             }
             for (r, seq) in seqs.iter().enumerate() {
                 let mut st = lm.initial_state();
@@ -1853,6 +1937,48 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Records the tokens it is fed; a tag for 七绝 only.
+    struct Recorder(std::cell::RefCell<Vec<u32>>, Bigram);
+
+    impl CharModel for Recorder {
+        type State = ();
+        fn vocab_size(&self) -> usize {
+            self.1.vocab_size()
+        }
+        fn char_of(&self, id: u32) -> Option<char> {
+            self.1.char_of(id)
+        }
+        fn form_tag(&self, form: Form) -> Option<u32> {
+            (form == Form::Qijue).then_some(PAD)
+        }
+        fn initial_state(&self) {}
+        fn step(&self, s: &mut (), t: u32, logits: &mut [f32]) {
+            self.0.borrow_mut().push(t);
+            self.1.step(s, t, logits);
+        }
+    }
+
+    #[test]
+    fn a_form_tag_is_fed_after_begin_when_asked_for_and_never_written() {
+        let rec = Recorder(Default::default(), toy());
+        let w = Writer::new(&rec, None);
+        let fed = |o: &Options| {
+            rec.0.borrow_mut().clear();
+            w.write(o, &mut Rng::new(1)).unwrap();
+            rec.0.borrow().clone()
+        };
+        assert_eq!(&fed(&opts(Form::Qijue))[..2], &[BEGIN, PAD]);
+        assert_ne!(fed(&opts(Form::Wujue))[1], PAD);
+        let running = Options {
+            tag: Some(Form::Qijue),
+            max_len: 20,
+            ..opts(Form::Free)
+        };
+        let f = fed(&running);
+        assert_eq!(&f[..2], &[BEGIN, PAD]);
+        assert!(!f[2..].contains(&PAD));
     }
 
     #[test]

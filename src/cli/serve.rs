@@ -32,7 +32,7 @@ pub struct Args {
     /// Address to listen on; port 0 picks a free port (the address is printed once listening)
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
     pub addr: String,
-    /// Poems written at once; further requests wait their turn [default: number of cores]
+    /// Requests being written at once (the writer batches them into shared model steps); further requests wait their turn [default: 64]
     #[arg(long, value_name = "N")]
     pub concurrent: Option<usize>,
     /// Time limit for one request, waiting included, in milliseconds

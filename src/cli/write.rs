@@ -145,6 +145,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
             max_len: args.max_len,
             rhyme,
             tones: args.tones,
+            tag: None,
         },
         tune: args.tune.clone(),
         count: args.count,

@@ -25,7 +25,8 @@ pub struct Limits {
     pub max_count: usize,
     /// Longest free-form poem, in characters.
     pub max_len: usize,
-    /// Generations running at once; the rest wait (within `timeout`).
+    /// Requests being written at once (a batching writer puts them into one
+    /// batch of model steps); the rest wait (within `timeout`).
     pub concurrent: usize,
     /// Time limit for one request, waiting included.
     pub timeout: Duration,
@@ -33,14 +34,13 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Limits {
             max_body_bytes: 4096,
             max_begin_chars: 16,
             max_acrostic_chars: 16,
             max_count: 10,
             max_len: 200,
-            concurrent: cores,
+            concurrent: 64,
             timeout: Duration::from_secs(10),
         }
     }

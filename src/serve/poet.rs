@@ -7,12 +7,20 @@
 //! testable on its own, with a toy writer, and keeps this module free of
 //! sampling code: that lives in `write.rs`; [`WriterPoet`] only translates
 //! between the API's types and the writer's.
+//!
+//! Requests that arrive while a batch is being written wait for the next
+//! one, and are then written together: each model step is one batched
+//! product for every poem of every waiting request, so 64 clients at once
+//! cost a few batched steps rather than 64 separate ones.
 
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use super::api::{ApiError, CharOut, FormId, LineOut, PoemOut, ToneMark, Tones, WriteSpec};
 use crate::prosody::{Lexicon, Tone, ToneMode};
-use crate::write::{CharModel, Form, Options, Poem, WriteError, Writer};
+use crate::write::{CharModel, Form, Options, Poem, Request, WriteError, Writer, BATCH};
 
 /// A shared, read-only poem writer.
 pub trait Poet: Send + Sync + 'static {
@@ -32,6 +40,21 @@ pub trait Poet: Send + Sync + 'static {
 pub struct WriterPoet<M: CharModel + Send + Sync + 'static> {
     writer: Writer<'static, M>,
     about: String,
+    queue: Mutex<Queue>,
+    /// Signalled when a batch is finished.
+    finished: Condvar,
+}
+
+/// Requests between the callers and the batch being written.
+#[derive(Default)]
+struct Queue {
+    /// Requests waiting for the next batch: id, request, deadline.
+    waiting: Vec<(u64, Request, Instant)>,
+    /// Results of finished requests, by id, until their callers take them.
+    done: HashMap<u64, Result<Vec<Poem>, ApiError>>,
+    /// Whether some caller is writing a batch now.
+    busy: bool,
+    next_id: u64,
 }
 
 impl<M: CharModel + Send + Sync + 'static> WriterPoet<M> {
@@ -44,7 +67,53 @@ impl<M: CharModel + Send + Sync + 'static> WriterPoet<M> {
         WriterPoet {
             writer: Writer::new(model, lexicon),
             about: about.into(),
+            queue: Mutex::new(Queue::default()),
+            finished: Condvar::new(),
         }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // The lock is never held while writing, so a poisoned queue is still consistent.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes everything waiting (up to [`BATCH`] poems, and at least one
+    /// request) as one batch, with the queue unlocked meanwhile.
+    fn write_waiting<'q>(&'q self, mut q: MutexGuard<'q, Queue>) -> MutexGuard<'q, Queue> {
+        q.busy = true;
+        let mut take = 0;
+        let mut poems = 0;
+        while take < q.waiting.len() && (take == 0 || poems + q.waiting[take].1.count <= BATCH) {
+            poems += q.waiting[take].1.count;
+            take += 1;
+        }
+        let batch: Vec<(u64, Request, Instant)> = q.waiting.drain(..take).collect();
+        drop(q);
+        let now = Instant::now();
+        let (late, live): (Vec<_>, Vec<_>) = batch.into_iter().partition(|b| now > b.2);
+        let reqs: Vec<Request> = live.iter().map(|b| b.1.clone()).collect();
+        let results = catch_unwind(AssertUnwindSafe(|| self.writer.write_requests(&reqs)));
+        let mut q = self.lock();
+        q.busy = false;
+        for (id, ..) in late {
+            let e = ApiError::unavailable("ran out of time before writing (try again)");
+            q.done.insert(id, Err(e));
+        }
+        match results {
+            Ok(results) => {
+                for ((id, ..), r) in live.into_iter().zip(results) {
+                    q.done.insert(id, r.map_err(web_error));
+                }
+            }
+            Err(_) => {
+                for (id, ..) in live {
+                    let e = ApiError::internal("the writer failed on this request (a bug: please report it with the request)");
+                    q.done.insert(id, Err(e));
+                }
+            }
+        }
+        self.finished.notify_all();
+        q
     }
 }
 
@@ -62,14 +131,30 @@ where
                 "ran out of time before writing (try again)",
             ));
         }
-        // As `shiren write --seed` does: poem k from its own stream forked from the
-        // seed, all of them side by side in batched model steps, so the page, the
-        // API and the command line agree.
-        let poems = self
-            .writer
-            .write_many(&options(spec), spec.count, spec.seed)
-            .map_err(web_error)?;
-        Ok(poems.into_iter().map(poem_out).collect())
+        // As `shiren write --seed` does: poem k from its own stream forked from
+        // the seed, so the page, the API and the command line agree.
+        let req = Request {
+            opts: options(spec),
+            count: spec.count,
+            seed: spec.seed,
+        };
+        let mut q = self.lock();
+        let id = q.next_id;
+        q.next_id += 1;
+        q.waiting.push((id, req, deadline));
+        // Whoever finds no batch running writes the next one, for everyone waiting.
+        loop {
+            if let Some(r) = q.done.remove(&id) {
+                return r.map(|poems| poems.into_iter().map(poem_out).collect());
+            }
+            q = if q.busy {
+                self.finished
+                    .wait(q)
+                    .unwrap_or_else(PoisonError::into_inner)
+            } else {
+                self.write_waiting(q)
+            };
+        }
     }
 }
 
@@ -96,6 +181,7 @@ pub fn options(spec: &WriteSpec) -> Options {
             Tones::Loose => ToneMode::Loose,
             Tones::Strict => ToneMode::Strict,
         },
+        tag: None,
     }
 }
 
