@@ -997,21 +997,24 @@ impl Model {
     /// Matrix-vector products at small batch (packing would dominate), GEMMs from
     /// [`crate::engine::STEP_GEMM_MIN_ROWS`] rows (many poems written side by side).
     pub fn step(&self, state: &mut State, tokens: &[u32], logits: &mut [f32]) {
-        self.step_with(None, state, tokens, logits)
+        self.step_with(None, state, tokens, Some(logits))
     }
 
     /// [`Model::step`] given this model's [`Model::step_weights`], which make
-    /// batched steps about a third faster.
+    /// batched steps faster; without `logits` (the caller knows the next
+    /// tokens already) the output projection, most of a step's work, is skipped.
     pub fn step_with(
         &self,
         wt: Option<&StepWeights>,
         state: &mut State,
         tokens: &[u32],
-        logits: &mut [f32],
+        logits: Option<&mut [f32]>,
     ) {
         let (b, h, v) = (state.batch, self.cfg.hidden, self.cfg.vocab);
         assert_eq!(tokens.len(), b, "step: tokens is not (batch)");
-        assert_eq!(logits.len(), b * v, "step: logits is not (batch, vocab)");
+        if let Some(l) = &logits {
+            assert_eq!(l.len(), b * v, "step: logits is not (batch, vocab)");
+        }
         let e = self.cfg.embed;
         let emb = &self.params[self
             .layout
@@ -1064,6 +1067,7 @@ impl Model {
                 Cell::Rnn => rnn_step(h_l, &mut scratch[..b * h], input, &w, wt.as_ref(), b, i, h),
             }
         }
+        let Some(logits) = logits else { return };
         let top = &hs[self.cfg.layers - 1];
         let pw = &self.params[self.layout.proj_w.clone()];
         let pb = &self.params[self.layout.proj_b.clone()];

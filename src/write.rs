@@ -49,11 +49,22 @@ pub trait CharModel {
     fn initial_state(&self) -> Self::State;
     /// Feeds `token`, advancing `state`, and writes the logits of the next token.
     fn step(&self, state: &mut Self::State, token: u32, logits: &mut [f32]);
-    /// Feeds one token to each of many sequences (`logits`: rows × vocab).
-    /// The default steps them one by one; a model that runs a batch faster
-    /// than its rows overrides it (see [`Lm`]).
-    fn step_rows(&self, states: &mut [&mut Self::State], tokens: &[u32], logits: &mut [f32]) {
+    /// Feeds one token to each of many sequences and writes their next
+    /// logits (rows × vocab), or skips them when `logits` is `None` (every
+    /// next token is forced). The default steps the rows one by one; a model
+    /// that runs a batch faster than its rows overrides it (see [`Lm`]).
+    fn step_rows(
+        &self,
+        states: &mut [&mut Self::State],
+        tokens: &[u32],
+        logits: Option<&mut [f32]>,
+    ) {
         let v = self.vocab_size();
+        let mut scratch = Vec::new();
+        let logits = logits.unwrap_or_else(|| {
+            scratch.resize(states.len() * v, 0.0);
+            &mut scratch
+        });
         for ((s, &t), row) in states
             .iter_mut()
             .zip(tokens)
@@ -292,7 +303,7 @@ enum Slot {
     /// A character inside the current line.
     Char,
     /// The closing punctuation of line `i`.
-    Punct { i: usize },
+    Punct,
 }
 
 /// Why an attempt could not go on: nothing allowed at (line, pos), and the
@@ -485,13 +496,17 @@ impl<'a, M: CharModel> Writer<'a, M> {
                 break;
             }
             let n = tokens.len();
+            // When every row's next token is forced, no row needs logits.
+            let need = rows
+                .iter()
+                .any(|r| r.feed.is_some() && r.needs_logits(self));
             let mut states: Vec<&mut M::State> = rows
                 .iter_mut()
                 .filter(|r| r.feed.is_some())
                 .map(|r| &mut r.state)
                 .collect();
-            self.model
-                .step_rows(&mut states, &tokens, &mut logits[..n * v]);
+            let out = need.then(|| &mut logits[..n * v]);
+            self.model.step_rows(&mut states, &tokens, out);
             let fed = rows.iter_mut().filter(|r| r.feed.is_some());
             for (row, l) in fed.zip(logits.chunks_exact(v)) {
                 row.advance(self, l);
@@ -763,10 +778,15 @@ impl CharModel for Lm<'_> {
     fn step(&self, state: &mut ModelState, token: u32, logits: &mut [f32]) {
         self.model.step(state, &[token], logits);
     }
-    fn step_rows(&self, states: &mut [&mut ModelState], tokens: &[u32], logits: &mut [f32]) {
+    fn step_rows(
+        &self,
+        states: &mut [&mut ModelState],
+        tokens: &[u32],
+        logits: Option<&mut [f32]>,
+    ) {
         let b = states.len();
         if b == 1 {
-            return self.model.step(states[0], tokens, logits);
+            return self.model.step_with(None, states[0], tokens, logits);
         }
         let h = self.model.cfg.hidden;
         let mut batch = self.model.new_state(b);
@@ -870,6 +890,13 @@ impl<'p, M: CharModel> Row<'p, M> {
         }
     }
 
+    /// Whether the choice after the token about to be fed reads logits:
+    /// not when it is a prefix token or forced by the plan.
+    fn needs_logits(&self, w: &Writer<M>) -> bool {
+        // The cursor has already moved past the token being fed.
+        self.prefix.is_empty() && self.cur.forced(w, self.plan).is_none()
+    }
+
     /// Takes the logits after the last token fed and decides what comes next.
     fn advance(&mut self, w: &Writer<M>, logits: &[f32]) {
         if let Some(t) = self.prefix.pop() {
@@ -959,22 +986,13 @@ impl Cursor {
         // Where are we: a character inside line i, or its closing punctuation?
         let slot = match layout {
             Some(l) if i >= l.len() => return Step::Done,
-            Some(l) if j == l[i].len => Slot::Punct { i },
+            Some(l) if j == l[i].len => Slot::Punct,
             Some(_) => Slot::Char,
             None if self.out.len() >= plan.max_len => return Step::Done,
             None => Slot::Char,
         };
         let is_foot = job.rhyme && self.line_len > 0 && i % 2 == 1 && j + 1 == self.line_len;
-        // A forced token: the user's first words, the acrostic's head, the form's punctuation.
-        let forced = if self.out.len() < plan.begin.len() {
-            Some(plan.begin[self.out.len()])
-        } else if j == 0 && i < plan.heads.len() {
-            Some(plan.heads[i])
-        } else if let (Slot::Punct { i }, Some(l)) = (slot, layout) {
-            Some(w.ids[&l[i].end])
-        } else {
-            None
-        };
+        let forced = self.forced(w, plan);
         let token = match forced {
             Some(t) => {
                 if is_foot {
@@ -1026,7 +1044,7 @@ impl Cursor {
         self.out.push(token);
         let han = w.chars[token as usize].is_some_and(is_han);
         match slot {
-            Slot::Punct { .. } => (self.i, self.j) = (i + 1, 0),
+            Slot::Punct => (self.i, self.j) = (i + 1, 0),
             Slot::Char if layout.is_none() => {
                 if han {
                     self.j += 1;
@@ -1059,6 +1077,22 @@ impl Cursor {
             Step::Done
         } else {
             Step::Feed(token)
+        }
+    }
+
+    /// A token the plan forces at the cursor: the user's first words, the
+    /// acrostic's head, the form's punctuation.
+    fn forced<M: CharModel>(&self, w: &Writer<M>, plan: &Plan) -> Option<u32> {
+        let (i, j) = (self.i, self.j);
+        if self.out.len() < plan.begin.len() {
+            Some(plan.begin[self.out.len()])
+        } else if j == 0 && i < plan.heads.len() {
+            Some(plan.heads[i])
+        } else {
+            match plan.layout.as_deref() {
+                Some(l) if i < l.len() && j == l[i].len => Some(w.ids[&l[i].end]),
+                _ => None,
+            }
         }
     }
 
@@ -1904,7 +1938,7 @@ mod tests {
             for t in 0..4 {
                 let tokens: Vec<u32> = seqs.iter().map(|s| s[t]).collect();
                 let mut refs: Vec<&mut ModelState> = rows.iter_mut().collect();
-                lm.step_rows(&mut refs, &tokens, &mut batched);
+                lm.step_rows(&mut refs, &tokens, Some(&mut batched));
             }
             for (r, seq) in seqs.iter().enumerate() {
                 let mut st = lm.initial_state();
