@@ -327,6 +327,42 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_requests_batched_together_get_what_each_would_get_alone() {
+        let p = poet();
+        let req = |k: usize| match k % 4 {
+            0 => format!(r#"{{"acrostic":"春夏秋冬","form":"wujue","seed":{k}}}"#),
+            1 => format!(r#"{{"form":"qilv","tones":"strict","count":2,"seed":{k}}}"#),
+            2 => format!(r#"{{"begin":"东风","form":"free","max_len":20,"seed":{k}}}"#),
+            _ => format!(r#"{{"acrostic":"龘","seed":{k}}}"#), // unknown to the model
+        };
+        let alone: Vec<Result<Vec<String>, String>> = (0..24)
+            .map(|k| {
+                ask(&p, &req(k))
+                    .map(|ps| ps.into_iter().map(|p| p.text).collect())
+                    .map_err(|e| e.message)
+            })
+            .collect();
+        let together: Vec<Result<Vec<String>, String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..24)
+                .map(|k| {
+                    let (p, r) = (&p, req(k));
+                    s.spawn(move || {
+                        ask(p, &r)
+                            .map(|ps| ps.into_iter().map(|p| p.text).collect())
+                            .map_err(|e| e.message)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(together, alone);
+        assert!(alone[3].as_ref().unwrap_err().contains('龘'));
+        assert_eq!(alone[1].as_ref().unwrap().len(), 2);
+        let q = p.lock();
+        assert!(q.waiting.is_empty() && q.done.is_empty() && !q.busy);
+    }
+
+    #[test]
     fn writer_poet_writes_acrostics_with_marks() {
         let p = poet();
         let poems = ask(
