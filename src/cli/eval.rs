@@ -31,8 +31,8 @@ pub struct Args {
     /// Orders of the Kneser–Ney n-gram baselines, comma-separated (none: `--ngram ''`)
     #[arg(long, value_name = "N,…", default_value = "3,5", value_delimiter = ',')]
     pub ngram: Vec<String>,
-    /// Sampling temperature, as `shiren write --temperature` [default: write's]
-    #[arg(long, value_name = "T", default_value_t = crate::write::Options::default().temperature)]
+    /// Sampling temperature, as `shiren write --temperature`; 1 samples the model's own distribution (write's default is 0.8)
+    #[arg(long, value_name = "T", default_value_t = crate::eval::TEMPERATURE)]
     pub temperature: f32,
     /// Sample among the k likeliest characters, as `shiren write --top-k` (0: all) [default: write's]
     #[arg(long, value_name = "K", default_value_t = crate::write::Options::default().top_k)]
