@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::corpus::convert::{to_simplified, to_traditional};
@@ -33,9 +34,11 @@ pub const END: u32 = Vocab::END;
 pub const UNK: u32 = Vocab::UNK;
 
 /// A character-level language model, one step at a time.
-pub trait CharModel {
+/// `Sync` and a `Send` state so that the rows of a batch can pick their next
+/// tokens on all cores.
+pub trait CharModel: Sync {
     /// Whatever the model carries from one character to the next (h, c).
-    type State;
+    type State: Send;
     /// Number of token ids (logits per step), specials included.
     fn vocab_size(&self) -> usize;
     /// The character of token `id`; `None` for the specials (pad, begin, end, unknown) and tags.
@@ -507,9 +510,16 @@ impl<'a, M: CharModel> Writer<'a, M> {
                 .collect();
             let out = need.then(|| &mut logits[..n * v]);
             self.model.step_rows(&mut states, &tokens, out);
-            let fed = rows.iter_mut().filter(|r| r.feed.is_some());
-            for (row, l) in fed.zip(logits.chunks_exact(v)) {
-                row.advance(self, l);
+            // Each row draws from its own stream, so the order does not matter.
+            let fed: Vec<&mut Row<'_, M>> = rows.iter_mut().filter(|r| r.feed.is_some()).collect();
+            if n >= PARALLEL_MIN_ROWS && crate::engine::matmul::threads() > 1 {
+                fed.into_par_iter()
+                    .zip(logits.par_chunks_exact(v))
+                    .for_each(|(row, l)| row.advance(self, l));
+            } else {
+                for (row, l) in fed.into_iter().zip(logits.chunks_exact(v)) {
+                    row.advance(self, l);
+                }
             }
         }
         rows.iter_mut()
@@ -749,6 +759,9 @@ pub struct Lm<'a> {
     pub vocab: &'a Vocab,
     /// The model's matrices transposed, made once here for the batched steps.
     wt: StepWeights,
+    /// The batched state of the last step, kept for the next: a fresh one is
+    /// megabytes of zeroed pages every step.
+    spare: std::sync::Mutex<Option<ModelState>>,
 }
 
 impl<'a> Lm<'a> {
@@ -757,6 +770,7 @@ impl<'a> Lm<'a> {
             model,
             vocab,
             wt: model.step_weights(),
+            spare: Default::default(),
         }
     }
 }
@@ -789,7 +803,11 @@ impl CharModel for Lm<'_> {
             return self.model.step_with(None, states[0], tokens, logits);
         }
         let h = self.model.cfg.hidden;
-        let mut batch = self.model.new_state(b);
+        let spare = self.spare.lock().map(|mut s| s.take()).unwrap_or(None);
+        let mut batch = match spare {
+            Some(s) if s.batch == b => s,
+            _ => self.model.new_state(b),
+        };
         // (layers) × (b, H) ← b × (layers) × (1, H), and back after the step.
         for (r, s) in states.iter().enumerate() {
             for (dst, src) in batch.h.iter_mut().zip(&s.h) {
@@ -809,11 +827,18 @@ impl CharModel for Lm<'_> {
                 dst.copy_from_slice(&src[r * h..(r + 1) * h]);
             }
         }
+        if let Ok(mut s) = self.spare.lock() {
+            *s = Some(batch);
+        }
     }
 }
 
 /// Poems written side by side in one batch of model steps.
 pub const BATCH: usize = 256;
+
+/// Rows from which choosing the next tokens is spread over the cores (each
+/// choice is a pass over the vocabulary: tens of microseconds).
+const PARALLEL_MIN_ROWS: usize = 8;
 
 /// One poem's draw stream and the constraints it is under now.
 #[derive(Clone)]
@@ -1319,7 +1344,8 @@ impl TopK {
         self.floor = 0;
     }
 
-    #[inline]
+    // Called once per vocabulary entry per step: it must inline into the loops.
+    #[inline(always)]
     fn push(&mut self, id: u32, logit: f32) {
         let key = rank_key(id, logit);
         if key <= self.floor && self.floor != 0 {
@@ -1974,7 +2000,7 @@ mod tests {
     }
 
     /// Records the tokens it is fed; a tag for 七绝 only.
-    struct Recorder(std::cell::RefCell<Vec<u32>>, Bigram);
+    struct Recorder(std::sync::Mutex<Vec<u32>>, Bigram);
 
     impl CharModel for Recorder {
         type State = ();
@@ -1989,7 +2015,7 @@ mod tests {
         }
         fn initial_state(&self) {}
         fn step(&self, s: &mut (), t: u32, logits: &mut [f32]) {
-            self.0.borrow_mut().push(t);
+            self.0.lock().unwrap().push(t);
             self.1.step(s, t, logits);
         }
     }
@@ -1999,9 +2025,9 @@ mod tests {
         let rec = Recorder(Default::default(), toy());
         let w = Writer::new(&rec, None);
         let fed = |o: &Options| {
-            rec.0.borrow_mut().clear();
+            rec.0.lock().unwrap().clear();
             w.write(o, &mut Rng::new(1)).unwrap();
-            rec.0.borrow().clone()
+            rec.0.lock().unwrap().clone()
         };
         assert_eq!(&fed(&opts(Form::Qijue))[..2], &[BEGIN, PAD]);
         assert_ne!(fed(&opts(Form::Wujue))[1], PAD);
