@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::Batch;
 use crate::engine::dropout::dropout_forward;
-use crate::engine::embedding::{embedding_backward, embedding_forward};
+use crate::engine::embedding::{embedding_add, embedding_backward, embedding_forward};
 use crate::engine::gru::{gru_backward, gru_forward, gru_step};
 use crate::engine::linear::{linear_backward, linear_forward};
 use crate::engine::lstm::{lstm_backward, lstm_forward, lstm_step};
@@ -111,6 +111,56 @@ pub struct ModelConfig {
     pub dropout: f32,
     pub input: Input,
     pub head: Head,
+    /// Line and column embeddings added to each token's (token input only);
+    /// absent in checkpoints from before they existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions: Option<Positions>,
+}
+
+/// Where each input token sits in the poem, as two learned embeddings added
+/// to the token's: the line it is on and how many characters of that line
+/// have been read, both counted from the text read so far (so the model still
+/// sees nothing of what comes next). A recurrent net can count, but learns to
+/// poorly from a few thousand 8-line poems among longer and shorter ones;
+/// told the position, it ends lines and poems where the form it was asked for
+/// does.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Positions {
+    /// Rows of each table; lines and columns from `size − 1` on share the last row.
+    pub size: usize,
+    /// Token ids that end a line (，。！？；): the line count goes up, the column back to 0.
+    pub line_ends: Vec<u32>,
+    /// Token ids that are not characters of a line (PAD, BEGIN, END, form tags): they move neither count.
+    pub silent: Vec<u32>,
+}
+
+/// Line and column of the tokens read so far in one sequence (see [`Positions`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Place {
+    pub line: u32,
+    pub col: u32,
+}
+
+/// What a token does to the [`Place`]: a character moves the column, a line
+/// end moves the line, a silent token nothing.
+const POS_CHAR: u8 = 0;
+const POS_LINE_END: u8 = 1;
+const POS_SILENT: u8 = 2;
+
+impl Place {
+    /// The place after reading a token of `kind`, and its two table rows.
+    fn advance(&mut self, kind: u8, size: usize) -> (u32, u32) {
+        match kind {
+            POS_LINE_END => {
+                self.line += 1;
+                self.col = 0;
+            }
+            POS_CHAR => self.col += 1,
+            _ => {}
+        }
+        let last = size as u32 - 1;
+        (self.line.min(last), self.col.min(last))
+    }
 }
 
 impl Default for ModelConfig {
@@ -125,6 +175,7 @@ impl Default for ModelConfig {
             dropout: 0.0,
             input: Input::Tokens,
             head: Head::EveryStep,
+            positions: None,
         }
     }
 }
@@ -177,6 +228,25 @@ impl ModelConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             return bad("dropout", format!("{} (must be in [0, 1))", self.dropout));
         }
+        if let Some(p) = &self.positions {
+            if self.input != Input::Tokens {
+                return bad("positions", "given for dense input (tokens only)".into());
+            }
+            if p.size == 0 {
+                return bad("positions.size", "0 (need at least 1)".into());
+            }
+            if let Some(id) = p
+                .line_ends
+                .iter()
+                .chain(&p.silent)
+                .find(|&&id| id as usize >= self.vocab)
+            {
+                return bad(
+                    "positions",
+                    format!("names token {id}, outside the vocabulary of {}", self.vocab),
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -192,6 +262,21 @@ pub enum ModelError {
     UnknownCell(String),
 }
 
+/// Per token id, what it does to a [`Place`]; empty without positions.
+fn pos_kinds(cfg: &ModelConfig) -> Vec<u8> {
+    let Some(p) = &cfg.positions else {
+        return Vec::new();
+    };
+    let mut kinds = vec![POS_CHAR; cfg.vocab];
+    for &id in &p.silent {
+        kinds[id as usize] = POS_SILENT;
+    }
+    for &id in &p.line_ends {
+        kinds[id as usize] = POS_LINE_END;
+    }
+    kinds
+}
+
 /// One row per tensor: its safetensors key (PyTorch's name) and shape. Params,
 /// grads and both Adam moments follow this order.
 pub fn param_table(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
@@ -199,6 +284,13 @@ pub fn param_table(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
     let mut t = Vec::new();
     if cfg.input == Input::Tokens {
         t.push(("embedding.weight".to_string(), vec![cfg.vocab, cfg.embed]));
+        if let Some(p) = &cfg.positions {
+            t.push(("line_embedding.weight".to_string(), vec![p.size, cfg.embed]));
+            t.push((
+                "column_embedding.weight".to_string(),
+                vec![p.size, cfg.embed],
+            ));
+        }
     }
     for l in 0..cfg.layers {
         let i = if l == 0 { cfg.input_width() } else { h };
@@ -216,6 +308,8 @@ pub fn param_table(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
 #[derive(Clone, Debug)]
 struct Layout {
     embedding: Option<Range<usize>>,
+    /// line and column tables
+    positions: Option<[Range<usize>; 2]>,
     /// per layer: w_ih, w_hh, b_ih, b_hh
     layers: Vec<[Range<usize>; 4]>,
     proj_w: Range<usize>,
@@ -238,6 +332,10 @@ impl Layout {
         } else {
             None
         };
+        let positions = cfg
+            .positions
+            .as_ref()
+            .map(|_| [it.next().unwrap(), it.next().unwrap()]);
         let layers = (0..cfg.layers)
             .map(|_| {
                 [
@@ -252,6 +350,7 @@ impl Layout {
         let proj_b = it.next().unwrap();
         Layout {
             embedding,
+            positions,
             layers,
             proj_w,
             proj_b,
@@ -301,6 +400,9 @@ struct Acts {
     /// time-major copies of targets and mask, (T·B)
     targets: Vec<u32>,
     mask: Vec<f32>,
+    /// (B, T) like the inputs: each token's line and column rows (with positions)
+    lines: Vec<u32>,
+    cols: Vec<u32>,
 }
 
 /// One thread's scratch for the head: gathered rows, their logits, and (past the first
@@ -385,6 +487,8 @@ pub struct Model {
     pub grads: Vec<f32>,
     layout: Layout,
     acts: Acts,
+    /// Per token id, what it does to a [`Place`] (empty without positions).
+    pos_kind: Vec<u8>,
 }
 
 /// A model's weight matrices transposed to (in, out), laid out like its
@@ -398,6 +502,8 @@ pub struct State {
     pub batch: usize,
     pub h: Vec<Vec<f32>>,
     pub c: Vec<Vec<f32>>,
+    /// Per sequence, where it is in its poem (models with positions).
+    pub places: Vec<Place>,
     x: Vec<f32>,
     scratch: Vec<f32>,
 }
@@ -422,6 +528,13 @@ impl Model {
                 *p = rng.normal();
             }
         }
+        // Three N(0, 1) rows summed would triple the first layer's input
+        // variance; the position rows start smaller and grow as they are useful.
+        for r in layout.positions.iter().flatten() {
+            for p in &mut params[r.clone()] {
+                *p = 0.5 * rng.normal();
+            }
+        }
         let bound = 1.0 / (cfg.hidden as f32).sqrt();
         let uniform = |s: &mut [f32], rng: &mut Rng| {
             for p in s {
@@ -444,6 +557,7 @@ impl Model {
         uniform(&mut params[layout.proj_b.clone()], rng);
         let grads = vec![0.0f32; layout.total];
         Model {
+            pos_kind: pos_kinds(&cfg),
             cfg,
             params,
             grads,
@@ -465,6 +579,7 @@ impl Model {
         }
         let grads = vec![0.0f32; layout.total];
         Ok(Model {
+            pos_kind: pos_kinds(&cfg),
             cfg,
             params,
             grads,
@@ -670,6 +785,12 @@ impl Model {
                 t,
                 i0,
             );
+            // x0 = token row + line row + column row: each gets the same gradient
+            if let Some([rl, rc]) = &self.layout.positions {
+                let dx0 = &self.acts.dx0[..t * b * i0];
+                embedding_backward(&mut self.grads[rl.clone()], dx0, &self.acts.lines, b, t, i0);
+                embedding_backward(&mut self.grads[rc.clone()], dx0, &self.acts.cols, b, t, i0);
+            }
         }
     }
 
@@ -693,6 +814,24 @@ impl Model {
             t,
             e,
         );
+        let (Some(p), Some([rl, rc])) = (&self.cfg.positions, &self.layout.positions) else {
+            return;
+        };
+        let Acts {
+            x0, lines, cols, ..
+        } = &mut self.acts;
+        lines.resize(b * t, 0);
+        cols.resize(b * t, 0);
+        for bb in 0..b {
+            let mut place = Place::default();
+            for tt in 0..t {
+                let k = bb * t + tt;
+                (lines[k], cols[k]) = place.advance(self.pos_kind[tokens[k] as usize], p.size);
+            }
+        }
+        let x0 = &mut x0[..t * b * e];
+        embedding_add(x0, &lines[..b * t], &self.params[rl.clone()], b, t, e);
+        embedding_add(x0, &cols[..b * t], &self.params[rc.clone()], b, t, e);
     }
 
     /// Fills `acts.x0` from dense rows (B, T, D), transposing to time-major.
@@ -965,6 +1104,7 @@ impl Model {
             } else {
                 Vec::new()
             },
+            places: vec![Place::default(); batch],
             x: vec![0.0; batch * width],
             scratch: vec![0.0; batch * 8 * h],
         }
@@ -1024,6 +1164,7 @@ impl Model {
         let State {
             h: hs,
             c: cs,
+            places,
             x,
             scratch,
             ..
@@ -1033,7 +1174,17 @@ impl Model {
                 (id as usize) < v,
                 "token id {id} is outside the vocabulary of {v}"
             );
-            x[bb * e..(bb + 1) * e].copy_from_slice(&emb[id as usize * e..(id as usize + 1) * e]);
+            let xb = &mut x[bb * e..(bb + 1) * e];
+            xb.copy_from_slice(&emb[id as usize * e..(id as usize + 1) * e]);
+            if let (Some(p), Some([rl, rc])) = (&self.cfg.positions, &self.layout.positions) {
+                let (line, col) = places[bb].advance(self.pos_kind[id as usize], p.size);
+                let (line, col) = (line as usize, col as usize);
+                let lw = &self.params[rl.start + line * e..rl.start + (line + 1) * e];
+                let cw = &self.params[rc.start + col * e..rc.start + (col + 1) * e];
+                for ((xv, l), c) in xb.iter_mut().zip(lw).zip(cw) {
+                    *xv += l + c;
+                }
+            }
         }
         for l in 0..self.cfg.layers {
             let i = if l == 0 { e } else { h };
@@ -1110,6 +1261,20 @@ mod tests {
             dropout: 0.0,
             input,
             head,
+            positions: None,
+        }
+    }
+
+    /// Positions over a vocabulary of 7: id 5 ends a line, 0 and 1 are silent;
+    /// 3 rows, so that the lines and columns of a short batch reach the cap.
+    fn with_positions(cfg: ModelConfig) -> ModelConfig {
+        ModelConfig {
+            positions: Some(Positions {
+                size: 3,
+                line_ends: vec![5],
+                silent: vec![0, 1],
+            }),
+            ..cfg
         }
     }
 
@@ -1215,6 +1380,75 @@ mod tests {
     }
 
     #[test]
+    fn position_embedding_gradients_match_finite_differences() {
+        for cell in [Cell::Lstm, Cell::Gru] {
+            for (b, t, masked) in [(3, 7, false), (16, 8, true)] {
+                let cfg = with_positions(tiny(cell, Input::Tokens, Head::EveryStep, 7));
+                let mut rng = Rng::new(11);
+                let mut model = Model::new(cfg.clone(), &mut rng);
+                let bt = batch(b, t, 7, masked, &mut rng);
+                model.zero_grad();
+                let (sum, count) = model.forward_backward(&bt, &mut rng);
+                let f = |p: &[f64]| {
+                    model_loss_ref(
+                        &cfg,
+                        p,
+                        RefInput::Tokens(&bt.inputs),
+                        &bt.targets,
+                        &bt.mask,
+                        b,
+                        t,
+                    )
+                };
+                let want = f(&model.params.iter().map(|&x| x as f64).collect::<Vec<_>>());
+                assert!(
+                    (sum / count - want).abs() < 1e-5,
+                    "{cell}: loss {} vs reference {want}",
+                    sum / count
+                );
+                // the tables are used: the loss moves when they do
+                let r = model.layout.positions.clone().unwrap()[1].clone();
+                assert!(model.grads[r].iter().any(|&g| g.abs() > 1e-6));
+                grad_check(
+                    &mut model,
+                    &f,
+                    &format!("{cell} positions B={b} masked={masked}"),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn places_count_lines_and_characters_read() {
+        let cfg = with_positions(tiny(Cell::Rnn, Input::Tokens, Head::EveryStep, 7));
+        let kinds = pos_kinds(&cfg);
+        let mut place = Place::default();
+        // BEGIN, two characters, a line end, a character, PAD, then past the cap
+        let got: Vec<(u32, u32)> = [1u32, 3, 4, 5, 6, 0, 5, 5, 2, 3, 3]
+            .iter()
+            .map(|&id| place.advance(kinds[id as usize], 3))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, 0),
+                (0, 1),
+                (0, 2),
+                (1, 0),
+                (1, 1),
+                (1, 1),
+                (2, 0),
+                (2, 0),
+                (2, 1),
+                (2, 2),
+                (2, 2)
+            ]
+        );
+        // id 2 is not silent here, so it counted as a character above
+        assert_eq!(place, Place { line: 3, col: 3 });
+    }
+
+    #[test]
     fn dense_classifier_gradients_match_finite_differences() {
         for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
             let cfg = tiny(cell, Input::Dense { dim: 4 }, Head::LastStep, 3);
@@ -1258,11 +1492,16 @@ mod tests {
                 embed: 6,
                 hidden: 9,
                 vocab: 11,
+                positions: (cell != Cell::Rnn).then(|| Positions {
+                    size: 4,
+                    line_ends: vec![7, 8],
+                    silent: vec![0, 1, 2],
+                }),
                 ..ModelConfig::default()
             };
             let mut rng = Rng::new(3);
             let mut model = Model::new(cfg.clone(), &mut rng);
-            let (b, t) = (2, 6);
+            let (b, t) = (5, 12);
             let bt = batch(b, t, 11, false, &mut rng);
             let (want, _) = model.loss(&bt);
             let mut state = model.new_state(b);

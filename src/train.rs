@@ -27,7 +27,7 @@ use crate::corpus::convert::Script;
 use crate::corpus::forms::Form;
 use crate::corpus::split::{part_of, text_hash, Part};
 use crate::corpus::{LoadOptions, Poem};
-use crate::model::{Cell, Head, Input, Model, ModelConfig};
+use crate::model::{Cell, Head, Input, Model, ModelConfig, Positions};
 use crate::optim::{clip_grad_norm, Adam};
 use crate::rng::Rng;
 use crate::vocab::Vocab;
@@ -67,6 +67,11 @@ pub struct TrainConfig {
     /// for; 15% of them, chosen by a hash of the text, stay untagged so that
     /// BEGIN alone still means "any poem".
     pub form_tags: bool,
+    /// Rows of the line and column embeddings added to each character's
+    /// (see [`crate::model::Positions`]); 0 = none. Runs from before the
+    /// setting existed had none.
+    #[serde(default)]
+    pub positions: usize,
 
     // --- optimiser ---
     /// Poems per batch.
@@ -107,6 +112,10 @@ impl Default for TrainConfig {
     }
 }
 
+/// Rows of the default preset's line and column embeddings: a 七律 has 8
+/// lines of 7; longer lines and poems share the last row.
+pub const POSITIONS: usize = 16;
+
 /// The presets `--preset NAME` accepts.
 pub const PRESETS: &[&str] = &["default", "seed"];
 
@@ -128,6 +137,7 @@ impl TrainConfig {
             min_len: LoadOptions::default().min_len,
             max_len: LoadOptions::default().max_len,
             form_tags: true,
+            positions: POSITIONS,
             batch: 64,
             lr: 3e-3,
             min_lr: 3e-4,
@@ -158,6 +168,7 @@ impl TrainConfig {
             epochs: 50,
             clip: 5.0,
             form_tags: false,
+            positions: 0,
             // An epoch is ~700 steps: checkpoint within it, so a kill loses little.
             eval_interval: 200,
             ..TrainConfig::preset_default()
@@ -200,6 +211,7 @@ impl TrainConfig {
         "min_len",
         "max_len",
         "form_tags",
+        "positions",
         "batch",
         "seed",
     ];
@@ -259,17 +271,22 @@ impl TrainConfig {
         }
     }
 
-    /// The language model these settings describe, over a vocabulary of `vocab` ids.
-    pub fn model_config(&self, vocab: usize) -> ModelConfig {
+    /// The language model these settings describe, over `vocab`.
+    pub fn model_config(&self, vocab: &Vocab) -> ModelConfig {
         ModelConfig {
             cell: self.cell,
             layers: self.layers,
             embed: self.embed,
             hidden: self.hidden,
-            vocab,
+            vocab: vocab.len(),
             dropout: self.dropout,
             input: Input::Tokens,
             head: Head::EveryStep,
+            positions: (self.positions > 0).then(|| Positions {
+                size: self.positions,
+                line_ends: vocab.line_ends(),
+                silent: vocab.silent(),
+            }),
         }
     }
 
@@ -485,7 +502,7 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
                 );
             }
             let mut init = Rng::new(cfg.seed);
-            let model = Model::new(cfg.model_config(data.vocab.len()), &mut init);
+            let model = Model::new(cfg.model_config(&data.vocab), &mut init);
             let adam = Adam::new(model.params.len(), cfg.weight_decay);
             let progress = Progress {
                 step: 0,
@@ -914,20 +931,20 @@ impl Metrics {
     /// step (rows written after it, before a kill, will be written again).
     fn open(path: &Path, step: u64, resume: bool) -> anyhow::Result<Metrics> {
         let mut rows = Vec::new();
-        if resume {
-            if let Ok(text) = std::fs::read_to_string(path) {
-                rows = text
-                    .lines()
-                    .skip(1)
-                    .filter_map(Row::parse)
-                    .filter(|r| r.step <= step)
-                    .collect();
-            }
-        }
         let mut text = format!("{METRICS_HEADER}\n");
-        for r in &rows {
-            text.push_str(&r.to_csv());
-            text.push('\n');
+        if resume {
+            if let Ok(old) = std::fs::read_to_string(path) {
+                // The kept rows are copied as they were written: printed
+                // again from the parsed (rounded) loss, a perplexity could
+                // come out one digit off the straight run's.
+                for line in old.lines().skip(1) {
+                    if let Some(r) = Row::parse(line).filter(|r| r.step <= step) {
+                        rows.push(r);
+                        text.push_str(line);
+                        text.push('\n');
+                    }
+                }
+            }
         }
         crate::cache::write_atomic(path, text.as_bytes())?;
         let file = std::fs::OpenOptions::new()

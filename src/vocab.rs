@@ -72,6 +72,9 @@ struct VocabFile {
     tags: Vec<String>,
 }
 
+/// Punctuation that ends a line of verse.
+pub const LINE_ENDS: &str = "，。！？；";
+
 impl Vocab {
     pub const PAD: u32 = 0;
     pub const BEGIN: u32 = 1;
@@ -126,6 +129,20 @@ impl Vocab {
 
     pub fn tags(&self) -> &[String] {
         &self.tags
+    }
+
+    /// Ids of the punctuation that ends a line of verse (，。！？；) in this vocabulary.
+    pub fn line_ends(&self) -> Vec<u32> {
+        LINE_ENDS.chars().filter_map(|c| self.id(c)).collect()
+    }
+
+    /// Ids that are not characters of a line: PAD, BEGIN, END and the tags.
+    pub fn silent(&self) -> Vec<u32> {
+        let first_tag = Self::NUM_SPECIAL + self.chars.len() as u32;
+        [Self::PAD, Self::BEGIN, Self::END]
+            .into_iter()
+            .chain(first_tag..first_tag + self.tags.len() as u32)
+            .collect()
     }
 
     /// Number of ids, specials and tags included (the model's vocabulary size).
@@ -275,6 +292,15 @@ mod tests {
         let plain = Vocab::build(["山山水"], 1);
         assert!(!plain.to_json().contains("tags"));
         assert_eq!(Vocab::from_json(&plain.to_json()).unwrap().tags().len(), 0);
+    }
+
+    #[test]
+    fn line_ends_are_the_punctuation_it_has_and_silent_ids_the_non_characters() {
+        // 山 ×3, ， ×2, 。 ×1: ids 4, 5, 6; no ！？；
+        let v = Vocab::build(["山，山，山。"], 1).with_tags(&["五绝"]);
+        assert_eq!(v.line_ends(), [5, 6]);
+        assert_eq!(v.silent(), [Vocab::PAD, Vocab::BEGIN, Vocab::END, 7]);
+        assert!(!v.silent().contains(&Vocab::UNK), "UNK is a character");
     }
 
     #[test]

@@ -816,6 +816,7 @@ impl CharModel for Lm<'_> {
             for (dst, src) in batch.c.iter_mut().zip(&s.c) {
                 dst[r * h..(r + 1) * h].copy_from_slice(src);
             }
+            batch.places[r] = s.places[0];
         }
         self.model
             .step_with(Some(&self.wt), &mut batch, tokens, logits);
@@ -826,6 +827,7 @@ impl CharModel for Lm<'_> {
             for (src, dst) in batch.c.iter().zip(&mut s.c) {
                 dst.copy_from_slice(&src[r * h..(r + 1) * h]);
             }
+            s.places[0] = batch.places[r];
         }
         if let Ok(mut s) = self.spare.lock() {
             *s = Some(batch);
@@ -1937,13 +1939,21 @@ mod tests {
         use crate::model::{Cell, ModelConfig};
         let text = format!("{PING_A}{PING_B}{PING_C}{ZE}，。");
         let vocab = Vocab::build([text.as_str()], 1);
+        let comma = vocab.id('，').unwrap();
         for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
+            // line and column embeddings for two of the cells: each row carries its place
+            let positions = (cell != Cell::Rnn).then(|| crate::model::Positions {
+                size: 3,
+                line_ends: vocab.line_ends(),
+                silent: vocab.silent(),
+            });
             let cfg = ModelConfig {
                 cell,
                 layers: 2,
                 embed: 8,
                 hidden: 12,
                 vocab: vocab.len(),
+                positions,
                 ..ModelConfig::default()
             };
             let model = Model::new(cfg, &mut Rng::new(3));
@@ -1951,11 +1961,11 @@ mod tests {
             let v = lm.vocab_size();
             // Six rows: past STEP_GEMM_MIN_ROWS, so the batched step runs GEMMs.
             let seqs: [&[u32]; 6] = [
-                &[BEGIN, 7, 9, 4],
+                &[BEGIN, 7, comma, 4],
                 &[BEGIN, 5, 5, 6],
-                &[BEGIN, 8, 10, 11],
+                &[BEGIN, comma, 10, 11],
                 &[BEGIN, 4, 4, 4],
-                &[BEGIN, 11, 7, 5],
+                &[BEGIN, 11, 7, comma],
                 &[BEGIN, 6, 9, 8],
             ];
             assert!(seqs.len() >= crate::engine::STEP_GEMM_MIN_ROWS);

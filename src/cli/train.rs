@@ -99,6 +99,9 @@ pub struct Settings {
     /// Do not lead training poems with their form's tag (五绝 七绝 五律 七律); the default preset tags them
     #[arg(long)]
     pub no_form_tags: bool,
+    /// Rows of the line and column embeddings added to each character's, 0 = none [default: 16; seed 0]
+    #[arg(long, value_name = "N")]
+    pub positions: Option<usize>,
 }
 
 impl Args {
@@ -115,6 +118,7 @@ impl Args {
             )*};
         }
         put!(cell, layers, hidden, embed, dropout, batch, lr, min_lr, warmup, epochs, max_steps);
+        put!(positions);
         put!(
             clip,
             weight_decay,
@@ -378,7 +382,7 @@ mod tests {
         let cfg = TrainConfig::preset_seed();
         let vocab = Vocab::build(["春眠不觉晓"], 1);
         let model =
-            crate::model::Model::new(cfg.model_config(vocab.len()), &mut crate::rng::Rng::new(1));
+            crate::model::Model::new(cfg.model_config(&vocab), &mut crate::rng::Rng::new(1));
         let meta = checkpoint::Meta::new(
             model.cfg.clone(),
             serde_json::to_value(&cfg).unwrap(),

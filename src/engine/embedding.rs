@@ -50,3 +50,19 @@ pub fn embedding_backward(
         }
     }
 }
+
+/// `out: (T, B, E)` += the rows of `w` at `ids: (B, T)`: a second table (of
+/// positions) added onto the token embedding.
+pub fn embedding_add(out: &mut [f32], ids: &[u32], w: &[f32], b: usize, t: usize, e: usize) {
+    assert_eq!(out.len(), t * b * e, "embedding_add: out is not (T, B, E)");
+    assert_eq!(ids.len(), b * t, "embedding_add: ids is not (B, T)");
+    for tt in 0..t {
+        for bb in 0..b {
+            let id = ids[bb * t + tt] as usize;
+            let dst = &mut out[(tt * b + bb) * e..(tt * b + bb + 1) * e];
+            for (d, s) in dst.iter_mut().zip(&w[id * e..(id + 1) * e]) {
+                *d += s;
+            }
+        }
+    }
+}

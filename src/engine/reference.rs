@@ -119,6 +119,28 @@ pub fn model_loss_ref(
                     }
                 }
             }
+            if let Some(p) = &cfg.positions {
+                // line = line ends read so far; column = characters read since
+                // the last line end; both capped at the last row
+                let (lines, cols) = (tensors[1], tensors[2]);
+                k = 3;
+                for bb in 0..b {
+                    let (mut line, mut col) = (0usize, 0usize);
+                    for tt in 0..t {
+                        let id = ids[bb * t + tt];
+                        if p.line_ends.contains(&id) {
+                            line += 1;
+                            col = 0;
+                        } else if !p.silent.contains(&id) {
+                            col += 1;
+                        }
+                        let (l, c) = (line.min(p.size - 1), col.min(p.size - 1));
+                        for e in 0..i0 {
+                            x[(tt * b + bb) * i0 + e] += lines[l * i0 + e] + cols[c * i0 + e];
+                        }
+                    }
+                }
+            }
         }
         (Input::Dense { dim }, RefInput::Dense(d)) => {
             for bb in 0..b {

@@ -91,6 +91,7 @@ impl TrainConfig {
             dropout: 0.0,
             input: Input::Dense { dim: cols },
             head: Head::LastStep,
+            positions: None,
         }
     }
 
