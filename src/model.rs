@@ -117,49 +117,74 @@ pub struct ModelConfig {
     pub positions: Option<Positions>,
 }
 
-/// Where each input token sits in the poem, as two learned embeddings added
-/// to the token's: the line it is on and how many characters of that line
-/// have been read, both counted from the text read so far (so the model still
-/// sees nothing of what comes next). A recurrent net can count, but learns to
-/// poorly from a few thousand 8-line poems among longer and shorter ones;
-/// told the position, it ends lines and poems where the form it was asked for
-/// does.
+/// Where each input token sits in the poem, as learned embeddings added to
+/// the token's: the line it is on, how many characters of that line have been
+/// read, and (with `forms`) the form the poem was asked for, all from the text
+/// read so far (so the model still sees nothing of what comes next). A
+/// recurrent net can count, and can carry a form tag read at the start, but
+/// learns both poorly from a few thousand 8-line poems among longer and
+/// shorter ones; told them at every step, it ends lines and poems where the
+/// form does.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Positions {
-    /// Rows of each table; lines and columns from `size − 1` on share the last row.
+    /// Rows of the line and column tables; lines and columns from `size − 1` on share the last row.
     pub size: usize,
     /// Token ids that end a line (，。！？；): the line count goes up, the column back to 0.
     pub line_ends: Vec<u32>,
     /// Token ids that are not characters of a line (PAD, BEGIN, END, form tags): they move neither count.
     pub silent: Vec<u32>,
+    /// Form tag ids: reading `forms[k]` selects row k + 1 of the form table
+    /// for every later step (row 0: no form asked for). None: no form table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forms: Vec<u32>,
 }
 
-/// Line and column of the tokens read so far in one sequence (see [`Positions`]).
+impl Positions {
+    /// The tables' names and rows: line, column, and form when there are forms.
+    fn tables(&self) -> Vec<(&'static str, usize)> {
+        let mut t = vec![
+            ("line_embedding.weight", self.size),
+            ("column_embedding.weight", self.size),
+        ];
+        if !self.forms.is_empty() {
+            t.push(("form_embedding.weight", self.forms.len() + 1));
+        }
+        t
+    }
+}
+
+/// Line, column and form of the tokens read so far in one sequence (see [`Positions`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Place {
     pub line: u32,
     pub col: u32,
+    /// Row of the form table: 0 until a form tag is read.
+    pub form: u32,
 }
 
 /// What a token does to the [`Place`]: a character moves the column, a line
-/// end moves the line, a silent token nothing.
+/// end moves the line, a silent token nothing, form tag k (kind
+/// `POS_FORM + k`) sets the form.
 const POS_CHAR: u8 = 0;
 const POS_LINE_END: u8 = 1;
 const POS_SILENT: u8 = 2;
+const POS_FORM: u8 = 3;
 
 impl Place {
-    /// The place after reading a token of `kind`, and its two table rows.
-    fn advance(&mut self, kind: u8, size: usize) -> (u32, u32) {
+    /// The place after reading a token of `kind`, and its rows in the line,
+    /// column and form tables.
+    fn advance(&mut self, kind: u8, size: usize) -> [u32; 3] {
         match kind {
             POS_LINE_END => {
                 self.line += 1;
                 self.col = 0;
             }
             POS_CHAR => self.col += 1,
-            _ => {}
+            POS_SILENT => {}
+            form => self.form = (form - POS_FORM) as u32 + 1,
         }
         let last = size as u32 - 1;
-        (self.line.min(last), self.col.min(last))
+        [self.line.min(last), self.col.min(last), self.form]
     }
 }
 
@@ -235,10 +260,16 @@ impl ModelConfig {
             if p.size == 0 {
                 return bad("positions.size", "0 (need at least 1)".into());
             }
+            let most = (u8::MAX - POS_FORM) as usize;
+            if p.forms.len() > most {
+                let n = p.forms.len();
+                return bad("positions.forms", format!("{n} tags (at most {most})"));
+            }
             if let Some(id) = p
                 .line_ends
                 .iter()
                 .chain(&p.silent)
+                .chain(&p.forms)
                 .find(|&&id| id as usize >= self.vocab)
             {
                 return bad(
@@ -274,6 +305,9 @@ fn pos_kinds(cfg: &ModelConfig) -> Vec<u8> {
     for &id in &p.line_ends {
         kinds[id as usize] = POS_LINE_END;
     }
+    for (k, &id) in p.forms.iter().enumerate() {
+        kinds[id as usize] = POS_FORM + k as u8;
+    }
     kinds
 }
 
@@ -285,11 +319,9 @@ pub fn param_table(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
     if cfg.input == Input::Tokens {
         t.push(("embedding.weight".to_string(), vec![cfg.vocab, cfg.embed]));
         if let Some(p) = &cfg.positions {
-            t.push(("line_embedding.weight".to_string(), vec![p.size, cfg.embed]));
-            t.push((
-                "column_embedding.weight".to_string(),
-                vec![p.size, cfg.embed],
-            ));
+            for (name, rows) in p.tables() {
+                t.push((name.to_string(), vec![rows, cfg.embed]));
+            }
         }
     }
     for l in 0..cfg.layers {
@@ -308,8 +340,8 @@ pub fn param_table(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
 #[derive(Clone, Debug)]
 struct Layout {
     embedding: Option<Range<usize>>,
-    /// line and column tables
-    positions: Option<[Range<usize>; 2]>,
+    /// line, column (and form) tables; empty without positions
+    positions: Vec<Range<usize>>,
     /// per layer: w_ih, w_hh, b_ih, b_hh
     layers: Vec<[Range<usize>; 4]>,
     proj_w: Range<usize>,
@@ -334,8 +366,10 @@ impl Layout {
         };
         let positions = cfg
             .positions
-            .as_ref()
-            .map(|_| [it.next().unwrap(), it.next().unwrap()]);
+            .iter()
+            .flat_map(|p| p.tables())
+            .map(|_| it.next().unwrap())
+            .collect();
         let layers = (0..cfg.layers)
             .map(|_| {
                 [
@@ -400,9 +434,8 @@ struct Acts {
     /// time-major copies of targets and mask, (T·B)
     targets: Vec<u32>,
     mask: Vec<f32>,
-    /// (B, T) like the inputs: each token's line and column rows (with positions)
-    lines: Vec<u32>,
-    cols: Vec<u32>,
+    /// per position table, (B, T) like the inputs: each token's row in it
+    places: [Vec<u32>; 3],
 }
 
 /// One thread's scratch for the head: gathered rows, their logits, and (past the first
@@ -530,7 +563,7 @@ impl Model {
         }
         // Three N(0, 1) rows summed would triple the first layer's input
         // variance; the position rows start smaller and grow as they are useful.
-        for r in layout.positions.iter().flatten() {
+        for r in &layout.positions {
             for p in &mut params[r.clone()] {
                 *p = 0.5 * rng.normal();
             }
@@ -785,11 +818,10 @@ impl Model {
                 t,
                 i0,
             );
-            // x0 = token row + line row + column row: each gets the same gradient
-            if let Some([rl, rc]) = &self.layout.positions {
-                let dx0 = &self.acts.dx0[..t * b * i0];
-                embedding_backward(&mut self.grads[rl.clone()], dx0, &self.acts.lines, b, t, i0);
-                embedding_backward(&mut self.grads[rc.clone()], dx0, &self.acts.cols, b, t, i0);
+            // x0 = token row + one row per position table: each gets the same gradient
+            let dx0 = &self.acts.dx0[..t * b * i0];
+            for (r, ids) in self.layout.positions.iter().zip(&self.acts.places) {
+                embedding_backward(&mut self.grads[r.clone()], dx0, &ids[..b * t], b, t, i0);
             }
         }
     }
@@ -814,24 +846,27 @@ impl Model {
             t,
             e,
         );
-        let (Some(p), Some([rl, rc])) = (&self.cfg.positions, &self.layout.positions) else {
+        let Some(p) = &self.cfg.positions else {
             return;
         };
-        let Acts {
-            x0, lines, cols, ..
-        } = &mut self.acts;
-        lines.resize(b * t, 0);
-        cols.resize(b * t, 0);
+        let Acts { x0, places, .. } = &mut self.acts;
+        for ids in places.iter_mut() {
+            ids.resize(b * t, 0);
+        }
         for bb in 0..b {
             let mut place = Place::default();
             for tt in 0..t {
                 let k = bb * t + tt;
-                (lines[k], cols[k]) = place.advance(self.pos_kind[tokens[k] as usize], p.size);
+                let rows = place.advance(self.pos_kind[tokens[k] as usize], p.size);
+                for (ids, row) in places.iter_mut().zip(rows) {
+                    ids[k] = row;
+                }
             }
         }
         let x0 = &mut x0[..t * b * e];
-        embedding_add(x0, &lines[..b * t], &self.params[rl.clone()], b, t, e);
-        embedding_add(x0, &cols[..b * t], &self.params[rc.clone()], b, t, e);
+        for (r, ids) in self.layout.positions.iter().zip(places.iter()) {
+            embedding_add(x0, &ids[..b * t], &self.params[r.clone()], b, t, e);
+        }
     }
 
     /// Fills `acts.x0` from dense rows (B, T, D), transposing to time-major.
@@ -1176,13 +1211,13 @@ impl Model {
             );
             let xb = &mut x[bb * e..(bb + 1) * e];
             xb.copy_from_slice(&emb[id as usize * e..(id as usize + 1) * e]);
-            if let (Some(p), Some([rl, rc])) = (&self.cfg.positions, &self.layout.positions) {
-                let (line, col) = places[bb].advance(self.pos_kind[id as usize], p.size);
-                let (line, col) = (line as usize, col as usize);
-                let lw = &self.params[rl.start + line * e..rl.start + (line + 1) * e];
-                let cw = &self.params[rc.start + col * e..rc.start + (col + 1) * e];
-                for ((xv, l), c) in xb.iter_mut().zip(lw).zip(cw) {
-                    *xv += l + c;
+            if let Some(p) = &self.cfg.positions {
+                let rows = places[bb].advance(self.pos_kind[id as usize], p.size);
+                for (r, row) in self.layout.positions.iter().zip(rows) {
+                    let at = r.start + row as usize * e;
+                    for (xv, w) in xb.iter_mut().zip(&self.params[at..at + e]) {
+                        *xv += w;
+                    }
                 }
             }
         }
@@ -1265,14 +1300,16 @@ mod tests {
         }
     }
 
-    /// Positions over a vocabulary of 7: id 5 ends a line, 0 and 1 are silent;
-    /// 3 rows, so that the lines and columns of a short batch reach the cap.
+    /// Positions over a vocabulary of 7: id 5 ends a line, 0 and 1 are silent,
+    /// 6 is a form tag; 3 rows, so that the lines and columns of a short batch
+    /// reach the cap.
     fn with_positions(cfg: ModelConfig) -> ModelConfig {
         ModelConfig {
             positions: Some(Positions {
                 size: 3,
                 line_ends: vec![5],
                 silent: vec![0, 1],
+                forms: vec![6],
             }),
             ..cfg
         }
@@ -1407,8 +1444,9 @@ mod tests {
                     sum / count
                 );
                 // the tables are used: the loss moves when they do
-                let r = model.layout.positions.clone().unwrap()[1].clone();
-                assert!(model.grads[r].iter().any(|&g| g.abs() > 1e-6));
+                for r in model.layout.positions.clone() {
+                    assert!(model.grads[r].iter().any(|&g| g.abs() > 1e-6));
+                }
                 grad_check(
                     &mut model,
                     &f,
@@ -1423,29 +1461,37 @@ mod tests {
         let cfg = with_positions(tiny(Cell::Rnn, Input::Tokens, Head::EveryStep, 7));
         let kinds = pos_kinds(&cfg);
         let mut place = Place::default();
-        // BEGIN, two characters, a line end, a character, PAD, then past the cap
-        let got: Vec<(u32, u32)> = [1u32, 3, 4, 5, 6, 0, 5, 5, 2, 3, 3]
+        // BEGIN, the form tag, two characters, a line end, a character, PAD,
+        // then past the cap
+        let got: Vec<[u32; 3]> = [1u32, 6, 3, 4, 5, 3, 0, 5, 5, 2, 3, 3]
             .iter()
             .map(|&id| place.advance(kinds[id as usize], 3))
             .collect();
-        assert_eq!(
-            got,
-            [
-                (0, 0),
-                (0, 1),
-                (0, 2),
-                (1, 0),
-                (1, 1),
-                (1, 1),
-                (2, 0),
-                (2, 0),
-                (2, 1),
-                (2, 2),
-                (2, 2)
-            ]
-        );
+        let want: Vec<[u32; 3]> = [
+            [0, 0, 0],
+            [0, 0, 1],
+            [0, 1, 1],
+            [0, 2, 1],
+            [1, 0, 1],
+            [1, 1, 1],
+            [1, 1, 1],
+            [2, 0, 1],
+            [2, 0, 1],
+            [2, 1, 1],
+            [2, 2, 1],
+            [2, 2, 1],
+        ]
+        .to_vec();
+        assert_eq!(got, want);
         // id 2 is not silent here, so it counted as a character above
-        assert_eq!(place, Place { line: 3, col: 3 });
+        assert_eq!(
+            place,
+            Place {
+                line: 3,
+                col: 3,
+                form: 1
+            }
+        );
     }
 
     #[test]
@@ -1496,6 +1542,11 @@ mod tests {
                     size: 4,
                     line_ends: vec![7, 8],
                     silent: vec![0, 1, 2],
+                    forms: if cell == Cell::Lstm {
+                        vec![9, 10]
+                    } else {
+                        Vec::new()
+                    },
                 }),
                 ..ModelConfig::default()
             };

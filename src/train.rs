@@ -286,6 +286,7 @@ impl TrainConfig {
                 size: self.positions,
                 line_ends: vocab.line_ends(),
                 silent: vocab.silent(),
+                forms: vocab.tag_ids(),
             }),
         }
     }

@@ -138,11 +138,16 @@ impl Vocab {
 
     /// Ids that are not characters of a line: PAD, BEGIN, END and the tags.
     pub fn silent(&self) -> Vec<u32> {
-        let first_tag = Self::NUM_SPECIAL + self.chars.len() as u32;
         [Self::PAD, Self::BEGIN, Self::END]
             .into_iter()
-            .chain(first_tag..first_tag + self.tags.len() as u32)
+            .chain(self.tag_ids())
             .collect()
+    }
+
+    /// Ids of the tags, in order.
+    pub fn tag_ids(&self) -> Vec<u32> {
+        let first = Self::NUM_SPECIAL + self.chars.len() as u32;
+        (first..first + self.tags.len() as u32).collect()
     }
 
     /// Number of ids, specials and tags included (the model's vocabulary size).
@@ -301,6 +306,7 @@ mod tests {
         assert_eq!(v.line_ends(), [5, 6]);
         assert_eq!(v.silent(), [Vocab::PAD, Vocab::BEGIN, Vocab::END, 7]);
         assert!(!v.silent().contains(&Vocab::UNK), "UNK is a character");
+        assert_eq!(v.tag_ids(), [7]);
     }
 
     #[test]

@@ -1946,6 +1946,7 @@ mod tests {
                 size: 3,
                 line_ends: vocab.line_ends(),
                 silent: vocab.silent(),
+                forms: vocab.tag_ids(),
             });
             let cfg = ModelConfig {
                 cell,

@@ -121,22 +121,30 @@ pub fn model_loss_ref(
             }
             if let Some(p) = &cfg.positions {
                 // line = line ends read so far; column = characters read since
-                // the last line end; both capped at the last row
+                // the last line end, both capped at the last row; form = 1 +
+                // the index of the last form tag read (0 before any)
                 let (lines, cols) = (tensors[1], tensors[2]);
-                k = 3;
+                let forms = (!p.forms.is_empty()).then(|| tensors[3]);
+                k = if forms.is_some() { 4 } else { 3 };
                 for bb in 0..b {
-                    let (mut line, mut col) = (0usize, 0usize);
+                    let (mut line, mut col, mut form) = (0usize, 0usize, 0usize);
                     for tt in 0..t {
                         let id = ids[bb * t + tt];
                         if p.line_ends.contains(&id) {
                             line += 1;
                             col = 0;
+                        } else if let Some(f) = p.forms.iter().position(|&f| f == id) {
+                            form = f + 1;
                         } else if !p.silent.contains(&id) {
                             col += 1;
                         }
                         let (l, c) = (line.min(p.size - 1), col.min(p.size - 1));
                         for e in 0..i0 {
-                            x[(tt * b + bb) * i0 + e] += lines[l * i0 + e] + cols[c * i0 + e];
+                            let mut v = lines[l * i0 + e] + cols[c * i0 + e];
+                            if let Some(fw) = forms {
+                                v += fw[form * i0 + e];
+                            }
+                            x[(tt * b + bb) * i0 + e] += v;
                         }
                     }
                 }
