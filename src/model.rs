@@ -1370,47 +1370,49 @@ mod tests {
         );
     }
 
+    /// Forward-backward of a token model on a random (B, T) batch: its loss
+    /// against the f64 reference, then every gradient by finite differences.
+    /// Returns the model, its gradients filled.
+    fn check_token_model(cfg: &ModelConfig, b: usize, t: usize, masked: bool, seed: u64) -> Model {
+        let mut rng = Rng::new(seed);
+        let mut model = Model::new(cfg.clone(), &mut rng);
+        let bt = batch(b, t, cfg.vocab, masked, &mut rng);
+        model.zero_grad();
+        let (sum, count) = model.forward_backward(&bt, &mut rng);
+        let f = |p: &[f64]| {
+            model_loss_ref(
+                cfg,
+                p,
+                RefInput::Tokens(&bt.inputs),
+                &bt.targets,
+                &bt.mask,
+                b,
+                t,
+            )
+        };
+        let want = f(&model.params.iter().map(|&x| x as f64).collect::<Vec<_>>());
+        let what = format!("{} B={b} T={t} masked={masked}", cfg.cell);
+        assert!(
+            (sum / count - want).abs() < 1e-5,
+            "{what}: loss {} vs reference {want}",
+            sum / count
+        );
+        grad_check(&mut model, &f, &what);
+        model
+    }
+
     #[test]
     fn token_model_gradients_match_finite_differences() {
         for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
             // B = 16 splits the batch across threads (engine::for_row_parts), and its
             // 128 rows split the head too
             for (b, t, masked) in [(3, 4, false), (3, 4, true), (16, 8, true)] {
-                let cfg = tiny(cell, Input::Tokens, Head::EveryStep, 7);
-                let mut rng = Rng::new(1);
-                let mut model = Model::new(cfg.clone(), &mut rng);
-                let bt = batch(b, t, 7, masked, &mut rng);
-                model.zero_grad();
-                let (sum, count) = model.forward_backward(&bt, &mut rng);
-                let want = model_loss_ref(
-                    &cfg,
-                    &model.params.iter().map(|&x| x as f64).collect::<Vec<_>>(),
-                    RefInput::Tokens(&bt.inputs),
-                    &bt.targets,
-                    &bt.mask,
+                check_token_model(
+                    &tiny(cell, Input::Tokens, Head::EveryStep, 7),
                     b,
                     t,
-                );
-                assert!(
-                    (sum / count - want).abs() < 1e-5,
-                    "{cell}: loss {} vs reference {want}",
-                    sum / count
-                );
-                let f = |p: &[f64]| {
-                    model_loss_ref(
-                        &cfg,
-                        p,
-                        RefInput::Tokens(&bt.inputs),
-                        &bt.targets,
-                        &bt.mask,
-                        b,
-                        t,
-                    )
-                };
-                grad_check(
-                    &mut model,
-                    &f,
-                    &format!("{cell} tokens B={b} masked={masked}"),
+                    masked,
+                    1,
                 );
             }
         }
@@ -1421,37 +1423,11 @@ mod tests {
         for cell in [Cell::Lstm, Cell::Gru] {
             for (b, t, masked) in [(3, 7, false), (16, 8, true)] {
                 let cfg = with_positions(tiny(cell, Input::Tokens, Head::EveryStep, 7));
-                let mut rng = Rng::new(11);
-                let mut model = Model::new(cfg.clone(), &mut rng);
-                let bt = batch(b, t, 7, masked, &mut rng);
-                model.zero_grad();
-                let (sum, count) = model.forward_backward(&bt, &mut rng);
-                let f = |p: &[f64]| {
-                    model_loss_ref(
-                        &cfg,
-                        p,
-                        RefInput::Tokens(&bt.inputs),
-                        &bt.targets,
-                        &bt.mask,
-                        b,
-                        t,
-                    )
-                };
-                let want = f(&model.params.iter().map(|&x| x as f64).collect::<Vec<_>>());
-                assert!(
-                    (sum / count - want).abs() < 1e-5,
-                    "{cell}: loss {} vs reference {want}",
-                    sum / count
-                );
-                // the tables are used: the loss moves when they do
+                let model = check_token_model(&cfg, b, t, masked, 11);
+                // every table is used: the loss moves when it does
                 for r in model.layout.positions.clone() {
                     assert!(model.grads[r].iter().any(|&g| g.abs() > 1e-6));
                 }
-                grad_check(
-                    &mut model,
-                    &f,
-                    &format!("{cell} positions B={b} masked={masked}"),
-                );
             }
         }
     }
