@@ -578,12 +578,19 @@ mod tests {
     }
 
     fn sized(embed: usize, hidden: usize) -> (Model, Vocab, Meta) {
-        let vocab = Vocab::build(["白日依山尽，黄河入海流。"], 1);
+        let vocab = Vocab::build(["白日依山尽，黄河入海流。"], 1).with_tags(&["五绝"]);
+        // with every position table, so that they round-trip too
         let cfg = ModelConfig {
             vocab: vocab.len(),
             embed,
             hidden,
             layers: 2,
+            positions: Some(crate::model::Positions {
+                size: 4,
+                line_ends: vocab.line_ends(),
+                silent: vocab.silent(),
+                forms: vocab.tag_ids(),
+            }),
             ..ModelConfig::default()
         };
         let model = Model::new(cfg.clone(), &mut Rng::new(1));

@@ -11,12 +11,16 @@
 //! Requests that arrive while a batch is being written wait for the next
 //! one, and are then written together: each model step is one batched
 //! product for every poem of every waiting request, so 64 clients at once
-//! cost a few batched steps rather than 64 separate ones.
+//! cost a few batched steps rather than 64 separate ones. The replies to a
+//! batch go out together, so its clients' next requests come back as a
+//! burst: the caller that starts a batch first lets the burst land (a few
+//! half-milliseconds while the queue keeps growing), so that the first of
+//! them does not leave with a batch of one while the rest queue behind it.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::api::{ApiError, CharOut, FormId, LineOut, PoemOut, ToneMark, Tones, WriteSpec};
 use crate::prosody::{Lexicon, Tone, ToneMode};
@@ -57,6 +61,11 @@ struct Queue {
     next_id: u64,
 }
 
+/// While requests keep arriving this often, a new batch waits for them…
+const GATHER_STEP: Duration = Duration::from_micros(500);
+/// …but no longer than this.
+const GATHER_MAX: Duration = Duration::from_millis(4);
+
 impl<M: CharModel + Send + Sync + 'static> WriterPoet<M> {
     /// Takes the model and lexicon for the rest of the process. The writer
     /// borrows both; since they must live as long as the server does, they
@@ -81,6 +90,22 @@ impl<M: CharModel + Send + Sync + 'static> WriterPoet<M> {
     /// request) as one batch, with the queue unlocked meanwhile.
     fn write_waiting<'q>(&'q self, mut q: MutexGuard<'q, Queue>) -> MutexGuard<'q, Queue> {
         q.busy = true;
+        let start = Instant::now();
+        loop {
+            let (seen, poems) = (
+                q.waiting.len(),
+                q.waiting.iter().map(|w| w.1.count).sum::<usize>(),
+            );
+            if poems >= BATCH || start.elapsed() >= GATHER_MAX {
+                break;
+            }
+            drop(q);
+            std::thread::sleep(GATHER_STEP);
+            q = self.lock();
+            if q.waiting.len() == seen {
+                break;
+            }
+        }
         let mut take = 0;
         let mut poems = 0;
         while take < q.waiting.len() && (take == 0 || poems + q.waiting[take].1.count <= BATCH) {
