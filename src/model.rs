@@ -111,8 +111,8 @@ pub struct ModelConfig {
     pub dropout: f32,
     pub input: Input,
     pub head: Head,
-    /// Line and column embeddings added to each token's (token input only);
-    /// absent in checkpoints from before they existed.
+    /// Line, column (and form) embeddings added to each token's (token input
+    /// only); absent in checkpoints from before they existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub positions: Option<Positions>,
 }
@@ -134,7 +134,7 @@ pub struct Positions {
     /// Token ids that are not characters of a line (PAD, BEGIN, END, form tags): they move neither count.
     pub silent: Vec<u32>,
     /// Form tag ids: reading `forms[k]` selects row k + 1 of the form table
-    /// for every later step (row 0: no form asked for). None: no form table.
+    /// for every later step (row 0: no form asked for). Empty: no form table.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forms: Vec<u32>,
 }
