@@ -809,7 +809,7 @@ fn sample<M: CharModel + Sync>(
 pub fn first_line(text: &str) -> String {
     let end = text
         .char_indices()
-        .find(|&(_, c)| "，。！？；".contains(c))
+        .find(|&(_, c)| crate::corpus::clean::is_clause_end(c))
         .map_or(text.len(), |(i, c)| i + c.len_utf8());
     text[..end].to_string()
 }

@@ -72,9 +72,6 @@ struct VocabFile {
     tags: Vec<String>,
 }
 
-/// Punctuation that ends a line of verse.
-pub const LINE_ENDS: &str = "，。！？；";
-
 impl Vocab {
     pub const PAD: u32 = 0;
     pub const BEGIN: u32 = 1;
@@ -133,7 +130,11 @@ impl Vocab {
 
     /// Ids of the punctuation that ends a line of verse (，。！？；) in this vocabulary.
     pub fn line_ends(&self) -> Vec<u32> {
-        LINE_ENDS.chars().filter_map(|c| self.id(c)).collect()
+        (Self::NUM_SPECIAL..)
+            .zip(&self.chars)
+            .filter(|&(_, &c)| crate::corpus::clean::is_clause_end(c))
+            .map(|(id, _)| id)
+            .collect()
     }
 
     /// Ids that are not characters of a line: PAD, BEGIN, END and the tags.
