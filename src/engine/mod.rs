@@ -202,7 +202,10 @@ unsafe fn matvec_avx2(out: &mut [f32], w: &[f32], x: &[f32], accumulate: bool) {
 /// after freeing a large block, so the GEMM packing buffers (a few MB, allocated
 /// and freed per call on every thread) end up parked in per-thread arenas and
 /// tripled peak RSS (measured 390 MB against a 113 MB heap at config S). A fixed
-/// 4 MB threshold returns those blocks at once, at no measured cost in speed.
+/// 4 MB threshold returns those blocks at once. A fixed threshold also fixes the
+/// trim threshold at 128 KB, which handed the (≤ 1 MB, see `matmul::PACK_FLOATS`)
+/// packing buffers back to the kernel after every GEMM, to be faulted in again
+/// by the next: a 4 MB trim threshold keeps them.
 /// Called once by `Model::new`; a no-op off glibc.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -212,10 +215,12 @@ pub fn tune_allocator() {
             extern "C" {
                 fn mallopt(param: i32, value: i32) -> i32;
             }
+            const M_TRIM_THRESHOLD: i32 = -1;
             const M_MMAP_THRESHOLD: i32 = -3;
             // SAFETY: mallopt only tunes glibc's allocator and is safe to call at any time
             unsafe {
                 mallopt(M_MMAP_THRESHOLD, 4 << 20);
+                mallopt(M_TRIM_THRESHOLD, 4 << 20);
             }
         });
     }
