@@ -27,16 +27,16 @@ pub struct Args {
     /// Cells to measure: lstm, gru, rnn or all
     #[arg(long, default_value = "all", value_name = "CELL|all")]
     pub cell: String,
-    /// Timed training steps per run (batch 64 × 64 steps each) [default: 10]
+    /// Timed training steps per run (batch 64 × 64 steps each)
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub steps: usize,
-    /// Untimed warm-up steps per run [default: 2]
+    /// Untimed warm-up steps per run
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub warmup: usize,
-    /// Runs per contender, alternated with PyTorch's; the table reports medians [default: 3]
+    /// Runs per contender, alternated with PyTorch's; the table reports medians
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub reps: usize,
-    /// Characters per sampling run (batch 1, state carried) [default: 200]
+    /// Characters per sampling run (batch 1, state carried)
     #[arg(long, default_value_t = 200, value_name = "N")]
     pub sample_tokens: usize,
     /// Python with torch installed, for the side-by-side runs [default: $SHIREN_TORCH_PYTHON, else python3 if it has torch]

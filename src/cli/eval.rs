@@ -25,7 +25,7 @@ pub struct Args {
     /// Poems sampled per form and kind (form forced, rhyme + strict tones, free-running)
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub samples: usize,
-    /// Seed of the sampling and of the held-out poems picked [default: 1]
+    /// Seed of the sampling and of the held-out poems picked
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
     /// Orders of the Kneser–Ney n-gram baselines, comma-separated (none: `--ngram ''`)
@@ -34,7 +34,7 @@ pub struct Args {
     /// Sampling temperature, as `shiren write --temperature`; 1 samples the model's own distribution (write's default is 0.8)
     #[arg(long, value_name = "T", default_value_t = crate::eval::TEMPERATURE)]
     pub temperature: f32,
-    /// Sample among the k likeliest characters, as `shiren write --top-k` (0: all) [default: write's]
+    /// Sample among the k likeliest characters, as `shiren write --top-k` (0: all)
     #[arg(long, value_name = "K", default_value_t = crate::write::Options::default().top_k)]
     pub top_k: usize,
     /// Poems per batch when measuring the model's perplexity
