@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 out=runs/tang-small
 cargo build --release --quiet
 ./target/release/shiren train --corpus tang --min-count 2 \
-  --cell lstm --layers 2 --embed 128 --hidden 256 --dropout 0 --positions 16 \
+  --cell lstm --layers 2 --embed 128 --hidden 256 --dropout 0 --positions 16 --tied false \
   --batch 64 --lr 4e-3 --epochs "${EPOCHS:-5}" --eval-interval 500 --eval-iters 20 \
   --half --out "$out"
 rm -rf models/tang-small

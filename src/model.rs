@@ -22,6 +22,7 @@ use crate::engine::embedding::{embedding_add, embedding_backward, embedding_forw
 use crate::engine::gru::{gru_backward, gru_forward, gru_step};
 use crate::engine::linear::{linear_backward, linear_forward};
 use crate::engine::lstm::{lstm_backward, lstm_forward, lstm_step};
+use crate::engine::matmul::{matmul_a_b, matmul_a_bt, matmul_at_b};
 use crate::engine::rnn::{rnn_backward, rnn_forward, rnn_step};
 use crate::engine::softmax_ce::{softmax_ce_backward, softmax_ce_forward};
 use crate::engine::{rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut};
@@ -115,6 +116,14 @@ pub struct ModelConfig {
     /// only); absent in checkpoints from before they existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub positions: Option<Positions>,
+    /// The output projection is the embedding itself (`embedding.weight`,
+    /// V × E), reached from the top layer through `bottleneck.weight`
+    /// (E × H, no bias): logits = E·(W_b·h) + b. Token input and every-step
+    /// head only. A character's row is then learned from both where it is
+    /// read and where it is predicted, and the head's GEMMs shrink from H to
+    /// E columns. Absent (false) in checkpoints from before it existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tied: bool,
 }
 
 /// Where each input token sits in the poem, as learned embeddings added to
@@ -201,6 +210,7 @@ impl Default for ModelConfig {
             input: Input::Tokens,
             head: Head::EveryStep,
             positions: None,
+            tied: false,
         }
     }
 }
@@ -229,6 +239,7 @@ impl ModelConfig {
             .map(|l| g * h * (if l == 0 { self.input_width() } else { h } + h))
             .sum();
         let head = match self.head {
+            Head::EveryStep if self.tied => self.vocab * self.embed + self.embed * h,
             Head::EveryStep => self.vocab * h,
             Head::LastStep => 0,
         };
@@ -252,6 +263,15 @@ impl ModelConfig {
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad("dropout", format!("{} (must be in [0, 1))", self.dropout));
+        }
+        if self.tied && (self.input != Input::Tokens || self.head != Head::EveryStep) {
+            return bad(
+                "tied",
+                "true for a model without token input and an every-step head".into(),
+            );
+        }
+        if self.tied && self.embed == 0 {
+            return bad("embed", "0 (a tied projection needs at least 1)".into());
         }
         if let Some(p) = &self.positions {
             if self.input != Input::Tokens {
@@ -331,7 +351,11 @@ pub fn param_table(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
         t.push((format!("rnn.bias_ih_l{l}"), vec![g * h]));
         t.push((format!("rnn.bias_hh_l{l}"), vec![g * h]));
     }
-    t.push(("proj.weight".to_string(), vec![cfg.vocab, h]));
+    if cfg.tied {
+        t.push(("bottleneck.weight".to_string(), vec![cfg.embed, h]));
+    } else {
+        t.push(("proj.weight".to_string(), vec![cfg.vocab, h]));
+    }
     t.push(("proj.bias".to_string(), vec![cfg.vocab]));
     t
 }
@@ -344,6 +368,9 @@ struct Layout {
     positions: Vec<Range<usize>>,
     /// per layer: w_ih, w_hh, b_ih, b_hh
     layers: Vec<[Range<usize>; 4]>,
+    /// tied: the map from the top layer to the embedding's width
+    bottleneck: Option<Range<usize>>,
+    /// the output projection: its own tensor, or the embedding when tied
     proj_w: Range<usize>,
     proj_b: Range<usize>,
     total: usize,
@@ -380,12 +407,18 @@ impl Layout {
                 ]
             })
             .collect();
-        let proj_w = it.next().unwrap();
+        let (bottleneck, proj_w) = if cfg.tied {
+            let b = it.next().unwrap();
+            (Some(b), embedding.clone().unwrap())
+        } else {
+            (None, it.next().unwrap())
+        };
         let proj_b = it.next().unwrap();
         Layout {
             embedding,
             positions,
             layers,
+            bottleneck,
             proj_w,
             proj_b,
             total: off,
@@ -431,6 +464,9 @@ struct Acts {
     dx0: Vec<f32>,
     /// per thread: the head's scratch
     head: Vec<HeadScratch>,
+    /// tied head: the top layer's rows mapped to the embedding's width, and their gradient
+    z: Vec<f32>,
+    dz: Vec<f32>,
     /// time-major copies of targets and mask, (T·B)
     targets: Vec<u32>,
     mask: Vec<f32>,
@@ -507,6 +543,16 @@ fn head_rows(
         }
     }
     loss
+}
+
+/// Two disjoint ranges of `v`, `a` before `b`, as two mutable slices.
+fn two_mut(v: &mut [f32], a: Range<usize>, b: Range<usize>) -> (&mut [f32], &mut [f32]) {
+    assert!(
+        a.end <= b.start,
+        "two_mut: ranges overlap or are out of order"
+    );
+    let (lo, hi) = v.split_at_mut(b.start);
+    (&mut lo[a], &mut hi[..b.len()])
 }
 
 /// Rows of the head processed at once: bounds the logits buffer at ROWS×V
@@ -586,7 +632,17 @@ impl Model {
                 params[r[3].start + h..r[3].start + 2 * h].fill(0.0);
             }
         }
-        uniform(&mut params[layout.proj_w.clone()], rng);
+        match &layout.bottleneck {
+            // Tied, the output rows are the N(0, 1) embedding rows, √E times
+            // longer than an untied projection's: a bottleneck smaller by √E
+            // starts the logits as spread as the untied model's.
+            Some(r) => {
+                uniform(&mut params[r.clone()], rng);
+                let shrink = 1.0 / (cfg.embed as f32).sqrt();
+                params[r.clone()].iter_mut().for_each(|p| *p *= shrink);
+            }
+            None => uniform(&mut params[layout.proj_w.clone()], rng),
+        }
         uniform(&mut params[layout.proj_b.clone()], rng);
         let grads = vec![0.0f32; layout.total];
         Model {
@@ -896,8 +952,12 @@ impl Model {
     /// The rows are split into one contiguous part per thread, each with its own scratch
     /// and, past the first, its own copy of the head's gradients, summed at the end; masked
     /// rows (padding) are skipped by gathering the unmasked ones into chunks.
+    /// A tied head first maps all the rows to the embedding's width (`z`), and
+    /// afterwards takes the gradient for `z` back through that map.
     fn head(&mut self, first: usize, rows: usize, dh_first: usize, scale: Option<f32>) -> f64 {
         let (h, v) = (self.cfg.hidden, self.cfg.vocab);
+        // width of the rows the projection reads
+        let w = if self.cfg.tied { self.cfg.embed } else { h };
         let top = self.cfg.layers - 1;
         let parts = crate::engine::matmul::threads().min(rows / 64).max(1);
         let Acts {
@@ -906,15 +966,29 @@ impl Model {
             head,
             targets,
             mask,
+            z,
+            dz,
             ..
         } = &mut self.acts;
         head.resize_with(parts, HeadScratch::default);
         let pw = &self.params[self.layout.proj_w.clone()];
         let pb = &self.params[self.layout.proj_b.clone()];
-        let x_all = &layers[top].h[first * h..(first + rows) * h];
-        let dh_sh = SharedMut::new(dh);
-        let (gw0, gb0) = self.grads[self.layout.proj_w.start..self.layout.proj_b.end]
-            .split_at_mut(self.layout.proj_w.len());
+        let x_top = &layers[top].h[first * h..(first + rows) * h];
+        let (x_all, dh_sh, dh_first_w) = match &self.layout.bottleneck {
+            Some(r) => {
+                z.resize(rows * w, 0.0);
+                dz.resize(rows * w, 0.0);
+                let z = &mut z[..rows * w];
+                matmul_a_bt(z, x_top, &self.params[r.clone()], rows, w, h, false);
+                (&z[..], SharedMut::new(dz), 0)
+            }
+            None => (x_top, SharedMut::new(dh), dh_first),
+        };
+        let (gw0, gb0) = two_mut(
+            &mut self.grads,
+            self.layout.proj_w.clone(),
+            self.layout.proj_b.clone(),
+        );
         let mut own = Some((gw0, gb0));
         let (targets, mask) = (&targets[..], &mask[..]);
         let mut losses = vec![0.0f64; parts];
@@ -929,26 +1003,26 @@ impl Model {
                         (Some(g), _) => g,
                         (None, Some(_)) => {
                             copy.clear();
-                            copy.resize(v * h + v, 0.0);
-                            copy.split_at_mut(v * h)
+                            copy.resize(v * w + v, 0.0);
+                            copy.split_at_mut(v * w)
                         }
                         (None, None) => (&mut [], &mut []),
                     };
                     let run = || {
-                        // SAFETY: part p only writes dh rows dh_first + r0 .. dh_first + r1
+                        // SAFETY: part p only writes rows dh_first_w + r0 .. dh_first_w + r1
                         let dh_part = scale.map(|_| unsafe {
-                            dh_sh.range((dh_first + r0) * h..(dh_first + r1) * h)
+                            dh_sh.range((dh_first_w + r0) * w..(dh_first_w + r1) * w)
                         });
                         head_rows(
                             hs,
                             grads,
                             dh_part,
-                            &x_all[r0 * h..r1 * h],
+                            &x_all[r0 * w..r1 * w],
                             &targets[r0..r1],
                             &mask[r0..r1],
                             pw,
                             pb,
-                            h,
+                            w,
                             v,
                             scale,
                         )
@@ -969,11 +1043,30 @@ impl Model {
             }
         });
         if scale.is_some() {
-            let gw = &mut self.grads[self.layout.proj_w.start..self.layout.proj_b.end];
+            let (gw, gb) = two_mut(
+                &mut self.grads,
+                self.layout.proj_w.clone(),
+                self.layout.proj_b.clone(),
+            );
             for hs in &head[1..parts] {
-                for (g, e) in gw.iter_mut().zip(&hs.grads) {
+                let (ew, eb) = hs.grads.split_at(v * w);
+                for (g, e) in gw.iter_mut().zip(ew).chain(gb.iter_mut().zip(eb)) {
                     *g += e;
                 }
+            }
+            // tied: dz → dh of the top layer, and the bottleneck's gradient
+            if let Some(r) = &self.layout.bottleneck {
+                let (dz, wb) = (&dz[..rows * w], &self.params[r.clone()]);
+                matmul_a_b(
+                    &mut dh[dh_first * h..(dh_first + rows) * h],
+                    dz,
+                    wb,
+                    rows,
+                    h,
+                    w,
+                    false,
+                );
+                matmul_at_b(&mut self.grads[r.clone()], dz, x_top, w, h, rows, true);
             }
         }
         losses.iter().sum()
@@ -1141,7 +1234,7 @@ impl Model {
             },
             places: vec![Place::default(); batch],
             x: vec![0.0; batch * width],
-            scratch: vec![0.0; batch * 8 * h],
+            scratch: vec![0.0; batch * (8 * h).max(self.cfg.embed)],
         }
     }
 
@@ -1164,7 +1257,11 @@ impl Model {
             transpose(r[0].clone(), gates);
             transpose(r[1].clone(), gates);
         }
+        // tied, proj_w is the embedding: its transpose sits where it does
         transpose(self.layout.proj_w.clone(), self.cfg.vocab);
+        if let Some(r) = &self.layout.bottleneck {
+            transpose(r.clone(), self.cfg.embed);
+        }
         StepWeights(t)
     }
 
@@ -1254,7 +1351,20 @@ impl Model {
             }
         }
         let Some(logits) = logits else { return };
-        let top = &hs[self.cfg.layers - 1];
+        let mut top: &[f32] = &hs[self.cfg.layers - 1];
+        if let Some(r) = &self.layout.bottleneck {
+            // the cells are done with the scratch: it holds z = W_b·h
+            let z = &mut scratch[..b * e];
+            z.fill(0.0);
+            rows_matvec_add(
+                z,
+                top,
+                &self.params[r.clone()],
+                wt.map(|t| &t.0[r.clone()]),
+                b,
+            );
+            top = z;
+        }
         let pw = &self.params[self.layout.proj_w.clone()];
         let pb = &self.params[self.layout.proj_b.clone()];
         for out in logits.chunks_exact_mut(v) {
@@ -1297,6 +1407,7 @@ mod tests {
             input,
             head,
             positions: None,
+            tied: false,
         }
     }
 
@@ -1433,6 +1544,39 @@ mod tests {
     }
 
     #[test]
+    fn tied_projection_gradients_match_finite_differences() {
+        // the embedding's gradient now comes from both ends of the model
+        for cell in [Cell::Lstm, Cell::Rnn] {
+            for (b, t, masked) in [(3, 4, true), (16, 8, true)] {
+                let base = tiny(cell, Input::Tokens, Head::EveryStep, 7);
+                let cfg = ModelConfig {
+                    tied: true,
+                    ..with_positions(base)
+                };
+                let model = check_token_model(&cfg, b, t, masked, 5);
+                assert!(model.layout.bottleneck.is_some());
+                assert_eq!(model.layout.proj_w, model.layout.embedding.clone().unwrap());
+            }
+        }
+        // a tied model has no proj.weight, and fewer weights
+        let cfg = tiny(Cell::Lstm, Input::Tokens, Head::EveryStep, 50);
+        let tied = ModelConfig {
+            tied: true,
+            ..cfg.clone()
+        };
+        let names: Vec<String> = param_table(&tied).into_iter().map(|(n, _)| n).collect();
+        assert!(names.contains(&"bottleneck.weight".to_string()));
+        assert!(!names.contains(&"proj.weight".to_string()));
+        assert_eq!(cfg.num_params() - tied.num_params(), 50 * 5 - 3 * 5);
+        // only a token model with an every-step head can tie
+        let dense = ModelConfig {
+            tied: true,
+            ..tiny(Cell::Lstm, Input::Dense { dim: 4 }, Head::LastStep, 3)
+        };
+        assert!(dense.validate().is_err());
+    }
+
+    #[test]
     fn places_count_lines_and_characters_read() {
         let cfg = with_positions(tiny(Cell::Rnn, Input::Tokens, Head::EveryStep, 7));
         let kinds = pos_kinds(&cfg);
@@ -1524,6 +1668,7 @@ mod tests {
                         Vec::new()
                     },
                 }),
+                tied: cell == Cell::Gru,
                 ..ModelConfig::default()
             };
             let mut rng = Rng::new(3);

@@ -1955,6 +1955,8 @@ mod tests {
                 hidden: 12,
                 vocab: vocab.len(),
                 positions,
+                // and a tied projection for one: its bottleneck's transpose is used too
+                tied: cell == Cell::Gru,
                 ..ModelConfig::default()
             };
             let model = Model::new(cfg, &mut Rng::new(3));

@@ -102,6 +102,9 @@ pub struct Settings {
     /// Rows of the line and column embeddings added to each character's, 0 = none [default: 16; seed 0]
     #[arg(long, value_name = "N")]
     pub positions: Option<usize>,
+    /// Predict through the embedding (tied weights, via an embed × hidden map) [default: true; seed false]
+    #[arg(long, value_name = "BOOL")]
+    pub tied: Option<bool>,
 }
 
 impl Args {
@@ -118,7 +121,7 @@ impl Args {
             )*};
         }
         put!(cell, layers, hidden, embed, dropout, batch, lr, min_lr, warmup, epochs, max_steps);
-        put!(positions);
+        put!(positions, tied);
         put!(
             clip,
             weight_decay,

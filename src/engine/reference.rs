@@ -176,7 +176,13 @@ pub fn model_loss_ref(
     let (pw, pb) = (tensors[k], tensors[k + 1]);
     let (h, v) = (cfg.hidden, cfg.vocab);
     let nll = |hv: &[f64], target: usize| {
-        let logits: Vec<f64> = (0..v).map(|o| row_dot(pw, o, hv) + pb[o]).collect();
+        // tied: `pw` is the bottleneck (E, H) and the embedding projects z = W_b·h
+        let logits: Vec<f64> = if cfg.tied {
+            let z: Vec<f64> = (0..cfg.embed).map(|e| row_dot(pw, e, hv)).collect();
+            (0..v).map(|o| row_dot(tensors[0], o, &z) + pb[o]).collect()
+        } else {
+            (0..v).map(|o| row_dot(pw, o, hv) + pb[o]).collect()
+        };
         let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let lse = logits.iter().map(|l| (l - max).exp()).sum::<f64>().ln() + max;
         lse - logits[target]

@@ -92,6 +92,7 @@ impl TrainConfig {
             input: Input::Dense { dim: cols },
             head: Head::LastStep,
             positions: None,
+            tied: false,
         }
     }
 
