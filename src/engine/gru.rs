@@ -12,7 +12,7 @@
 
 use super::fastmath::{sigmoid_slice, tanh_slice};
 use super::lstm::{finish_backward_split, input_projection};
-use super::matmul::{matmul_a_b, matmul_a_bt};
+use super::matmul::{matmul_a_panels, Panels};
 use super::{for_row_parts, rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut};
 
 /// Forward over T steps.
@@ -54,6 +54,7 @@ pub fn gru_forward(
         SharedMut::new(gates),
         SharedMut::new(hh),
     );
+    let w_hh_t = Panels::of_transposed(w.w_hh, g3, h);
     for_row_parts(b, |b0, b1| {
         let nb = b1 - b0;
         let rows = |t: usize, width: usize| (t * b + b0) * width..(t * b + b1) * width;
@@ -71,7 +72,7 @@ pub fn gru_forward(
             for row in hh.chunks_exact_mut(g3) {
                 row.copy_from_slice(w.b_hh);
             }
-            matmul_a_bt(hh, h_prev, w.w_hh, nb, g3, h, true);
+            matmul_a_panels(hh, h_prev, &w_hh_t, nb, true);
             gru_pointwise_step(gates_t, hn_t, hh, h_prev, h_next, h);
         }
     });
@@ -173,6 +174,7 @@ pub fn gru_backward(
         SharedMut::new(gates),
         SharedMut::new(dgh),
     );
+    let w_hh = Panels::of(w.w_hh, g3, h);
     for_row_parts(b, |b0, b1| {
         let nb = b1 - b0;
         let rows = |t: usize, width: usize| (t * b + b0) * width..(t * b + b1) * width;
@@ -200,7 +202,7 @@ pub fn gru_backward(
                 for (a, v) in dh_prev.iter_mut().zip(&direct) {
                     *a += v;
                 }
-                matmul_a_b(dh_prev, dgh_t, w.w_hh, nb, h, g3, true);
+                matmul_a_panels(dh_prev, dgh_t, &w_hh, nb, true);
             }
         }
     });

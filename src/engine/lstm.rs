@@ -13,7 +13,7 @@
 //! ```
 
 use super::fastmath::{sigmoid_slice, tanh_slice};
-use super::matmul::{matmul_a_b, matmul_a_bt, matmul_at_b};
+use super::matmul::{matmul_a_b, matmul_a_bt, matmul_a_panels, matmul_at_b, Panels};
 use super::{for_row_parts, rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut};
 
 /// Pre-activation sums for all T·B rows at once, `gates = x·W_ihᵀ + b_ih + b_hh`:
@@ -90,6 +90,7 @@ pub fn lstm_forward(
         SharedMut::new(c_all),
         SharedMut::new(gates),
     );
+    let w_hh_t = Panels::of_transposed(w.w_hh, g4, h);
     for_row_parts(b, |b0, b1| {
         let nb = b1 - b0;
         for t in 0..tt {
@@ -104,7 +105,7 @@ pub fn lstm_forward(
                     g_sh.range(rows(t, g4)),
                 )
             };
-            matmul_a_bt(gates_t, h_prev, w.w_hh, nb, g4, h, true);
+            matmul_a_panels(gates_t, h_prev, &w_hh_t, nb, true);
             lstm_pointwise_step(gates_t, c_prev, c_next, h_next, h);
         }
     });
@@ -197,6 +198,7 @@ pub fn lstm_backward(
     );
     assert_eq!(x.len(), tt * b * i, "lstm_backward: x is not (T, B, I)");
     let (dh_sh, g_sh) = (SharedMut::new(dh), SharedMut::new(gates));
+    let w_hh = Panels::of(w.w_hh, g4, h);
     for_row_parts(b, |b0, b1| {
         let nb = b1 - b0;
         let mut dc_next = vec![0.0f32; nb * h];
@@ -210,7 +212,7 @@ pub fn lstm_backward(
             if t > 0 {
                 // dh_{t-1} += dpre_t · W_hh, added into the upstream gradient of step t-1
                 let dh_prev = unsafe { dh_sh.range(rows(t - 1, h)) };
-                matmul_a_b(dh_prev, gates_t, w.w_hh, nb, h, g4, true);
+                matmul_a_panels(dh_prev, gates_t, &w_hh, nb, true);
             }
         }
     });

@@ -9,7 +9,7 @@
 
 use super::fastmath::tanh;
 use super::lstm::{finish_backward_split, input_projection};
-use super::matmul::{matmul_a_b, matmul_a_bt};
+use super::matmul::{matmul_a_panels, Panels};
 use super::{for_row_parts, rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut};
 
 /// Forward over T steps. `h_all: (T+1, B, H)` (slot 0 the initial state),
@@ -26,6 +26,7 @@ pub fn rnn_forward(h_all: &mut [f32], pre: &mut [f32], x: &[f32], w: &CellWeight
     assert_eq!(x.len(), tt * b * i, "rnn_forward: x is not (T, B, I)");
     input_projection(pre, x, w, tt * b, i, h, true);
     let (h_sh, p_sh) = (SharedMut::new(h_all), SharedMut::new(pre));
+    let w_hh_t = Panels::of_transposed(w.w_hh, h, h);
     for_row_parts(b, |b0, b1| {
         let nb = b1 - b0;
         let rows = |t: usize| (t * b + b0) * h..(t * b + b1) * h;
@@ -38,7 +39,7 @@ pub fn rnn_forward(h_all: &mut [f32], pre: &mut [f32], x: &[f32], w: &CellWeight
                     p_sh.range(rows(t)),
                 )
             };
-            matmul_a_bt(pre_t, h_prev, w.w_hh, nb, h, h, true);
+            matmul_a_panels(pre_t, h_prev, &w_hh_t, nb, true);
             tanh_into(h_next, pre_t);
         }
     });
@@ -68,6 +69,7 @@ pub fn rnn_backward(
         "rnn_backward: h_all is not (T+1, B, H)"
     );
     let (dh_sh, p_sh) = (SharedMut::new(dh), SharedMut::new(pre));
+    let w_hh = Panels::of(w.w_hh, h, h);
     for_row_parts(b, |b0, b1| {
         let nb = b1 - b0;
         let rows = |t: usize| (t * b + b0) * h..(t * b + b1) * h;
@@ -80,7 +82,7 @@ pub fn rnn_backward(
             }
             if t > 0 {
                 let dh_prev = unsafe { dh_sh.range(rows(t - 1)) };
-                matmul_a_b(dh_prev, pre_t, w.w_hh, nb, h, h, true);
+                matmul_a_panels(dh_prev, pre_t, &w_hh, nb, true);
             }
         }
     });
