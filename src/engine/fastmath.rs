@@ -88,8 +88,26 @@ pub fn has_avx2() -> bool {
     }
 }
 
-/// Defines `pub fn $name(args)` whose body is compiled twice, for AVX2+FMA and for the
-/// baseline target, and picks one at run time. The body must be safe code.
+/// Whether this CPU runs the AVX-512 builds (AVX-512 F, BW, DQ and VL, besides AVX2+FMA).
+#[inline]
+pub fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        has_avx2()
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512dq")
+            && std::is_x86_feature_detected!("avx512vl")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Defines `pub fn $name(args)` whose body is compiled three times, for AVX-512, for
+/// AVX2+FMA and for the baseline target, and picks one at run time. The body must be
+/// safe code; the compiler vectorises its loops to each width.
 #[macro_export]
 macro_rules! simd_fn {
     ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
@@ -101,6 +119,13 @@ macro_rules! simd_fn {
             fn inner($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? { inner($($arg),*) }
+                if $crate::engine::fastmath::has_avx512() {
+                    // SAFETY: the CPU supports these AVX-512 subsets (checked just above)
+                    return unsafe { avx512($($arg),*) };
+                }
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? { inner($($arg),*) }
