@@ -55,13 +55,15 @@ fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
 }
 
 /// One `gemm::gemm` call: row-major `out (M, N)` (+)= lhs (M, K) · rhs (K, N),
-/// each operand given by (column, row) strides.
+/// each operand given by (column, row) strides; `out`'s rows are `out_rs` apart
+/// (N for a whole matrix, more for a block of columns of a wider one).
 #[allow(clippy::too_many_arguments)]
 fn call(
     m: usize,
     n: usize,
     k: usize,
     out: &mut [f32],
+    out_rs: usize,
     a: &[f32],
     a_cs: isize,
     a_rs: isize,
@@ -73,14 +75,20 @@ fn call(
     if m == 0 || n == 0 {
         return;
     }
+    assert!(
+        out_rs >= n && out.len() >= (m - 1) * out_rs + n,
+        "matmul: out is not (M, N) with rows {out_rs} apart"
+    );
     if k == 0 {
         if !accumulate {
-            out[..m * n].fill(0.0);
+            for row in out.chunks_mut(out_rs).take(m) {
+                row[..n].fill(0.0);
+            }
         }
         return;
     }
-    // SAFETY: the callers checked out.len() == m·n and that every (row, col)
-    // reached through the given strides lies inside `a` and `b`.
+    // SAFETY: `out` holds M rows of N, `out_rs` apart (checked above); the callers
+    // checked that every (row, col) reached through the given strides lies inside `a` and `b`.
     unsafe {
         gemm::gemm(
             m,
@@ -88,7 +96,7 @@ fn call(
             k,
             out.as_mut_ptr(),
             1,
-            n as isize,
+            out_rs as isize,
             accumulate,
             a.as_ptr(),
             a_cs,
@@ -154,49 +162,30 @@ impl Panels {
 }
 
 /// `out (M, N) (+)= a (M, K) · B` with `B (K, N)` given as [`Panels`]: one
-/// single-threaded gemm call per panel, writing that panel's columns of `out`.
+/// gemm call per panel, writing that panel's columns of `out`.
 pub fn matmul_a_panels(out: &mut [f32], a: &[f32], b: &Panels, m: usize, accumulate: bool) {
     let Panels { data, k, n } = b;
     let (k, n) = (*k, *n);
     assert_eq!(out.len(), m * n, "matmul_a_panels: out is not (M, N)");
     assert_eq!(a.len(), m * k, "matmul_a_panels: a is not (M, K)");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            out.fill(0.0);
-        }
-        return;
-    }
     for j0 in (0..n).step_by(PANEL) {
         let width = PANEL.min(n - j0);
         let panel = &data[j0 * k..(j0 + width) * k];
-        // SAFETY: rows 0..m of `out` from column j0, `width` wide, lie in `out`
-        // (len m·n, row stride n); `a` is (M, K) and `panel` (K, width), both checked above.
-        unsafe {
-            gemm::gemm(
-                m,
-                width,
-                k,
-                out[j0..].as_mut_ptr(),
-                1,
-                n as isize,
-                accumulate,
-                a.as_ptr(),
-                1,
-                k as isize,
-                panel.as_ptr(),
-                1,
-                width as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                Parallelism::None,
-            )
-        }
+        let o = &mut out[j0..];
+        call(
+            m,
+            width,
+            k,
+            o,
+            n,
+            a,
+            1,
+            k as isize,
+            panel,
+            1,
+            width as isize,
+            accumulate,
+        );
     }
 }
 
@@ -213,7 +202,9 @@ pub fn matmul_a_b(
     assert_eq!(out.len(), m * n, "matmul_a_b: out is not (M, N)");
     assert_eq!(a.len(), m * k, "matmul_a_b: a is not (M, K)");
     assert_eq!(b.len(), k * n, "matmul_a_b: b is not (K, N)");
-    call(m, n, k, out, a, 1, k as isize, b, 1, n as isize, accumulate);
+    call(
+        m, n, k, out, n, a, 1, k as isize, b, 1, n as isize, accumulate,
+    );
 }
 
 /// `out (M, N) (+)= a (M, K) · bᵀ` with `b: (N, K)`: e.g. Y = X · Wᵀ for PyTorch-layout W.
@@ -229,7 +220,9 @@ pub fn matmul_a_bt(
     assert_eq!(out.len(), m * n, "matmul_a_bt: out is not (M, N)");
     assert_eq!(a.len(), m * k, "matmul_a_bt: a is not (M, K)");
     assert_eq!(b.len(), n * k, "matmul_a_bt: b is not (N, K)");
-    call(m, n, k, out, a, 1, k as isize, b, k as isize, 1, accumulate);
+    call(
+        m, n, k, out, n, a, 1, k as isize, b, k as isize, 1, accumulate,
+    );
 }
 
 /// `out (M, N) (+)= aᵀ · b` with `a: (K, M)`, `b: (K, N)`: e.g. dW = dYᵀ · X over all T·B rows.
@@ -276,7 +269,20 @@ fn at_b(
     for m0 in (0..m).step_by(block) {
         let mb = block.min(m - m0);
         let o = &mut out[m0 * n..(m0 + mb) * n];
-        call(mb, n, k, o, &a[m0..], m as isize, 1, b, 1, n as isize, acc);
+        call(
+            mb,
+            n,
+            k,
+            o,
+            n,
+            &a[m0..],
+            m as isize,
+            1,
+            b,
+            1,
+            n as isize,
+            acc,
+        );
     }
 }
 
