@@ -51,6 +51,9 @@ pub struct RunResult {
     pub loss: f64,
     #[serde(default)]
     pub sample_ms_per_tok: f64,
+    /// The same with the weights exact in f16 (absent from PyTorch's runs).
+    #[serde(default)]
+    pub sample_f16_ms_per_tok: f64,
     pub rss_mb: f64,
 }
 
@@ -99,40 +102,58 @@ pub fn train(name: &str, cfg: &ModelConfig, steps: usize, warmup: usize) -> RunR
 }
 
 /// Sampling latency at batch 1 with state carried: median over `reps` runs of `ntok`
-/// characters (after one warm-up run), in ms per character, softmax and draw included.
+/// characters (after one warm-up run), in ms per character, softmax and draw
+/// included, stepping as the writer does (with [`Model::step_weights`]). Measured
+/// twice: with the weights as initialised (f32), then rounded to f16, as a
+/// checkpoint saved with `--half` (the shipped model) holds them.
 pub fn sample(name: &str, cfg: &ModelConfig, ntok: usize, reps: usize) -> RunResult {
     let mut rng = Rng::new(42);
-    let model = Model::new(cfg.clone(), &mut rng);
-    let mut logits = vec![0.0f32; cfg.vocab];
-    let mut times = Vec::new();
-    for _ in 0..reps + 1 {
-        let t0 = Instant::now();
-        let mut state = model.new_state(1);
-        let mut tok = 1u32;
-        for _ in 0..ntok {
-            model.step(&mut state, &[tok], &mut logits);
-            softmax_rows(&mut logits, cfg.vocab);
-            let u = rng.uniform();
-            let mut acc = 0.0;
-            tok = (cfg.vocab - 1) as u32;
-            for (k, p) in logits.iter().enumerate() {
-                acc += p;
-                if acc > u {
-                    tok = k as u32;
-                    break;
-                }
-            }
-        }
-        times.push(t0.elapsed().as_secs_f64() * 1000.0 / ntok as f64);
+    let mut model = Model::new(cfg.clone(), &mut rng);
+    let f32_ms = sample_ms(&model, ntok, reps, &mut rng);
+    for p in &mut model.params {
+        *p = half::f16::from_f32(*p).to_f32();
     }
+    let f16_ms = sample_ms(&model, ntok, reps, &mut rng);
     RunResult {
         fw: "shiren".into(),
         cfg: name.into(),
         cell: cfg.cell.to_string(),
-        sample_ms_per_tok: median(&mut times[1..].to_vec()),
+        sample_ms_per_tok: f32_ms,
+        sample_f16_ms_per_tok: f16_ms,
         rss_mb: peak_rss_mb(),
         ..RunResult::default()
     }
+}
+
+fn sample_ms(model: &Model, ntok: usize, reps: usize, rng: &mut Rng) -> f64 {
+    let v = model.cfg.vocab;
+    let wt = model.step_weights();
+    let mut logits = vec![0.0f32; v];
+    let mut times = Vec::new();
+    // on a pool thread, as the writer runs (see `Writer::run`)
+    rayon::scope(|_| {
+        for _ in 0..reps + 1 {
+            let t0 = Instant::now();
+            let mut state = model.new_state(1);
+            let mut tok = 1u32;
+            for _ in 0..ntok {
+                model.step_with(Some(&wt), &mut state, &[tok], Some(&mut logits));
+                softmax_rows(&mut logits, v);
+                let u = rng.uniform();
+                let mut acc = 0.0;
+                tok = (v - 1) as u32;
+                for (k, p) in logits.iter().enumerate() {
+                    acc += p;
+                    if acc > u {
+                        tok = k as u32;
+                        break;
+                    }
+                }
+            }
+            times.push(t0.elapsed().as_secs_f64() * 1000.0 / ntok as f64);
+        }
+    });
+    median(&mut times[1..].to_vec())
 }
 
 /// Peak resident set size of this process in MB (VmHWM from /proc/self/status; 0 where absent).

@@ -13,6 +13,7 @@
 use std::fmt;
 use std::ops::Range;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -24,8 +25,12 @@ use crate::engine::linear::{linear_backward, linear_forward};
 use crate::engine::lstm::{lstm_backward, lstm_forward, lstm_step};
 use crate::engine::matmul::{matmul_a_b, matmul_a_bt, matmul_at_b};
 use crate::engine::rnn::{rnn_backward, rnn_forward, rnn_step};
-use crate::engine::softmax_ce::{softmax_ce_backward, softmax_ce_forward};
-use crate::engine::{rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut};
+use crate::engine::softmax_ce::{
+    exp_shifted_sum, row_max, softmax_ce_backward, softmax_ce_forward,
+};
+use crate::engine::{
+    rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut, StepCell, StepMatrix,
+};
 use crate::rng::Rng;
 
 /// The recurrent cell.
@@ -570,10 +575,17 @@ pub struct Model {
     pos_kind: Vec<u8>,
 }
 
-/// A model's weight matrices transposed to (in, out), laid out like its
-/// parameters (see [`Model::step_weights`]).
-#[derive(Clone, Debug)]
-pub struct StepWeights(Vec<f32>);
+/// Copies of a model's weights for sampling (see [`Model::step_weights`]),
+/// each made on first use: one poem needs only the half-precision copy, many
+/// side by side only the transposed one.
+#[derive(Debug, Default)]
+pub struct StepWeights {
+    /// The weight matrices transposed to (in, out), laid out like the parameters.
+    t: OnceLock<Vec<f32>>,
+    /// All parameters in half precision, kept only when every one is exact
+    /// in f16 (a checkpoint stored at F16), so that reading them is lossless.
+    half: OnceLock<Option<Vec<half::f16>>>,
+}
 
 /// The carried state for [`Model::step`]: per layer h (and c for LSTM), each (batch, H).
 #[derive(Clone, Debug)]
@@ -1238,10 +1250,18 @@ impl Model {
         }
     }
 
-    /// The weight matrices transposed, for [`Model::step_with`]: a copy made
-    /// once per model (not per step), kept apart from `params` so training
-    /// never updates one and not the other.
+    /// The weights as [`Model::step_with`] reads them fastest: transposed,
+    /// for batched steps, and in half precision, for steps at batch 1 (which
+    /// stream every weight from memory once per character), when that is
+    /// exact. Copies made once per model (not per step), kept apart from
+    /// `params` so training never updates one and not the other; pass them
+    /// only to the model they were made for.
     pub fn step_weights(&self) -> StepWeights {
+        StepWeights::default()
+    }
+
+    /// The parameters with every weight matrix transposed to (in, out).
+    fn transposed_weights(&self) -> Vec<f32> {
         let mut t = vec![0.0f32; self.params.len()];
         let mut transpose = |r: Range<usize>, rows: usize| {
             let cols = r.len() / rows;
@@ -1262,7 +1282,63 @@ impl Model {
         if let Some(r) = &self.layout.bottleneck {
             transpose(r.clone(), self.cfg.embed);
         }
-        StepWeights(t)
+        t
+    }
+
+    /// The parameters in half precision if every one is exact there.
+    fn half_weights(&self) -> Option<Vec<half::f16>> {
+        // the slice conversions use F16C (per element, half checks the CPU every time)
+        use half::slice::HalfFloatSliceExt;
+        let mut half = vec![half::f16::ZERO; self.params.len()];
+        half.convert_from_f32_slice(&self.params);
+        let mut back = [0.0f32; 4096];
+        for (h, p) in half.chunks(4096).zip(self.params.chunks(4096)) {
+            let back = &mut back[..h.len()];
+            h.convert_to_f32_slice(back);
+            if back != p {
+                return None;
+            }
+        }
+        Some(half)
+    }
+
+    /// Layer `l`'s weights for a sampling step of `b` rows.
+    fn step_cell<'a>(&'a self, wt: Option<&'a StepWeights>, b: usize, l: usize) -> StepCell<'a> {
+        let r = &self.layout.layers[l];
+        StepCell {
+            w_ih: self.step_matrix(wt, b, r[0].clone()),
+            w_hh: self.step_matrix(wt, b, r[1].clone()),
+            b_ih: &self.params[r[2].clone()],
+            b_hh: &self.params[r[3].clone()],
+        }
+    }
+
+    /// The matrix at `r` of the parameters for a step of `b` rows, with the
+    /// copy of `wt` that such a step reads (made now if this is its first use).
+    fn step_matrix<'a>(
+        &'a self,
+        wt: Option<&'a StepWeights>,
+        b: usize,
+        r: Range<usize>,
+    ) -> StepMatrix<'a> {
+        let batched = b >= crate::engine::STEP_GEMM_MIN_ROWS;
+        let (mut t, mut half) = (None, None);
+        if let Some(w) = wt {
+            if batched {
+                t = Some(&w.t.get_or_init(|| self.transposed_weights())[r.clone()]);
+            } else {
+                half = w
+                    .half
+                    .get_or_init(|| self.half_weights())
+                    .as_ref()
+                    .map(|h| &h[r.clone()]);
+            }
+        }
+        StepMatrix {
+            w: &self.params[r],
+            wt: t,
+            half,
+        }
     }
 
     /// One step of sampling: reads `tokens: (batch)`, advances `state`, writes `logits: (batch, vocab)`.
@@ -1273,7 +1349,8 @@ impl Model {
     }
 
     /// [`Model::step`] given this model's [`Model::step_weights`], which make
-    /// batched steps faster; without `logits` (the caller knows the next
+    /// batched steps faster, and steps at batch 1 too when the weights are
+    /// exact in half precision; without `logits` (the caller knows the next
     /// tokens already) the output projection, most of a step's work, is skipped.
     pub fn step_with(
         &self,
@@ -1320,8 +1397,7 @@ impl Model {
         }
         for l in 0..self.cfg.layers {
             let i = if l == 0 { e } else { h };
-            let w = self.layout.cell(&self.params, l);
-            let wt = wt.map(|t| self.layout.cell(&t.0, l));
+            let w = self.step_cell(wt, b, l);
             let (below, rest) = hs.split_at_mut(l);
             let input: &[f32] = if l == 0 { &x[..b * e] } else { &below[l - 1] };
             let h_l = &mut rest[0];
@@ -1332,22 +1408,12 @@ impl Model {
                     &mut scratch[..b * 5 * h],
                     input,
                     &w,
-                    wt.as_ref(),
                     b,
                     i,
                     h,
                 ),
-                Cell::Gru => gru_step(
-                    h_l,
-                    &mut scratch[..b * 8 * h],
-                    input,
-                    &w,
-                    wt.as_ref(),
-                    b,
-                    i,
-                    h,
-                ),
-                Cell::Rnn => rnn_step(h_l, &mut scratch[..b * h], input, &w, wt.as_ref(), b, i, h),
+                Cell::Gru => gru_step(h_l, &mut scratch[..b * 8 * h], input, &w, b, i, h),
+                Cell::Rnn => rnn_step(h_l, &mut scratch[..b * h], input, &w, b, i, h),
             }
         }
         let Some(logits) = logits else { return };
@@ -1356,38 +1422,30 @@ impl Model {
             // the cells are done with the scratch: it holds z = W_b·h
             let z = &mut scratch[..b * e];
             z.fill(0.0);
-            rows_matvec_add(
-                z,
-                top,
-                &self.params[r.clone()],
-                wt.map(|t| &t.0[r.clone()]),
-                b,
-            );
+            rows_matvec_add(z, top, self.step_matrix(wt, b, r.clone()), b);
             top = z;
         }
-        let pw = &self.params[self.layout.proj_w.clone()];
         let pb = &self.params[self.layout.proj_b.clone()];
         for out in logits.chunks_exact_mut(v) {
             out.copy_from_slice(pb);
         }
-        let pwt = wt.map(|t| &t.0[self.layout.proj_w.clone()]);
-        rows_matvec_add(logits, top, pw, pwt, b);
+        let pw = self.step_matrix(wt, b, self.layout.proj_w.clone());
+        rows_matvec_add(logits, top, pw, b);
     }
 }
 
-/// Softmax of each row of `x: (N, V)` in place.
+crate::simd_fn! {
+    /// Softmax of each row of `x: (N, V)` in place (vectorised exp: libm's
+    /// costs 40 µs over a 6,000-character row, a sampling step's fifth).
 pub fn softmax_rows(x: &mut [f32], v: usize) {
     for row in x.chunks_exact_mut(v) {
-        let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let mut sum = 0.0;
+        let max = row_max(row);
+        let inv = 1.0 / exp_shifted_sum(row, max);
         for p in row.iter_mut() {
-            *p = (*p - max).exp();
-            sum += *p;
-        }
-        for p in row.iter_mut() {
-            *p /= sum;
+            *p *= inv;
         }
     }
+}
 }
 
 #[cfg(test)]
@@ -1646,6 +1704,51 @@ mod tests {
                 (nll - sum).abs() < 1e-4,
                 "predict_dense disagrees with the loss: {nll} vs {sum}"
             );
+        }
+    }
+
+    #[test]
+    fn step_weights_give_the_plain_steps_logits_at_batch_1_and_above() {
+        // Batch 1 reads the half-precision copy, which exists only for weights
+        // exact in f16; batch 4 reads the transposed copy through a GEMM.
+        for (cell, round) in [
+            (Cell::Lstm, true),
+            (Cell::Gru, true),
+            (Cell::Rnn, true),
+            (Cell::Lstm, false),
+        ] {
+            let cfg = ModelConfig {
+                cell,
+                layers: 2,
+                embed: 8,
+                hidden: 20,
+                vocab: 13,
+                tied: cell == Cell::Gru,
+                ..ModelConfig::default()
+            };
+            let mut rng = Rng::new(11);
+            let mut model = Model::new(cfg, &mut rng);
+            if round {
+                for p in &mut model.params {
+                    *p = half::f16::from_f32(*p).to_f32();
+                }
+            }
+            for b in [1, crate::engine::STEP_GEMM_MIN_ROWS] {
+                let wt = model.step_weights();
+                let (mut plain, mut fast) = (model.new_state(b), model.new_state(b));
+                let (mut want, mut got) = (vec![0.0f32; b * 13], vec![0.0f32; b * 13]);
+                for t in 0..6u32 {
+                    let tokens: Vec<u32> = (0..b as u32).map(|r| (t * 5 + r * 3) % 13).collect();
+                    model.step(&mut plain, &tokens, &mut want);
+                    model.step_with(Some(&wt), &mut fast, &tokens, Some(&mut got));
+                    for (g, w) in got.iter().zip(&want) {
+                        assert!((g - w).abs() < 1e-5, "{cell} b {b} t {t}: {g} vs {w}");
+                    }
+                }
+                let has_half = wt.half.get().is_some_and(|h| h.is_some());
+                assert_eq!(has_half, b == 1 && round, "{cell} b {b} rounded {round}");
+                assert_eq!(wt.t.get().is_some(), b > 1, "{cell} b {b}");
+            }
         }
     }
 

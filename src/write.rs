@@ -489,6 +489,14 @@ impl<'a, M: CharModel> Writer<'a, M> {
     /// and starts again from BEGIN inside the same loop. Returns each row's
     /// request index and poem, in row order.
     fn run(&self, rows: &mut [Row<'_, M>]) -> Vec<(usize, Result<Poem, WriteError>)> {
+        // The loop runs on a pool thread, so that a step's products split in
+        // two hand the other half straight to the other worker: from outside
+        // the pool each split is a trip through rayon's injector with two
+        // thread wake-ups (measured at batch 1: 0.29 → 0.19 ms per character).
+        rayon::scope(|_| self.run_on_pool(rows))
+    }
+
+    fn run_on_pool(&self, rows: &mut [Row<'_, M>]) -> Vec<(usize, Result<Poem, WriteError>)> {
         let v = self.model.vocab_size();
         let mut logits = vec![0f32; rows.len() * v];
         let mut tokens = Vec::with_capacity(rows.len());
@@ -757,7 +765,8 @@ impl<'a, M: CharModel> Writer<'a, M> {
 pub struct Lm<'a> {
     pub model: &'a Model,
     pub vocab: &'a Vocab,
-    /// The model's matrices transposed, made once here for the batched steps.
+    /// The model's weights as steps read them fastest (transposed for
+    /// batched steps, half precision when exact), made once here.
     wt: StepWeights,
     /// The batched state of the last step, kept for the next: a fresh one is
     /// megabytes of zeroed pages every step.
@@ -800,7 +809,9 @@ impl CharModel for Lm<'_> {
     ) {
         let b = states.len();
         if b == 1 {
-            return self.model.step_with(None, states[0], tokens, logits);
+            return self
+                .model
+                .step_with(Some(&self.wt), states[0], tokens, logits);
         }
         let h = self.model.cfg.hidden;
         let spare = self.spare.lock().map(|mut s| s.take()).unwrap_or(None);

@@ -199,22 +199,29 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
         }
     }
     println!();
-    println!("sampling, batch 1, state carried (ms per character, softmax and draw included):");
+    println!("sampling, batch 1, state carried (ms per character, softmax and draw included);");
+    println!(
+        "f16: the same model with weights exact in half precision, as `train --half` saves them:"
+    );
     for &cell in &cells {
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let (mut ours, mut half, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..args.reps {
-            ours.push(run_json(child_common("sample", "S", cell))?.sample_ms_per_tok);
+            let r = run_json(child_common("sample", "S", cell))?;
+            ours.push(r.sample_ms_per_tok);
+            half.push(r.sample_f16_ms_per_tok);
             if python.is_some() {
                 theirs.push(run_json(torch_cmd("sample", "S", cell))?.sample_ms_per_tok);
             }
         }
-        let (m, tm) = (median(&mut ours), median(&mut theirs));
+        let (m, mh, tm) = (median(&mut ours), median(&mut half), median(&mut theirs));
         println!(
-            "S    {:<5} shiren {:.4}   pytorch {}   ({} faster)",
+            "S    {:<5} shiren {:.4}, f16 {:.4}   pytorch {}   ({} faster, f16 {})",
             cell.name(),
             m,
+            mh,
             opt(tm, 4),
-            ratio(tm, m, "×")
+            ratio(tm, m, "×"),
+            ratio(tm, mh, "×")
         );
     }
     println!();

@@ -75,12 +75,15 @@ pub fn tanh_slice(x: &mut [f32]) {
     }
 }
 
-/// Whether this CPU runs the AVX2+FMA builds (detected once by std, then cached).
+/// Whether this CPU runs the AVX2+FMA builds (detected once by std, then cached);
+/// F16C, which every AVX2 CPU has, is required too, for the half-precision matvec.
 #[inline]
 pub fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -13,7 +13,7 @@
 use super::fastmath::{sigmoid_slice, tanh_slice};
 use super::lstm::{finish_backward_split, input_projection};
 use super::matmul::{matmul_a_panels, Panels};
-use super::{for_row_parts, rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut};
+use super::{for_row_parts, rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut, StepCell};
 
 /// Forward over T steps.
 ///
@@ -249,8 +249,7 @@ pub fn gru_step(
     h: &mut [f32],
     scratch: &mut [f32],
     x: &[f32],
-    w: &CellWeights,
-    wt: Option<&CellWeights>,
+    w: &StepCell,
     b: usize,
     i: usize,
     hd: usize,
@@ -271,8 +270,8 @@ pub fn gru_step(
     for row in gh.chunks_exact_mut(3 * hd) {
         row.copy_from_slice(w.b_hh);
     }
-    rows_matvec_add(gx, x, w.w_ih, wt.map(|t| t.w_ih), b);
-    rows_matvec_add(gh, h, w.w_hh, wt.map(|t| t.w_hh), b);
+    rows_matvec_add(gx, x, w.w_ih, b);
+    rows_matvec_add(gh, h, w.w_hh, b);
     hp.copy_from_slice(h);
     gru_pointwise_step(gx, hn, gh, hp, h, hd);
 }

@@ -14,7 +14,7 @@
 
 use super::fastmath::{sigmoid_slice, tanh_slice};
 use super::matmul::{matmul_a_b, matmul_a_bt, matmul_a_panels, matmul_at_b, Panels};
-use super::{for_row_parts, rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut};
+use super::{for_row_parts, rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut, StepCell};
 
 /// Pre-activation sums for all T·B rows at once, `gates = x·W_ihᵀ + b_ih + b_hh`:
 /// the input half of every gate does not depend on the recurrence, so it is one
@@ -301,8 +301,7 @@ pub fn lstm_step(
     c: &mut [f32],
     scratch: &mut [f32],
     x: &[f32],
-    w: &CellWeights,
-    wt: Option<&CellWeights>,
+    w: &StepCell,
     b: usize,
     i: usize,
     hd: usize,
@@ -321,8 +320,8 @@ pub fn lstm_step(
             *s = a + bi;
         }
     }
-    rows_matvec_add(gates, x, w.w_ih, wt.map(|t| t.w_ih), b);
-    rows_matvec_add(gates, h, w.w_hh, wt.map(|t| t.w_hh), b);
+    rows_matvec_add(gates, x, w.w_ih, b);
+    rows_matvec_add(gates, h, w.w_hh, b);
     cp.copy_from_slice(c);
     lstm_pointwise_step(gates, cp, c, h, hd);
 }

@@ -34,6 +34,8 @@ pub mod matmul;
 pub mod rnn;
 pub mod softmax_ce;
 
+use half::f16;
+
 #[cfg(test)]
 pub mod reference;
 #[cfg(test)]
@@ -94,11 +96,69 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
+/// An element type the matrix-vector kernels read weights in: `f32`, or
+/// `f16` for a model whose weights are exact in half precision (a checkpoint
+/// saved with `--half`), where reading half the bytes halves a sampling step.
+pub trait Weight: Copy + Send + Sync {
+    fn to_f32(self) -> f32;
+    /// Eight consecutive weights from `p`, widened to f32.
+    ///
+    /// # Safety
+    /// `p..p+8` must be readable, and the CPU must have AVX2 and F16C.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256;
+}
+
+impl Weight for f32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const f32) -> std::arch::x86_64::__m256 {
+        // SAFETY: the caller guarantees eight readable floats and AVX
+        unsafe { std::arch::x86_64::_mm256_loadu_ps(p) }
+    }
+}
+
+impl Weight for f16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(p: *const f16) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller guarantees eight readable halves (16 bytes) and F16C
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)) }
+    }
+}
+
+/// [`dot`] with the weights in any [`Weight`] type, widened as they are read.
+#[inline(always)]
+fn dot_weights<T: Weight>(w: &[T], x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (cw, cx) = (w.chunks_exact(8), x.chunks_exact(8));
+    let (rw, rx) = (cw.remainder(), cx.remainder());
+    for (a, b) in cw.zip(cx) {
+        for k in 0..8 {
+            acc[k] += a[k].to_f32() * b[k];
+        }
+    }
+    let mut s = (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (a, b) in rw.iter().zip(rx) {
+        s += a.to_f32() * b;
+    }
+    s
+}
+
 /// `out[j] (+)= dot(w[j, :], x)` for `w: (N, K)` row-major: the batch-1 path of
 /// sampling, where a GEMM's packing costs more than the product itself. Large
 /// products (the output projection) are split across threads: at batch 1 the
 /// weights stream from L3, and two cores stream twice as fast.
-pub fn matvec(out: &mut [f32], w: &[f32], x: &[f32], accumulate: bool) {
+pub fn matvec<T: Weight>(out: &mut [f32], w: &[T], x: &[f32], accumulate: bool) {
     let k = x.len();
     assert_eq!(w.len(), out.len() * k, "matvec: w is not (N, K)");
     let n = out.len();
@@ -115,24 +175,49 @@ pub fn matvec(out: &mut [f32], w: &[f32], x: &[f32], accumulate: bool) {
     }
 }
 
+/// A weight matrix `w: (N, K)` as a sampling step can read it: row-major
+/// always; transposed, `(K, N)`, for the GEMM path at several rows; in half
+/// precision for the matrix-vector path at a few rows, given only where every
+/// weight is exact in f16, so that it changes nothing but the speed.
+#[derive(Clone, Copy)]
+pub struct StepMatrix<'a> {
+    pub w: &'a [f32],
+    pub wt: Option<&'a [f32]>,
+    pub half: Option<&'a [f16]>,
+}
+
+/// One recurrent layer's weights for a sampling step (see [`StepMatrix`]).
+#[derive(Clone, Copy)]
+pub struct StepCell<'a> {
+    pub w_ih: StepMatrix<'a>,
+    pub w_hh: StepMatrix<'a>,
+    pub b_ih: &'a [f32],
+    pub b_hh: &'a [f32],
+}
+
 /// `out (B, N) += x (B, K) · wᵀ` for `w: (N, K)`: the per-step products of
 /// sampling. Below [`STEP_GEMM_MIN_ROWS`] rows, per-row [`matvec`]s (a GEMM's
-/// packing would cost more than the product). From there on one GEMM reads
-/// the weights once for all rows; given `wt = wᵀ: (K, N)` as well, it reads
-/// them in the layout its kernel wants and skips repacking all of `w` on every
-/// call, which otherwise costs about a third of the step.
-pub fn rows_matvec_add(out: &mut [f32], x: &[f32], w: &[f32], wt: Option<&[f32]>, b: usize) {
+/// packing would cost more than the product), over the half-precision copy
+/// when there is one. From there on one GEMM reads the weights once for all
+/// rows; given `wt = wᵀ: (K, N)` as well, it reads them in the layout its
+/// kernel wants and skips repacking all of `w` on every call, which otherwise
+/// costs about a third of the step.
+pub fn rows_matvec_add(out: &mut [f32], x: &[f32], m: StepMatrix, b: usize) {
     assert!(b > 0, "rows_matvec_add: no rows");
     let (n, k) = (out.len() / b, x.len() / b);
     assert_eq!(out.len(), b * n, "rows_matvec_add: out is not (B, N)");
     assert_eq!(x.len(), b * k, "rows_matvec_add: x is not (B, K)");
-    match wt {
-        Some(wt) if b >= STEP_GEMM_MIN_ROWS => matmul::matmul_a_b(out, x, wt, b, n, k, true),
-        None if b >= STEP_GEMM_MIN_ROWS => matmul::matmul_a_bt(out, x, w, b, n, k, true),
-        _ => {
-            for (o, xr) in out.chunks_exact_mut(n).zip(x.chunks_exact(k)) {
-                matvec(o, w, xr, true);
-            }
+    if b >= STEP_GEMM_MIN_ROWS {
+        match m.wt {
+            Some(wt) => matmul::matmul_a_b(out, x, wt, b, n, k, true),
+            None => matmul::matmul_a_bt(out, x, m.w, b, n, k, true),
+        }
+        return;
+    }
+    for (o, xr) in out.chunks_exact_mut(n).zip(x.chunks_exact(k)) {
+        match m.half {
+            Some(wh) => matvec(o, wh, xr, true),
+            None => matvec(o, m.w, xr, true),
         }
     }
 }
@@ -142,25 +227,26 @@ pub fn rows_matvec_add(out: &mut [f32], x: &[f32], w: &[f32], wt: Option<&[f32]>
 /// the weights from L3).
 pub const STEP_GEMM_MIN_ROWS: usize = 4;
 
-fn matvec_one(out: &mut [f32], w: &[f32], x: &[f32], accumulate: bool) {
+fn matvec_one<T: Weight>(out: &mut [f32], w: &[T], x: &[f32], accumulate: bool) {
     #[cfg(target_arch = "x86_64")]
     if fastmath::has_avx2() {
-        // SAFETY: avx2 and fma are present (checked); lengths were checked by `matvec`
+        // SAFETY: avx2, fma and f16c are present (checked); lengths were checked by `matvec`
         unsafe { matvec_avx2(out, w, x, accumulate) };
         return;
     }
     let k = x.len();
     for (o, row) in out.iter_mut().zip(w.chunks_exact(k)) {
-        let d = dot(row, x);
+        let d = dot_weights(row, x);
         *o = if accumulate { *o + d } else { d };
     }
 }
 
 /// Four rows at a time so each load of `x` feeds four FMAs; the scalar loop in
-/// [`matvec_one`] is the reference it is tested against.
+/// [`matvec_one`] is the reference it is tested against. (Sixteen AVX-512
+/// lanes measured no faster: at batch 1 the weights stream from L3.)
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn matvec_avx2(out: &mut [f32], w: &[f32], x: &[f32], accumulate: bool) {
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn matvec_avx2<T: Weight>(out: &mut [f32], w: &[T], x: &[f32], accumulate: bool) {
     use std::arch::x86_64::*;
     #[inline(always)]
     unsafe fn hsum(v: __m256) -> f32 {
@@ -176,20 +262,19 @@ unsafe fn matvec_avx2(out: &mut [f32], w: &[f32], x: &[f32], accumulate: bool) {
     while r < n {
         let rows = (n - r).min(4);
         let mut acc = [_mm256_setzero_ps(); 4];
-        let wp: [*const f32; 4] =
-            std::array::from_fn(|q| w.as_ptr().add((r + q.min(rows - 1)) * k));
+        let wp: [*const T; 4] = std::array::from_fn(|q| w.as_ptr().add((r + q.min(rows - 1)) * k));
         let mut j = 0;
         while j < k8 {
             let xv = _mm256_loadu_ps(xp.add(j));
             for q in 0..4 {
-                acc[q] = _mm256_fmadd_ps(_mm256_loadu_ps(wp[q].add(j)), xv, acc[q]);
+                acc[q] = _mm256_fmadd_ps(T::load8(wp[q].add(j)), xv, acc[q]);
             }
             j += 8;
         }
         for q in 0..rows {
             let mut d = hsum(acc[q]);
             for jj in k8..k {
-                d += *wp[q].add(jj) * *xp.add(jj);
+                d += (*wp[q].add(jj)).to_f32() * *xp.add(jj);
             }
             let o = &mut out[r + q];
             *o = if accumulate { *o + d } else { d };
@@ -298,7 +383,12 @@ mod matvec_tests {
                 .map(|i| ((i * 7 % 19) as f32 - 9.0) / 9.0)
                 .collect();
             let mut out: Vec<f32> = (0..b * n).map(|i| i as f32 * 0.01).collect();
-            rows_matvec_add(&mut out, &x, &w, wt, b);
+            let m = StepMatrix {
+                w: &w,
+                wt,
+                half: None,
+            };
+            rows_matvec_add(&mut out, &x, m, b);
             for r in 0..b {
                 for j in 0..n {
                     let want = (r * n + j) as f64 * 0.01
@@ -323,9 +413,16 @@ mod matvec_tests {
                 .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
                 .collect();
             let x: Vec<f32> = (0..k).map(|i| ((i * 11 % 13) as f32 - 6.0) / 6.0).collect();
-            for acc in [false, true] {
+            // the same weights in f16 (exact there: multiples of 1/50 rounded once)
+            let wh: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+            let w: Vec<f32> = wh.iter().map(|v| v.to_f32()).collect();
+            for (acc, half) in [(false, false), (true, false), (false, true), (true, true)] {
                 let mut out = vec![0.5f32; n];
-                matvec(&mut out, &w, &x, acc);
+                if half {
+                    matvec(&mut out, &wh, &x, acc);
+                } else {
+                    matvec(&mut out, &w, &x, acc);
+                }
                 for r in 0..n {
                     let want: f64 = (0..k)
                         .map(|j| w[r * k + j] as f64 * x[j] as f64)
@@ -333,7 +430,7 @@ mod matvec_tests {
                         + if acc { 0.5 } else { 0.0 };
                     assert!(
                         (out[r] as f64 - want).abs() < 1e-4,
-                        "n {n} k {k} row {r}: {} vs {want}",
+                        "n {n} k {k} half {half} row {r}: {} vs {want}",
                         out[r]
                     );
                 }

@@ -10,7 +10,7 @@
 use super::fastmath::tanh;
 use super::lstm::{finish_backward_split, input_projection};
 use super::matmul::{matmul_a_panels, Panels};
-use super::{for_row_parts, rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut};
+use super::{for_row_parts, rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut, StepCell};
 
 /// Forward over T steps. `h_all: (T+1, B, H)` (slot 0 the initial state),
 /// `pre: (T, B, H)` scratch for the pre-activation sums, `x: (T, B, I)`.
@@ -96,8 +96,7 @@ pub fn rnn_step(
     h: &mut [f32],
     scratch: &mut [f32],
     x: &[f32],
-    w: &CellWeights,
-    wt: Option<&CellWeights>,
+    w: &StepCell,
     b: usize,
     i: usize,
     hd: usize,
@@ -110,8 +109,8 @@ pub fn rnn_step(
             *s = a + c;
         }
     }
-    rows_matvec_add(scratch, x, w.w_ih, wt.map(|t| t.w_ih), b);
-    rows_matvec_add(scratch, h, w.w_hh, wt.map(|t| t.w_hh), b);
+    rows_matvec_add(scratch, x, w.w_ih, b);
+    rows_matvec_add(scratch, h, w.w_hh, b);
     tanh_into(h, scratch);
 }
 
