@@ -125,6 +125,9 @@ pub struct Progress {
     /// data (a changed corpus or cleaning) cannot end where the first run would.
     #[serde(default)]
     pub data_sha256: String,
+    /// The step count a time budget (`--minutes`) fixed, 0 before or without one.
+    #[serde(default)]
+    pub budget_steps: u64,
     pub adam: AdamSettings,
 }
 
@@ -622,6 +625,7 @@ mod tests {
             log_loss: 3.0,
             log_tokens: 2.0,
             data_sha256: "ab".into(),
+            budget_steps: 0,
             adam: AdamSettings {
                 beta1: 0.0,
                 beta2: 0.0,

@@ -91,6 +91,12 @@ pub struct TrainConfig {
     pub epochs: u64,
     /// Stop after this many steps even if epochs remain (0 = no limit); the decay ends here.
     pub max_steps: u64,
+    /// Wall-clock budget in minutes, evaluations included (0 = none): after
+    /// [`BUDGET_PROBE_STEPS`] steps the run's step count is fixed from their
+    /// measured speed (kept on `--resume`, so the run stays deterministic),
+    /// and the decay ends there. Epochs and `max_steps` still cap it.
+    #[serde(default)]
+    pub minutes: f64,
     /// Clip gradients to this global L2 norm (0 = no clipping).
     pub clip: f32,
     /// Decoupled weight decay: 0 = Adam, > 0 = AdamW.
@@ -151,6 +157,7 @@ impl TrainConfig {
             warmup: 200,
             epochs: 5,
             max_steps: 0,
+            minutes: 0.0,
             clip: 1.0,
             weight_decay: 0.0,
             seed: 1,
@@ -249,8 +256,12 @@ impl TrainConfig {
             (self.hidden == 0, "hidden must be at least 1"),
             (self.batch == 0, "batch must be at least 1"),
             (
-                self.epochs == 0 && self.max_steps == 0,
-                "epochs or max_steps must be positive",
+                self.epochs == 0 && self.max_steps == 0 && self.minutes == 0.0,
+                "epochs, max_steps or minutes must be positive",
+            ),
+            (
+                !(self.minutes >= 0.0 && self.minutes.is_finite()),
+                "minutes must be 0 (no budget) or positive",
             ),
             (
                 !(self.lr > 0.0 && self.lr.is_finite()),
@@ -449,14 +460,45 @@ pub struct Diverged {
     pub kept: String,
 }
 
-/// Steps per epoch for `n` poems at this batch size, as the batcher cuts them.
-fn total_steps(cfg: &TrainConfig, batches_per_epoch: usize) -> u64 {
-    let by_epochs = cfg.epochs * batches_per_epoch as u64;
-    match cfg.max_steps {
-        0 => by_epochs,
-        m if cfg.epochs == 0 => m,
-        m => m.min(by_epochs),
-    }
+/// The run's length in steps from epochs, `max_steps` and a fixed time
+/// budget (`budget_steps`, 0 while not yet fixed), whichever is smallest;
+/// unbounded while only the time budget limits it and is not yet fixed.
+fn total_steps(cfg: &TrainConfig, batches_per_epoch: usize, budget_steps: u64) -> u64 {
+    [
+        cfg.epochs * batches_per_epoch as u64,
+        cfg.max_steps,
+        budget_steps,
+    ]
+    .into_iter()
+    .filter(|&n| n > 0)
+    .min()
+    .unwrap_or(u64::MAX)
+}
+
+/// Steps a run with a time budget times before fixing its length (after
+/// [`BUDGET_SKIP_STEPS`] untimed ones, whose page faults and cold caches
+/// are not the run's speed).
+pub const BUDGET_PROBE_STEPS: u64 = 30;
+const BUDGET_SKIP_STEPS: u64 = 5;
+
+/// The step count that ends a run with `cfg.minutes` of wall-clock time:
+/// `step` steps done after `elapsed_s` seconds, at `step_s` seconds per
+/// training step, with evaluations of `val_tokens` tokens (a forward pass,
+/// costed at a third of a training step's time per token) every
+/// `eval_every` steps, and 2% kept in hand for checkpoints and noise.
+fn budget_steps(
+    cfg: &TrainConfig,
+    step: u64,
+    elapsed_s: f64,
+    step_s: f64,
+    tokens_per_step: f64,
+    val_tokens: f64,
+    eval_every: u64,
+) -> u64 {
+    let eval_s = val_tokens / tokens_per_step.max(1.0) * step_s / 3.0;
+    let per_step = step_s + eval_s / eval_every.max(1) as f64;
+    let left = (cfg.minutes * 60.0 - elapsed_s).max(0.0) * 0.98;
+    step + ((left / per_step.max(1e-9)) as u64).max(1)
 }
 
 /// The batches of epoch `epoch`: a function of the seed and the epoch only,
@@ -526,6 +568,7 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
                 log_loss: 0.0,
                 log_tokens: 0.0,
                 data_sha256: String::new(),
+                budget_steps: 0,
                 adam: AdamSettings {
                     beta1: 0.0,
                     beta2: 0.0,
@@ -564,7 +607,7 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
 
     let batcher = Batcher::new(data.train.clone(), cfg.batch);
     let n_batches = batcher.num_batches();
-    let total = total_steps(cfg, n_batches);
+    let mut total = total_steps(cfg, n_batches, progress.budget_steps);
     let mut val_batches =
         Batcher::new(data.valid.clone(), cfg.batch).epoch(&mut Rng::new(cfg.seed).fork(0x7A11));
     if cfg.eval_iters > 0 {
@@ -578,13 +621,21 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
     )?;
     let log = Log::new(opts.quiet, total, progress.step);
     log.line(&format!(
-        "training {} poems ({} tokens, {} batches/epoch), validating on {} poems; {} parameters; {} steps",
+        "training {} poems ({} tokens, {} batches/epoch), validating on {} poems; {} parameters; {}",
         data.train.len(),
         batcher.num_tokens(),
         n_batches,
         data.valid.len(),
         model.params.len(),
-        total
+        if total == u64::MAX {
+            format!(
+                "steps: as many as fit in {} min (counted after step {})",
+                cfg.minutes,
+                progress.step + BUDGET_SKIP_STEPS + BUDGET_PROBE_STEPS
+            )
+        } else {
+            format!("{total} steps")
+        }
     ));
     if let Some(note) = &data_note {
         log.line(note);
@@ -600,6 +651,9 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
     let run_start = Instant::now();
     let elapsed_before = progress.elapsed_s;
     let mut eval_time = 0.0;
+    let start_step = progress.step;
+    // (time, eval_time) when the time budget's probe began
+    let mut probe_start = None;
 
     while progress.step < total {
         if progress.position >= batches.len() {
@@ -658,6 +712,53 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         progress.log_loss += loss_sum;
         progress.log_tokens += count;
 
+        if cfg.minutes > 0.0 && progress.budget_steps == 0 {
+            let done_here = progress.step - start_step;
+            if done_here == BUDGET_SKIP_STEPS {
+                probe_start = Some((Instant::now(), eval_time, progress.tokens));
+            } else if let (Some((t0, e0, k0)), true) = (
+                probe_start,
+                done_here == BUDGET_SKIP_STEPS + BUDGET_PROBE_STEPS,
+            ) {
+                let step_s = (t0.elapsed().as_secs_f64() - (eval_time - e0)).max(1e-9)
+                    / BUDGET_PROBE_STEPS as f64;
+                let tokens_per_step = (progress.tokens - k0) as f64 / BUDGET_PROBE_STEPS as f64;
+                let val_tokens: f64 = val_batches
+                    .iter()
+                    .map(|b| b.mask.iter().sum::<f32>() as f64)
+                    .sum();
+                let eval_every = if cfg.eval_interval > 0 {
+                    cfg.eval_interval.min(n_batches as u64)
+                } else {
+                    n_batches as u64
+                };
+                let elapsed = elapsed_before + run_start.elapsed().as_secs_f64();
+                progress.budget_steps = budget_steps(
+                    cfg,
+                    progress.step,
+                    elapsed,
+                    step_s,
+                    tokens_per_step,
+                    val_tokens,
+                    eval_every,
+                );
+                total = total_steps(cfg, n_batches, progress.budget_steps);
+                log.set_total(total);
+                log.line(&format!(
+                    "time budget: {} min at {:.2} s/step (steps {}–{}) → {} steps in all{}",
+                    cfg.minutes,
+                    step_s,
+                    progress.step - BUDGET_PROBE_STEPS,
+                    progress.step,
+                    progress.budget_steps,
+                    if total < progress.budget_steps {
+                        format!("; the epochs end sooner, at step {total}")
+                    } else {
+                        "; the learning-rate decay ends there".into()
+                    }
+                ));
+            }
+        }
         let epoch_done = progress.position == batches.len();
         let finished = progress.step == total;
         let epoch_f = progress.epoch as f64 + progress.position as f64 / batches.len() as f64;
@@ -859,6 +960,12 @@ impl Log {
             Some(bar) => bar.println(s),
             None if !self.quiet => eprintln!("{s}"),
             None => {}
+        }
+    }
+
+    fn set_total(&self, total: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
         }
     }
 
@@ -1211,11 +1318,38 @@ mod tests {
             max_steps: 0,
             ..TrainConfig::default()
         };
-        assert_eq!(total_steps(&cfg, 10), 30);
+        assert_eq!(total_steps(&cfg, 10, 0), 30);
         cfg.max_steps = 25;
-        assert_eq!(total_steps(&cfg, 10), 25);
+        assert_eq!(total_steps(&cfg, 10, 0), 25);
+        assert_eq!(total_steps(&cfg, 10, 20), 20);
+        assert_eq!(total_steps(&cfg, 10, 40), 25);
         cfg.epochs = 0;
-        assert_eq!(total_steps(&cfg, 10), 25);
+        assert_eq!(total_steps(&cfg, 10, 0), 25);
+        cfg.max_steps = 0;
+        assert_eq!(total_steps(&cfg, 10, 0), u64::MAX, "a budget not yet fixed");
+        assert_eq!(total_steps(&cfg, 10, 7), 7);
+    }
+
+    #[test]
+    fn a_time_budget_counts_the_steps_that_fit() {
+        let cfg = TrainConfig {
+            minutes: 10.0,
+            ..TrainConfig::default()
+        };
+        // 600 s, 60 used: 540 × 0.98 = 529.2 s left at 2 s/step without evaluations
+        assert_eq!(
+            budget_steps(&cfg, 35, 60.0, 2.0, 4000.0, 0.0, 500),
+            35 + 264
+        );
+        // evaluating 12,000 tokens (3 steps' worth, a step's time) every 100 steps
+        let per = 2.0 + 2.0 / 100.0;
+        let want = 35 + (529.2 / per) as u64;
+        assert_eq!(
+            budget_steps(&cfg, 35, 60.0, 2.0, 4000.0, 12000.0, 100),
+            want
+        );
+        // over budget already: one more step, not zero (which would mean "none")
+        assert_eq!(budget_steps(&cfg, 35, 700.0, 2.0, 4000.0, 0.0, 500), 36);
     }
 
     #[test]

@@ -147,6 +147,43 @@ fn killed_and_resumed_runs_end_bit_for_bit_where_the_straight_run_ends() {
 }
 
 #[test]
+fn a_time_budget_fixes_the_step_count_once_and_a_resume_keeps_it() {
+    let data = tiny_data(30, 6);
+    // Only the budget limits the run: 0.3 s of this tiny model is hundreds of steps.
+    let cfg = TrainConfig {
+        epochs: 0,
+        minutes: 0.005,
+        eval_interval: 40,
+        ..tiny_config()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    // Stopped at step 43, after the probe (steps 5–35) fixed the count, with
+    // the last checkpoint at 40: the resume must take the count from it.
+    let o = Options {
+        stop_after: Some(43),
+        ..opts(&out)
+    };
+    train(&cfg, &data, &o).unwrap();
+    let last = out.join("last");
+    let loaded = checkpoint::load(&last).unwrap();
+    let (_, progress) = checkpoint::load_resume(&last, &loaded.model).unwrap();
+    assert_eq!(progress.step, 40);
+    let budget = progress.budget_steps;
+    assert!(budget > 40, "the budget was not fixed by step 40: {budget}");
+    let o = Options {
+        resume: Some(last),
+        ..opts(&out)
+    };
+    let r = train(&cfg, &data, &o).unwrap();
+    assert_eq!(
+        r.steps, budget,
+        "the resumed run did not end at the fixed count"
+    );
+    assert_eq!(final_state(&out).3, budget);
+}
+
+#[test]
 fn resuming_on_changed_data_is_noticed() {
     let data = tiny_data(30, 6);
     let cfg = tiny_config();

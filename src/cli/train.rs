@@ -75,6 +75,9 @@ pub struct Settings {
     /// Stop after this many optimiser steps, 0 = no limit; the decay ends here [default: 0]
     #[arg(long, value_name = "STEPS")]
     pub max_steps: Option<u64>,
+    /// Train for about this many minutes of wall-clock time, evaluations included, 0 = no limit: the step count is fixed from the speed of the first steps (and kept on --resume); the decay ends there. Epochs and --max-steps still cap it (--epochs 0 lifts that) [default: 0]
+    #[arg(long, value_name = "MIN")]
+    pub minutes: Option<f64>,
     /// Clip gradients to this global L2 norm, 0 = off [default: 1; seed 5]
     #[arg(long, value_name = "NORM")]
     pub clip: Option<f32>,
@@ -121,7 +124,7 @@ impl Args {
             )*};
         }
         put!(cell, layers, hidden, embed, dropout, batch, lr, min_lr, warmup, epochs, max_steps);
-        put!(positions, tied);
+        put!(positions, tied, minutes);
         put!(
             clip,
             weight_decay,
