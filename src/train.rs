@@ -652,7 +652,7 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
     let elapsed_before = progress.elapsed_s;
     let mut eval_time = 0.0;
     let start_step = progress.step;
-    // (time, eval_time) when the time budget's probe began
+    // (clock, eval_time, tokens) when the time budget's probe began
     let mut probe_start = None;
 
     while progress.step < total {
