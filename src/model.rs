@@ -21,12 +21,13 @@ use crate::batch::Batch;
 use crate::engine::dropout::dropout_forward;
 use crate::engine::embedding::{embedding_add, embedding_backward, embedding_forward};
 use crate::engine::gru::{gru_backward, gru_forward, gru_step};
-use crate::engine::linear::{linear_backward, linear_forward};
+use crate::engine::linear::{linear_backward, linear_forward, linear_forward_panels};
 use crate::engine::lstm::{lstm_backward, lstm_forward, lstm_step};
+use crate::engine::matmul::Panels;
 use crate::engine::matmul::{matmul_a_b, matmul_a_bt, matmul_at_b};
 use crate::engine::rnn::{rnn_backward, rnn_forward, rnn_step};
 use crate::engine::softmax_ce::{
-    exp_shifted_sum, row_max, softmax_ce_backward, softmax_ce_forward,
+    exp_shifted_sum, row_max, softmax_ce_forward, softmax_ce_forward_backward,
 };
 use crate::engine::{
     rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut, StepCell, StepMatrix,
@@ -469,6 +470,8 @@ struct Acts {
     dx0: Vec<f32>,
     /// per thread: the head's scratch
     head: Vec<HeadScratch>,
+    /// the projection's weight as gemm reads it, rebuilt at each call of the head
+    proj_t: Panels,
     /// tied head: the top layer's rows mapped to the embedding's width, and their gradient
     z: Vec<f32>,
     dz: Vec<f32>,
@@ -503,6 +506,7 @@ fn head_rows(
     targets: &[u32],
     mask: &[f32],
     pw: &[f32],
+    pw_t: &Panels,
     pb: &[f32],
     h: usize,
     v: usize,
@@ -529,7 +533,7 @@ fn head_rows(
             hs.targets.push(targets[r]);
         }
         let (xg, logits) = (&hs.x[..n * h], &mut hs.logits[..n * v]);
-        linear_forward(logits, xg, pw, pb, n, h, v);
+        linear_forward_panels(logits, xg, pw_t, pb, n);
         // masks may weight tokens; the gathered rows keep their weights
         let mk: Vec<f32> = chunk.iter().map(|&r| mask[r]).collect();
         let mk = if mk.iter().all(|&m| m == 1.0) {
@@ -537,14 +541,16 @@ fn head_rows(
         } else {
             &mk[..]
         };
-        loss += softmax_ce_forward(logits, &hs.targets, mk, v);
-        if let (Some(s), Some(d)) = (scale, dh.as_deref_mut()) {
-            softmax_ce_backward(logits, &hs.targets, mk, v, s);
-            let dhg = &mut hs.dh[..n * h];
-            linear_backward(dhg, gw, gb, logits, xg, pw, n, h, v, false);
-            for (k, &r) in chunk.iter().enumerate() {
-                d[r * h..(r + 1) * h].copy_from_slice(&dhg[k * h..(k + 1) * h]);
-            }
+        let (Some(s), Some(d)) = (scale, dh.as_deref_mut()) else {
+            loss += softmax_ce_forward(logits, &hs.targets, mk, v);
+            continue;
+        };
+        // logits → their gradient, and the bias's gradient summed on the way
+        loss += softmax_ce_forward_backward(logits, &hs.targets, mk, v, s, gb);
+        let dhg = &mut hs.dh[..n * h];
+        linear_backward(dhg, gw, logits, xg, pw, n, h, v, false);
+        for (k, &r) in chunk.iter().enumerate() {
+            d[r * h..(r + 1) * h].copy_from_slice(&dhg[k * h..(k + 1) * h]);
         }
     }
     loss
@@ -980,10 +986,13 @@ impl Model {
             mask,
             z,
             dz,
+            proj_t,
             ..
         } = &mut self.acts;
         head.resize_with(parts, HeadScratch::default);
         let pw = &self.params[self.layout.proj_w.clone()];
+        proj_t.set_transposed(pw, v, w);
+        let pw_t = &*proj_t;
         let pb = &self.params[self.layout.proj_b.clone()];
         let x_top = &layers[top].h[first * h..(first + rows) * h];
         let (x_all, dh_sh, dh_first_w) = match &self.layout.bottleneck {
@@ -1033,6 +1042,7 @@ impl Model {
                             &targets[r0..r1],
                             &mask[r0..r1],
                             pw,
+                            pw_t,
                             pb,
                             w,
                             v,

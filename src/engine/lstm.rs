@@ -13,7 +13,7 @@
 //! ```
 
 use super::fastmath::{sigmoid_slice, tanh_slice};
-use super::matmul::{matmul_a_b, matmul_a_bt, matmul_a_panels, matmul_at_b, Panels};
+use super::matmul::{matmul_a_b, matmul_a_panels, matmul_at_b, Panels};
 use super::{for_row_parts, rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut, StepCell};
 
 /// Pre-activation sums for all T·B rows at once, `gates = x·W_ihᵀ + b_ih + b_hh`:
@@ -28,7 +28,8 @@ pub(crate) fn input_projection(
     gh: usize,
     hh_bias: bool,
 ) {
-    matmul_a_bt(gates, x, w.w_ih, rows, gh, i, false);
+    // as panels, W_ih is copied once here, not repacked by gemm for every block of rows
+    matmul_a_panels(gates, x, &Panels::of_transposed(w.w_ih, gh, i), rows, false);
     for row in gates.chunks_exact_mut(gh) {
         if hh_bias {
             for ((g, a), b) in row.iter_mut().zip(w.b_ih).zip(w.b_hh) {

@@ -130,6 +130,7 @@ const PANEL: usize = 64;
 /// fully transposed W avoids the copy but makes gemm stride 8 KB between
 /// consecutive reads. Panels cost one copy per sequence instead of one per
 /// step, and every read is sequential.
+#[derive(Debug, Default, Clone)]
 pub struct Panels {
     data: Vec<f32>,
     k: usize,
@@ -149,8 +150,21 @@ impl Panels {
         Panels::build(k, n, |p, j| b[j * k + p])
     }
 
+    /// Rebuilds these panels as those of `bᵀ` ([`Panels::of_transposed`]) in the
+    /// same buffer: a caller that rebuilds them at every training step (the
+    /// weights change) reuses the allocation instead of taking fresh pages.
+    pub fn set_transposed(&mut self, b: &[f32], n: usize, k: usize) {
+        assert_eq!(b.len(), n * k, "Panels::set_transposed: b is not (N, K)");
+        let mut data = std::mem::take(&mut self.data);
+        data.clear();
+        *self = Panels::fill(data, k, n, |p, j| b[j * k + p]);
+    }
+
     fn build(k: usize, n: usize, at: impl Fn(usize, usize) -> f32) -> Panels {
-        let mut data = Vec::with_capacity(k * n);
+        Panels::fill(Vec::with_capacity(k * n), k, n, at)
+    }
+
+    fn fill(mut data: Vec<f32>, k: usize, n: usize, at: impl Fn(usize, usize) -> f32) -> Panels {
         for j0 in (0..n).step_by(PANEL) {
             let width = PANEL.min(n - j0);
             for p in 0..k {
@@ -158,6 +172,11 @@ impl Panels {
             }
         }
         Panels { data, k, n }
+    }
+
+    /// (K, N): the shape of the operand these panels hold.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.k, self.n)
     }
 }
 
