@@ -494,7 +494,7 @@ struct HeadScratch {
     grads: Vec<f32>,
 }
 
-/// The head over a run of rows on one thread: takes the unmasked rows in chunks of
+/// The head over a run of rows on one thread: gathers the unmasked rows in chunks of
 /// [`HEAD_ROWS`], projects, applies the softmax loss and, when `scale` is given, its
 /// backward into `grads` and `dh` (rows of masked positions get 0). Returns the loss sum.
 #[allow(clippy::too_many_arguments)]
@@ -528,22 +528,11 @@ fn head_rows(
     for chunk in hs.rows.chunks(HEAD_ROWS) {
         let n = chunk.len();
         hs.targets.clear();
-        hs.targets.extend(chunk.iter().map(|&r| targets[r]));
-        // rows ascend, so a chunk without padding in it is a plain range of x and
-        // dh, read and written in place instead of gathered and scattered
-        let first = chunk[0];
-        let in_place = chunk[n - 1] - first + 1 == n;
-        if !in_place {
-            for (k, &r) in chunk.iter().enumerate() {
-                hs.x[k * h..(k + 1) * h].copy_from_slice(&x[r * h..(r + 1) * h]);
-            }
+        for (k, &r) in chunk.iter().enumerate() {
+            hs.x[k * h..(k + 1) * h].copy_from_slice(&x[r * h..(r + 1) * h]);
+            hs.targets.push(targets[r]);
         }
-        let xg = if in_place {
-            &x[first * h..(first + n) * h]
-        } else {
-            &hs.x[..n * h]
-        };
-        let logits = &mut hs.logits[..n * v];
+        let (xg, logits) = (&hs.x[..n * h], &mut hs.logits[..n * v]);
         linear_forward_panels(logits, xg, pw_t, pb, n);
         // masks may weight tokens; the gathered rows keep their weights
         let mk: Vec<f32> = chunk.iter().map(|&r| mask[r]).collect();
@@ -558,15 +547,10 @@ fn head_rows(
         };
         // logits → their gradient, and the bias's gradient summed on the way
         loss += softmax_ce_forward_backward(logits, &hs.targets, mk, v, s, gb);
-        if in_place {
-            let dhg = &mut d[first * h..(first + n) * h];
-            linear_backward(dhg, gw, logits, xg, pw, n, h, v, false);
-        } else {
-            let dhg = &mut hs.dh[..n * h];
-            linear_backward(dhg, gw, logits, xg, pw, n, h, v, false);
-            for (k, &r) in chunk.iter().enumerate() {
-                d[r * h..(r + 1) * h].copy_from_slice(&dhg[k * h..(k + 1) * h]);
-            }
+        let dhg = &mut hs.dh[..n * h];
+        linear_backward(dhg, gw, logits, xg, pw, n, h, v, false);
+        for (k, &r) in chunk.iter().enumerate() {
+            d[r * h..(r + 1) * h].copy_from_slice(&dhg[k * h..(k + 1) * h]);
         }
     }
     loss
