@@ -533,7 +533,8 @@ fn head_rows(
             hs.targets.push(targets[r]);
         }
         let (xg, logits) = (&hs.x[..n * h], &mut hs.logits[..n * v]);
-        linear_forward_panels(logits, xg, pw_t, pb, n);
+        // the logits without the bias: both softmax kernels add it
+        linear_forward_panels(logits, xg, pw_t, n);
         // masks may weight tokens; the gathered rows keep their weights
         let mk: Vec<f32> = chunk.iter().map(|&r| mask[r]).collect();
         let mk = if mk.iter().all(|&m| m == 1.0) {
@@ -542,11 +543,11 @@ fn head_rows(
             &mk[..]
         };
         let (Some(s), Some(d)) = (scale, dh.as_deref_mut()) else {
-            loss += softmax_ce_forward(logits, &hs.targets, mk, v);
+            loss += softmax_ce_forward(logits, pb, &hs.targets, mk, v);
             continue;
         };
         // logits → their gradient, and the bias's gradient summed on the way
-        loss += softmax_ce_forward_backward(logits, &hs.targets, mk, v, s, gb);
+        loss += softmax_ce_forward_backward(logits, pb, &hs.targets, mk, v, s, gb);
         let dhg = &mut hs.dh[..n * h];
         linear_backward(dhg, gw, logits, xg, pw, n, h, v, false);
         for (k, &r) in chunk.iter().enumerate() {

@@ -20,18 +20,15 @@ pub fn linear_forward(
     matmul_a_bt(out, x, w, n, v, h, true);
 }
 
-/// [`linear_forward`] with `W` given as the panels of `Wᵀ`
+/// `out = x·Wᵀ` with `W` given as the panels of `Wᵀ`
 /// ([`Panels::of_transposed`]`(w, V, H)`), for a caller that projects many
 /// chunks of rows through one weight: given `W` itself, gemm repacks all of
 /// it for every chunk, which made the head's forward product (V = 6,000,
-/// H = 512, 512 rows) about a fifth slower.
-pub fn linear_forward_panels(out: &mut [f32], x: &[f32], wt: &Panels, bias: &[f32], n: usize) {
-    let v = wt.shape().1;
-    assert_eq!(bias.len(), v, "linear_forward_panels: bias is not (V)");
-    for row in out.chunks_exact_mut(v) {
-        row.copy_from_slice(bias);
-    }
-    matmul_a_panels(out, x, wt, n, true);
+/// H = 512, 512 rows) about a fifth slower. Without the bias: the softmax
+/// after it adds the bias to each row while the row is in cache
+/// (`softmax_ce.rs`), which saves a pass over the whole (N, V) output.
+pub fn linear_forward_panels(out: &mut [f32], x: &[f32], wt: &Panels, n: usize) {
+    matmul_a_panels(out, x, wt, n, false);
 }
 
 /// `dw += doutᵀ·x` and `dx (+)= dout·W` (`accumulate_dx`). The bias's
