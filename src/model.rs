@@ -23,8 +23,7 @@ use crate::engine::embedding::{embedding_add, embedding_backward, embedding_forw
 use crate::engine::gru::{gru_backward, gru_forward, gru_step};
 use crate::engine::linear::{linear_backward, linear_forward, linear_forward_panels};
 use crate::engine::lstm::{lstm_backward, lstm_forward, lstm_step};
-use crate::engine::matmul::Panels;
-use crate::engine::matmul::{matmul_a_b, matmul_a_bt, matmul_at_b};
+use crate::engine::matmul::{matmul_a_b, matmul_a_bt, matmul_at_b, Panels};
 use crate::engine::rnn::{rnn_backward, rnn_forward, rnn_step};
 use crate::engine::softmax_ce::{
     exp_shifted_sum, row_max, softmax_ce_forward, softmax_ce_forward_backward,
