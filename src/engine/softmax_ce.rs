@@ -26,16 +26,13 @@ pub fn softmax_ce_forward(logits: &mut [f32], bias: &[f32], targets: &[u32], mas
     assert_eq!(bias.len(), v, "softmax_ce_forward: bias is not (V)");
     let mut total = 0.0f64;
     for ((row, &tg), &m) in logits.chunks_exact_mut(v).zip(targets).zip(mask) {
-        let max = add_bias_max(row, bias);
-        let shifted_target = row[tg as usize] - max;
-        let sum = exp_shifted_sum(row, max);
+        let (sum, nll) = exp_row(row, bias, tg);
         let inv = 1.0 / sum;
         for x in row.iter_mut() {
             *x *= inv;
         }
         if m != 0.0 {
-            // −log p = log Σ exp(l − max) − (l_target − max): exact even where p underflows
-            total += ((sum as f64).ln() - shifted_target as f64) * m as f64;
+            total += nll * m as f64;
         }
     }
     total
@@ -87,11 +84,9 @@ pub fn softmax_ce_forward_backward(logits: &mut [f32], bias: &[f32], targets: &[
     assert_eq!(dbias.len(), v, "softmax_ce_forward_backward: dbias is not (V)");
     let mut total = 0.0f64;
     for ((row, &tg), &m) in logits.chunks_exact_mut(v).zip(targets).zip(mask) {
-        let max = add_bias_max(row, bias);
-        let shifted_target = row[tg as usize] - max;
-        let sum = exp_shifted_sum(row, max);
+        let (sum, nll) = exp_row(row, bias, tg);
         if m != 0.0 {
-            total += ((sum as f64).ln() - shifted_target as f64) * m as f64;
+            total += nll * m as f64;
         }
         // (p − onehot) · s with p = exp / sum
         let s = m * scale;
@@ -106,6 +101,16 @@ pub fn softmax_ce_forward_backward(logits: &mut [f32], bias: &[f32], targets: &[
     }
     total
 }
+}
+
+/// `row ← exp(row + bias − max)`; returns the sum of the results and −log p[target].
+#[inline(always)]
+fn exp_row(row: &mut [f32], bias: &[f32], tg: u32) -> (f32, f64) {
+    let max = add_bias_max(row, bias);
+    let shifted_target = row[tg as usize] - max;
+    let sum = exp_shifted_sum(row, max);
+    // −log p = log Σ exp(l − max) − (l_target − max): exact even where p underflows
+    (sum, (sum as f64).ln() - shifted_target as f64)
 }
 
 /// Lanes of the row reductions: one AVX-512 register, two AVX2 ones.
