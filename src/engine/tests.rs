@@ -108,3 +108,23 @@ fn cells_match_reference_forward() {
         }
     }
 }
+
+#[test]
+fn column_sums_match_plain_loops() {
+    use super::lstm::add_column_sums;
+    let mut rng = Rng::new(3);
+    // 200 columns are shared among the threads, 7 are not
+    for (rows, n) in [(33, 200), (5, 7)] {
+        let dpre = random(rows * n, 1.0, &mut rng);
+        let want: Vec<f64> = (0..n)
+            .map(|j| 0.5 + (0..rows).map(|r| dpre[r * n + j] as f64).sum::<f64>())
+            .collect();
+        let mut db = vec![0.5f32; n];
+        add_column_sums(&mut db, None, &dpre);
+        check_close(&format!("sums {rows}x{n}"), &db, &want, 1e-5);
+        let (mut d1, mut d2) = (vec![0.5f32; n], vec![0.5f32; n]);
+        add_column_sums(&mut d1, Some(&mut d2), &dpre);
+        check_close(&format!("sums {rows}x{n} first"), &d1, &want, 1e-5);
+        check_close(&format!("sums {rows}x{n} second"), &d2, &want, 1e-5);
+    }
+}
