@@ -21,7 +21,9 @@ use crate::batch::Batch;
 use crate::engine::dropout::dropout_forward;
 use crate::engine::embedding::{embedding_add, embedding_backward, embedding_forward};
 use crate::engine::gru::{gru_backward, gru_forward, gru_step};
-use crate::engine::linear::{linear_backward, linear_forward, linear_forward_panels};
+use crate::engine::linear::{
+    linear_backward, linear_forward, linear_forward_panels, PANELS_MIN_WIDTH,
+};
 use crate::engine::lstm::{lstm_backward, lstm_forward, lstm_step};
 use crate::engine::matmul::{matmul_a_b, matmul_a_bt, matmul_at_b, Panels};
 use crate::engine::rnn::{rnn_backward, rnn_forward, rnn_step};
@@ -505,7 +507,7 @@ fn head_rows(
     targets: &[u32],
     mask: &[f32],
     pw: &[f32],
-    pw_t: &Panels,
+    pw_t: Option<&Panels>,
     pb: &[f32],
     h: usize,
     v: usize,
@@ -533,7 +535,10 @@ fn head_rows(
         }
         let (xg, logits) = (&hs.x[..n * h], &mut hs.logits[..n * v]);
         // the logits without the bias: both softmax kernels add it
-        linear_forward_panels(logits, xg, pw_t, n);
+        match pw_t {
+            Some(pt) => linear_forward_panels(logits, xg, pt, n),
+            None => matmul_a_bt(logits, xg, pw, n, v, h, false),
+        }
         // masks may weight tokens; the gathered rows keep their weights
         let mk: Vec<f32> = chunk.iter().map(|&r| mask[r]).collect();
         let mk = if mk.iter().all(|&m| m == 1.0) {
@@ -991,8 +996,13 @@ impl Model {
         } = &mut self.acts;
         head.resize_with(parts, HeadScratch::default);
         let pw = &self.params[self.layout.proj_w.clone()];
-        proj_t.set_transposed(pw, v, w);
-        let pw_t = &*proj_t;
+        // narrow rows project faster through gemm's own packing of the weight
+        let pw_t = if w >= PANELS_MIN_WIDTH {
+            proj_t.set_transposed(pw, v, w);
+            Some(&*proj_t)
+        } else {
+            None
+        };
         let pb = &self.params[self.layout.proj_b.clone()];
         let x_top = &layers[top].h[first * h..(first + rows) * h];
         let (x_all, dh_sh, dh_first_w) = match &self.layout.bottleneck {
@@ -1578,6 +1588,46 @@ mod tests {
         );
         grad_check(&mut model, &f, &what);
         model
+    }
+
+    /// The head projects rows of width ≥ PANELS_MIN_WIDTH through panels and
+    /// narrower ones through the plain weight; the gradient checks' tiny
+    /// models take the second way, so the first is checked here, by the loss.
+    #[test]
+    fn wide_heads_loss_matches_the_reference() {
+        let wide = PANELS_MIN_WIDTH;
+        let untied = ModelConfig {
+            layers: 1,
+            hidden: wide,
+            ..tiny(Cell::Lstm, Input::Tokens, Head::EveryStep, 11)
+        };
+        let tied = ModelConfig {
+            embed: wide,
+            tied: true,
+            ..tiny(Cell::Gru, Input::Tokens, Head::EveryStep, 11)
+        };
+        for cfg in [untied, tied] {
+            let mut rng = Rng::new(5);
+            let mut model = Model::new(cfg.clone(), &mut rng);
+            let bt = batch(3, 4, cfg.vocab, true, &mut rng);
+            let (sum, count) = model.loss(&bt);
+            let p64: Vec<f64> = model.params.iter().map(|&x| x as f64).collect();
+            let want = model_loss_ref(
+                &cfg,
+                &p64,
+                RefInput::Tokens(&bt.inputs),
+                &bt.targets,
+                &bt.mask,
+                3,
+                4,
+            );
+            assert!(
+                (sum / count - want).abs() < 1e-5,
+                "tied {}: loss {} vs reference {want}",
+                cfg.tied,
+                sum / count
+            );
+        }
     }
 
     #[test]

@@ -31,6 +31,11 @@ pub fn linear_forward_panels(out: &mut [f32], x: &[f32], wt: &Panels, n: usize) 
     matmul_a_panels(out, x, wt, n, false);
 }
 
+/// Narrowest input width H at which [`linear_forward_panels`] pays for its
+/// panels. One thread, 512 rows, V = 6,000, GFLOP/s panels / gemm's own
+/// packing of `W`: H = 128 40 / 47, H = 256 about equal, H = 512 53 / 44.
+pub const PANELS_MIN_WIDTH: usize = 256;
+
 /// `dw += doutᵀ·x` and `dx (+)= dout·W` (`accumulate_dx`). The bias's
 /// gradient, the sum of `dout`'s rows, is not taken here: the softmax that
 /// makes `dout` adds each row to it while the row is in cache
