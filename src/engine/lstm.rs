@@ -74,36 +74,29 @@ pub(crate) fn add_column_sums(db: &mut [f32], db2: Option<&mut [f32]>, dpre: &[f
         );
     }
     let parts = super::matmul::threads().min(n / 64).max(1);
-    let sums = |c0: usize, c1: usize| {
-        let mut s = vec![0.0f32; c1 - c0];
+    let width = n.div_ceil(parts);
+    // columns c0.. of every row of dpre, summed into `out`
+    let add_rows = |c0: usize, out: &mut [f32]| {
         for row in dpre.chunks_exact(n) {
-            for (d, v) in s.iter_mut().zip(&row[c0..c1]) {
+            for (d, v) in out.iter_mut().zip(&row[c0..]) {
                 *d += v;
             }
         }
-        s
     };
-    let cols: Vec<(usize, usize)> = (0..parts)
-        .map(|p| (n * p / parts, n * (p + 1) / parts))
-        .collect();
-    let mut parts_sums = vec![Vec::new(); parts];
+    let mut sums = vec![0.0f32; n];
     if parts == 1 {
-        parts_sums[0] = sums(0, n);
+        add_rows(0, &mut sums);
     } else {
         rayon::scope(|s| {
-            for (out, &(c0, c1)) in parts_sums.iter_mut().zip(&cols) {
-                let sums = &sums;
-                s.spawn(move |_| *out = sums(c0, c1));
+            for (p, out) in sums.chunks_mut(width).enumerate() {
+                let add_rows = &add_rows;
+                s.spawn(move |_| add_rows(p * width, out));
             }
         });
     }
-    let all: Vec<f32> = parts_sums.concat();
-    for (d, v) in db.iter_mut().zip(&all) {
-        *d += v;
-    }
-    if let Some(d2) = db2 {
-        for (d, v) in d2.iter_mut().zip(&all) {
-            *d += v;
+    for d in std::iter::once(db).chain(db2) {
+        for (x, v) in d.iter_mut().zip(&sums) {
+            *x += v;
         }
     }
 }
