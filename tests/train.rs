@@ -149,10 +149,12 @@ fn killed_and_resumed_runs_end_bit_for_bit_where_the_straight_run_ends() {
 #[test]
 fn a_time_budget_fixes_the_step_count_once_and_a_resume_keeps_it() {
     let data = tiny_data(30, 6);
-    // Only the budget limits the run: 0.3 s of this tiny model is hundreds of steps.
+    // Only the budget limits the run: 3 s of this tiny model is thousands of
+    // steps on a quiet machine, and still well past step 40 on one slowed
+    // tenfold by other work (0.3 s was not: a CI run beside a build fixed 36).
     let cfg = TrainConfig {
         epochs: 0,
-        minutes: 0.005,
+        minutes: 0.05,
         eval_interval: 40,
         ..tiny_config()
     };
