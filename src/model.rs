@@ -471,7 +471,8 @@ struct Acts {
     dx0: Vec<f32>,
     /// per thread: the head's scratch
     head: Vec<HeadScratch>,
-    /// the projection's weight as gemm reads it, rebuilt at each call of the head
+    /// the projection's weight as gemm reads it, rebuilt at each call of a head
+    /// at least [`PANELS_MIN_WIDTH`] wide
     proj_t: Panels,
     /// tied head: the top layer's rows mapped to the embedding's width, and their gradient
     z: Vec<f32>,
