@@ -28,10 +28,10 @@ use crate::engine::lstm::{lstm_backward, lstm_forward, lstm_step};
 use crate::engine::matmul::{matmul_a_b, matmul_a_bt, matmul_at_b, Panels};
 use crate::engine::rnn::{rnn_backward, rnn_forward, rnn_step};
 use crate::engine::softmax_ce::{
-    exp_shifted_sum, row_max, softmax_ce_forward, softmax_ce_forward_backward,
+    exp_shifted_sum, row_max, softmax_ce_forward, softmax_ce_forward_backward, two_level_log_probs,
 };
 use crate::engine::{
-    rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut, StepCell, StepMatrix,
+    dot, rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut, StepCell, StepMatrix,
 };
 use crate::rng::Rng;
 
@@ -131,6 +131,21 @@ pub struct ModelConfig {
     /// E columns. Absent (false) in checkpoints from before it existed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tied: bool,
+    /// Two-level softmax: ids below `shortlist` (the commonest characters, as
+    /// the vocabulary orders them by frequency) are predicted directly, the
+    /// rest through one more class, "rare" (`rare.weight`, `rare.bias`), and
+    /// then among themselves: p(y) = p(rare)·p(y | rare), still a distribution
+    /// over the whole vocabulary. Training takes the rare characters' logits
+    /// only for the targets that are rare (14% of Tang's tokens past the 1,000
+    /// commonest of 6,300), so the head does about a quarter of the work of
+    /// one softmax. Token input and every-step head only; 0 (the default, and
+    /// checkpoints from before it existed) = one softmax over all ids.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shortlist: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Where each input token sits in the poem, as learned embeddings added to
@@ -218,6 +233,7 @@ impl Default for ModelConfig {
             head: Head::EveryStep,
             positions: None,
             tied: false,
+            shortlist: 0,
         }
     }
 }
@@ -231,6 +247,15 @@ impl ModelConfig {
         }
     }
 
+    /// Width of the rows the output projection reads: E when tied, else H.
+    pub fn head_width(&self) -> usize {
+        if self.tied {
+            self.embed
+        } else {
+            self.hidden
+        }
+    }
+
     /// Total number of parameters (the length of `Model::params`).
     pub fn num_params(&self) -> usize {
         param_table(self)
@@ -240,6 +265,7 @@ impl ModelConfig {
     }
 
     /// Multiply-adds per token of a forward pass (for FLOP counts: ×2 for FLOPs, ×3 for fwd+bwd).
+    /// With a shortlist, an upper bound: the head is counted as one softmax.
     pub fn macs_per_token(&self) -> usize {
         let (g, h) = (self.cell.gates(), self.hidden);
         let rec: usize = (0..self.layers)
@@ -276,6 +302,21 @@ impl ModelConfig {
                 "tied",
                 "true for a model without token input and an every-step head".into(),
             );
+        }
+        if self.shortlist > 0 {
+            if self.input != Input::Tokens || self.head != Head::EveryStep {
+                return bad(
+                    "shortlist",
+                    "given for a model without token input and an every-step head".into(),
+                );
+            }
+            if self.shortlist >= self.vocab {
+                let (s, v) = (self.shortlist, self.vocab);
+                return bad(
+                    "shortlist",
+                    format!("{s} (must be below the vocabulary's {v}, or 0 for one softmax)"),
+                );
+            }
         }
         if self.tied && self.embed == 0 {
             return bad("embed", "0 (a tied projection needs at least 1)".into());
@@ -364,6 +405,10 @@ pub fn param_table(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
         t.push(("proj.weight".to_string(), vec![cfg.vocab, h]));
     }
     t.push(("proj.bias".to_string(), vec![cfg.vocab]));
+    if cfg.shortlist > 0 {
+        t.push(("rare.weight".to_string(), vec![1, cfg.head_width()]));
+        t.push(("rare.bias".to_string(), vec![1]));
+    }
     t
 }
 
@@ -380,6 +425,9 @@ struct Layout {
     /// the output projection: its own tensor, or the embedding when tied
     proj_w: Range<usize>,
     proj_b: Range<usize>,
+    /// with a shortlist: the rare class's row and bias
+    rare_w: Option<Range<usize>>,
+    rare_b: Option<Range<usize>>,
     total: usize,
 }
 
@@ -421,6 +469,7 @@ impl Layout {
             (None, it.next().unwrap())
         };
         let proj_b = it.next().unwrap();
+        let (rare_w, rare_b) = (it.next(), it.next());
         Layout {
             embedding,
             positions,
@@ -428,6 +477,8 @@ impl Layout {
             bottleneck,
             proj_w,
             proj_b,
+            rare_w,
+            rare_b,
             total: off,
         }
     }
@@ -471,6 +522,10 @@ struct Acts {
     dx0: Vec<f32>,
     /// per thread: the head's scratch
     head: Vec<HeadScratch>,
+    /// per thread, with a shortlist: the targets as each level sees them
+    rare: Vec<RareScratch>,
+    /// with a shortlist: its rows and the rare class's, packed together
+    short: ShortHead,
     /// the projection's weight as gemm reads it, rebuilt at each call of a head
     /// at least [`PANELS_MIN_WIDTH`] wide
     proj_t: Panels,
@@ -560,6 +615,116 @@ fn head_rows(
         }
     }
     loss
+}
+
+/// One thread's scratch for a two-level head (see [`ModelConfig::shortlist`]):
+/// each row's target among the shortlist and the rare class, and the rare
+/// rows' targets among the rare ids, with a mask that keeps only those rows.
+#[derive(Default, Clone)]
+struct RareScratch {
+    short_targets: Vec<u32>,
+    rare_targets: Vec<u32>,
+    rare_mask: Vec<f32>,
+    dh: Vec<f32>,
+}
+
+/// The first level of a two-level head: the shortlist's rows of the
+/// projection followed by `rare.weight`, and their biases, so that one
+/// softmax of S + 1 columns covers it; `t` is their panels for wide rows.
+#[derive(Default, Clone)]
+struct ShortHead {
+    w: Vec<f32>,
+    b: Vec<f32>,
+    t: Panels,
+}
+
+/// A projection as [`head_rows`] reads it: weight (rows, width), its panels
+/// when the rows are wide enough for them, and the bias.
+type Proj<'a> = (&'a [f32], Option<&'a Panels>, &'a [f32]);
+
+/// [`head_rows`] for a two-level head, as two runs of it: every row through
+/// the shortlist and the rare class (`short`: S + 1 outputs), then the rows
+/// whose target is rare through the rare ids (`rare`: V − S outputs), whose
+/// −log p(y | rare) adds to the first run's −log p(rare). `grads` (when
+/// `scale` is given) is laid out [short weight | short bias | rare weight |
+/// rare bias].
+#[allow(clippy::too_many_arguments)]
+fn split_rows(
+    hs: &mut HeadScratch,
+    rs: &mut RareScratch,
+    grads: &mut [f32],
+    mut dh: Option<&mut [f32]>,
+    x: &[f32],
+    targets: &[u32],
+    mask: &[f32],
+    short: Proj,
+    rare: Proj,
+    w: usize,
+    scale: Option<f32>,
+) -> f64 {
+    let s1 = short.2.len();
+    let (s, n_rare) = (s1 - 1, rare.2.len());
+    rs.short_targets.clear();
+    rs.rare_targets.clear();
+    rs.rare_mask.clear();
+    for (&y, &m) in targets.iter().zip(mask) {
+        let y = y as usize;
+        let is_rare = y >= s;
+        rs.short_targets.push(if is_rare { s } else { y } as u32);
+        rs.rare_targets.push(if is_rare { y - s } else { 0 } as u32);
+        rs.rare_mask.push(if is_rare { m } else { 0.0 });
+    }
+    let (sg, rg): (&mut [f32], &mut [f32]) = if scale.is_some() {
+        grads.split_at_mut(s1 * (w + 1))
+    } else {
+        (&mut [], &mut [])
+    };
+    let (sw, sb) = sg.split_at_mut(sg.len().min(s1 * w));
+    let (rw, rb) = rg.split_at_mut(rg.len().min(n_rare * w));
+    let (short_targets, rare_targets) = (&rs.short_targets[..], &rs.rare_targets[..]);
+    let mut loss = head_rows(
+        hs,
+        (sw, sb),
+        dh.as_deref_mut(),
+        x,
+        short_targets,
+        mask,
+        short.0,
+        short.1,
+        short.2,
+        w,
+        s1,
+        scale,
+    );
+    let rare_dh = dh.is_some().then(|| {
+        rs.dh.resize(x.len(), 0.0);
+        &mut rs.dh[..]
+    });
+    loss += head_rows(
+        hs,
+        (rw, rb),
+        rare_dh,
+        x,
+        rare_targets,
+        &rs.rare_mask,
+        rare.0,
+        rare.1,
+        rare.2,
+        w,
+        n_rare,
+        scale,
+    );
+    if let Some(d) = dh {
+        add_into(d, &rs.dh);
+    }
+    loss
+}
+
+/// `dst += src`, element by element.
+fn add_into(dst: &mut [f32], src: &[f32]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d += s;
+    }
 }
 
 /// Two disjoint ranges of `v`, `a` before `b`, as two mutable slices.
@@ -668,6 +833,15 @@ impl Model {
             None => uniform(&mut params[layout.proj_w.clone()], rng),
         }
         uniform(&mut params[layout.proj_b.clone()], rng);
+        // the rare class's row starts like the rows it competes with
+        if let (Some(w), Some(b)) = (&layout.rare_w, &layout.rare_b) {
+            if cfg.tied {
+                params[w.clone()].iter_mut().for_each(|p| *p = rng.normal());
+            } else {
+                uniform(&mut params[w.clone()], rng);
+            }
+            uniform(&mut params[b.clone()], rng);
+        }
         let grads = vec![0.0f32; layout.total];
         Model {
             pos_kind: pos_kinds(&cfg),
@@ -979,32 +1153,57 @@ impl Model {
     /// A tied head first maps all the rows to the embedding's width (`z`), and
     /// afterwards takes the gradient for `z` back through that map.
     fn head(&mut self, first: usize, rows: usize, dh_first: usize, scale: Option<f32>) -> f64 {
-        let (h, v) = (self.cfg.hidden, self.cfg.vocab);
+        let (h, v, s) = (self.cfg.hidden, self.cfg.vocab, self.cfg.shortlist);
         // width of the rows the projection reads
-        let w = if self.cfg.tied { self.cfg.embed } else { h };
+        let w = self.cfg.head_width();
         let top = self.cfg.layers - 1;
         let parts = crate::engine::matmul::threads().min(rows / 64).max(1);
         let Acts {
             layers,
             dh,
             head,
+            rare,
             targets,
             mask,
             z,
             dz,
             proj_t,
+            short,
             ..
         } = &mut self.acts;
         head.resize_with(parts, HeadScratch::default);
+        rare.resize_with(parts, RareScratch::default);
         let pw = &self.params[self.layout.proj_w.clone()];
-        // narrow rows project faster through gemm's own packing of the weight
-        let pw_t = if w >= PANELS_MIN_WIDTH {
-            proj_t.set_transposed(pw, v, w);
-            Some(&*proj_t)
-        } else {
-            None
-        };
         let pb = &self.params[self.layout.proj_b.clone()];
+        // narrow rows project faster through gemm's own packing of the weight
+        let panels = w >= PANELS_MIN_WIDTH;
+        // with a shortlist, `proj_t` holds the rare rows' panels only, and
+        // `short` the shortlist's rows followed by the rare class's row
+        let split = (s > 0).then(|| {
+            let (rw, rb) = (
+                &self.params[self.layout.rare_w.clone().unwrap()],
+                &self.params[self.layout.rare_b.clone().unwrap()],
+            );
+            short.w.clear();
+            short.w.extend_from_slice(&pw[..s * w]);
+            short.w.extend_from_slice(rw);
+            short.b.clear();
+            short.b.extend_from_slice(&pb[..s]);
+            short.b.extend_from_slice(rb);
+            if panels {
+                short.t.set_transposed(&short.w, s + 1, w);
+                proj_t.set_transposed(&pw[s * w..], v - s, w);
+            }
+            &*short
+        });
+        let pw_t = match (panels, split.is_some()) {
+            (false, _) => None,
+            (true, true) => Some(&*proj_t),
+            (true, false) => {
+                proj_t.set_transposed(pw, v, w);
+                Some(&*proj_t)
+            }
+        };
         let x_top = &layers[top].h[first * h..(first + rows) * h];
         let (x_all, dh_sh, dh_first_w) = match &self.layout.bottleneck {
             Some(r) => {
@@ -1021,44 +1220,68 @@ impl Model {
             self.layout.proj_w.clone(),
             self.layout.proj_b.clone(),
         );
-        let mut own = Some((gw0, gb0));
+        // Without a shortlist, part 0 adds into the model's grads and the
+        // others into their own zeroed copies; with one, every part has its own
+        // copy (its shortlist rows are packed apart from the weight's).
+        let mut own = split.is_none().then_some((gw0, gb0));
+        let copy_len = if split.is_some() {
+            (v + 1) * (w + 1)
+        } else {
+            v * w + v
+        };
         let (targets, mask) = (&targets[..], &mask[..]);
         let mut losses = vec![0.0f64; parts];
         rayon::scope(|sc| {
-            for (p, (hs, loss)) in head.iter_mut().zip(losses.iter_mut()).enumerate() {
+            for (p, ((hs, rs), loss)) in head
+                .iter_mut()
+                .zip(rare.iter_mut())
+                .zip(losses.iter_mut())
+                .enumerate()
+            {
                 let (r0, r1) = (rows * p / parts, rows * (p + 1) / parts);
-                // part 0 adds into the model's grads, the others into their own zeroed copies
                 let own_grads = if p == 0 { own.take() } else { None };
                 let work = move || {
                     let mut copy = std::mem::take(&mut hs.grads);
-                    let grads: (&mut [f32], &mut [f32]) = match (own_grads, scale) {
-                        (Some(g), _) => g,
-                        (None, Some(_)) => {
-                            copy.clear();
-                            copy.resize(v * w + v, 0.0);
-                            copy.split_at_mut(v * w)
-                        }
-                        (None, None) => (&mut [], &mut []),
-                    };
+                    if scale.is_some() && own_grads.is_none() {
+                        copy.clear();
+                        copy.resize(copy_len, 0.0);
+                    }
                     let run = || {
                         // SAFETY: part p only writes rows dh_first_w + r0 .. dh_first_w + r1
                         let dh_part = scale.map(|_| unsafe {
                             dh_sh.range((dh_first_w + r0) * w..(dh_first_w + r1) * w)
                         });
-                        head_rows(
-                            hs,
-                            grads,
-                            dh_part,
-                            &x_all[r0 * w..r1 * w],
-                            &targets[r0..r1],
-                            &mask[r0..r1],
-                            pw,
-                            pw_t,
-                            pb,
-                            w,
-                            v,
-                            scale,
-                        )
+                        let (x, tg, mk) = (&x_all[r0 * w..r1 * w], &targets[r0..r1], &mask[r0..r1]);
+                        match (split, own_grads) {
+                            (Some(sh), _) => {
+                                let short = (&sh.w[..], panels.then_some(&sh.t), &sh.b[..]);
+                                let rest = (&pw[s * w..], pw_t, &pb[s..]);
+                                split_rows(
+                                    hs, rs, &mut copy, dh_part, x, tg, mk, short, rest, w, scale,
+                                )
+                            }
+                            (None, Some(g)) => {
+                                head_rows(hs, g, dh_part, x, tg, mk, pw, pw_t, pb, w, v, scale)
+                            }
+                            (None, None) => {
+                                let at = copy.len().min(v * w);
+                                let (gw, gb) = copy.split_at_mut(at);
+                                head_rows(
+                                    hs,
+                                    (gw, gb),
+                                    dh_part,
+                                    x,
+                                    tg,
+                                    mk,
+                                    pw,
+                                    pw_t,
+                                    pb,
+                                    w,
+                                    v,
+                                    scale,
+                                )
+                            }
+                        }
                     };
                     // one part alone may still split its GEMMs across threads
                     *loss = if parts > 1 {
@@ -1081,10 +1304,29 @@ impl Model {
                 self.layout.proj_w.clone(),
                 self.layout.proj_b.clone(),
             );
-            for hs in &head[1..parts] {
-                let (ew, eb) = hs.grads.split_at(v * w);
-                for (g, e) in gw.iter_mut().zip(ew).chain(gb.iter_mut().zip(eb)) {
-                    *g += e;
+            if split.is_some() {
+                let (mut grw, mut grb) = (vec![0.0f32; w], 0.0f32);
+                let (gw_s, gw_t) = gw.split_at_mut(s * w);
+                let (gb_s, gb_t) = gb.split_at_mut(s);
+                for hs in &head[..parts] {
+                    // [shortlist rows + rare row | their biases | rare ids' rows | their biases]
+                    let (sw, rest) = hs.grads.split_at((s + 1) * w);
+                    let (sb, rest) = rest.split_at(s + 1);
+                    let (tw, tb) = rest.split_at((v - s) * w);
+                    add_into(gw_s, &sw[..s * w]);
+                    add_into(&mut grw, &sw[s * w..]);
+                    add_into(gb_s, &sb[..s]);
+                    grb += sb[s];
+                    add_into(gw_t, tw);
+                    add_into(gb_t, tb);
+                }
+                add_into(&mut self.grads[self.layout.rare_w.clone().unwrap()], &grw);
+                self.grads[self.layout.rare_b.clone().unwrap()][0] += grb;
+            } else {
+                for hs in &head[1..parts] {
+                    let (ew, eb) = hs.grads.split_at(v * w);
+                    add_into(gw, ew);
+                    add_into(gb, eb);
                 }
             }
             // tied: dz → dh of the top layer, and the bottleneck's gradient
@@ -1452,6 +1694,13 @@ impl Model {
         }
         let pw = self.step_matrix(wt, b, self.layout.proj_w.clone());
         rows_matvec_add(logits, top, pw, b);
+        if let (Some(rw), Some(rb)) = (&self.layout.rare_w, &self.layout.rare_b) {
+            let (rw, rb) = (&self.params[rw.clone()], self.params[rb.start]);
+            let w = self.cfg.head_width();
+            for (row, x) in logits.chunks_exact_mut(v).zip(top.chunks_exact(w)) {
+                two_level_log_probs(row, rb + dot(rw, x), self.cfg.shortlist);
+            }
+        }
     }
 }
 
@@ -1487,6 +1736,7 @@ mod tests {
             head,
             positions: None,
             tied: false,
+            shortlist: 0,
         }
     }
 
@@ -1607,7 +1857,11 @@ mod tests {
             tied: true,
             ..tiny(Cell::Gru, Input::Tokens, Head::EveryStep, 11)
         };
-        for cfg in [untied, tied] {
+        let split = |cfg: &ModelConfig| ModelConfig {
+            shortlist: 4,
+            ..cfg.clone()
+        };
+        for cfg in [split(&untied), split(&tied), untied, tied] {
             let mut rng = Rng::new(5);
             let mut model = Model::new(cfg.clone(), &mut rng);
             let bt = batch(3, 4, cfg.vocab, true, &mut rng);
@@ -1624,8 +1878,9 @@ mod tests {
             );
             assert!(
                 (sum / count - want).abs() < 1e-5,
-                "tied {}: loss {} vs reference {want}",
+                "tied {} shortlist {}: loss {} vs reference {want}",
                 cfg.tied,
+                cfg.shortlist,
                 sum / count
             );
         }
@@ -1690,6 +1945,44 @@ mod tests {
         // only a token model with an every-step head can tie
         let dense = ModelConfig {
             tied: true,
+            ..tiny(Cell::Lstm, Input::Dense { dim: 4 }, Head::LastStep, 3)
+        };
+        assert!(dense.validate().is_err());
+    }
+
+    #[test]
+    fn two_level_head_gradients_match_finite_differences() {
+        // ids 3.. are rare: about half the random targets take the second level
+        for (cell, tied) in [(Cell::Lstm, false), (Cell::Gru, true), (Cell::Rnn, true)] {
+            for (b, t, masked) in [(3, 4, true), (16, 8, true)] {
+                let cfg = ModelConfig {
+                    tied,
+                    shortlist: 3,
+                    ..with_positions(tiny(cell, Input::Tokens, Head::EveryStep, 7))
+                };
+                let model = check_token_model(&cfg, b, t, masked, 9);
+                for r in [&model.layout.rare_w, &model.layout.rare_b] {
+                    let r = r.clone().expect("a shortlist adds the rare class");
+                    assert!(model.grads[r].iter().any(|&g| g.abs() > 1e-6));
+                }
+            }
+        }
+        // the rare class adds one row and one bias
+        let base = tiny(Cell::Lstm, Input::Tokens, Head::EveryStep, 50);
+        let split = ModelConfig {
+            shortlist: 10,
+            ..base.clone()
+        };
+        assert_eq!(split.num_params() - base.num_params(), 5 + 1);
+        for bad in [50, 60] {
+            let cfg = ModelConfig {
+                shortlist: bad,
+                ..base.clone()
+            };
+            assert!(cfg.validate().is_err(), "shortlist {bad} of 50");
+        }
+        let dense = ModelConfig {
+            shortlist: 2,
             ..tiny(Cell::Lstm, Input::Dense { dim: 4 }, Head::LastStep, 3)
         };
         assert!(dense.validate().is_err());
@@ -1815,9 +2108,16 @@ mod tests {
 
     #[test]
     fn step_reproduces_the_batch_forward() {
-        for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
+        for (cell, shortlist) in [
+            (Cell::Lstm, 0),
+            (Cell::Gru, 0),
+            (Cell::Rnn, 0),
+            (Cell::Lstm, 4),
+            (Cell::Gru, 6),
+        ] {
             let cfg = ModelConfig {
                 cell,
+                shortlist,
                 layers: 3,
                 embed: 6,
                 hidden: 9,
@@ -1846,6 +2146,13 @@ mod tests {
             for tt in 0..t {
                 let tokens: Vec<u32> = (0..b).map(|bb| bt.inputs[bb * t + tt]).collect();
                 model.step(&mut state, &tokens, &mut logits);
+                if shortlist > 0 {
+                    // a two-level head's step gives log-probabilities
+                    for row in logits.chunks_exact(11) {
+                        let total: f64 = row.iter().map(|&l| (l as f64).exp()).sum();
+                        assert!((total - 1.0).abs() < 1e-5, "{cell}: Σ p = {total}");
+                    }
+                }
                 softmax_rows(&mut logits, 11);
                 for bb in 0..b {
                     got -= (logits[bb * 11 + bt.targets[bb * t + tt] as usize] as f64).ln();
@@ -1853,7 +2160,7 @@ mod tests {
             }
             assert!(
                 (got - want).abs() < 1e-4 * want,
-                "{cell}: step loss {got} vs forward loss {want}"
+                "{cell} shortlist {shortlist}: step loss {got} vs forward loss {want}"
             );
         }
     }

@@ -108,6 +108,9 @@ pub struct Settings {
     /// Predict through the embedding (tied weights, via an embed × hidden map) [default: true; seed false]
     #[arg(long, value_name = "BOOL")]
     pub tied: Option<bool>,
+    /// Predict the N commonest characters directly and the rest through one shared class (a two-level softmax, faster to train), 0 = one softmax [default: 1000; seed 0]
+    #[arg(long, value_name = "N")]
+    pub shortlist: Option<usize>,
 }
 
 impl Args {
@@ -124,7 +127,7 @@ impl Args {
             )*};
         }
         put!(cell, layers, hidden, embed, dropout, batch, lr, min_lr, warmup, epochs, max_steps);
-        put!(positions, tied, minutes);
+        put!(positions, tied, shortlist, minutes);
         put!(
             clip,
             weight_decay,

@@ -183,9 +183,29 @@ pub fn model_loss_ref(
         } else {
             (0..v).map(|o| row_dot(pw, o, hv) + pb[o]).collect()
         };
-        let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let lse = logits.iter().map(|l| (l - max).exp()).sum::<f64>().ln() + max;
-        lse - logits[target]
+        let lse = |l: &[f64]| {
+            let max = l.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            l.iter().map(|x| (x - max).exp()).sum::<f64>().ln() + max
+        };
+        let s = cfg.shortlist;
+        if s == 0 {
+            return lse(&logits) - logits[target];
+        }
+        // two levels: the shortlist and the rare class, then the rare ids
+        let (rw, rb) = (tensors[k + 2], tensors[k + 3][0]);
+        let read = if cfg.tied {
+            (0..cfg.embed).map(|e| row_dot(pw, e, hv)).collect()
+        } else {
+            hv.to_vec()
+        };
+        let rare = row_dot(rw, 0, &read) + rb;
+        let mut first: Vec<f64> = logits[..s].to_vec();
+        first.push(rare);
+        if target < s {
+            lse(&first) - logits[target]
+        } else {
+            lse(&first) - rare + lse(&logits[s..]) - logits[target]
+        }
     };
     match cfg.head {
         Head::EveryStep => {

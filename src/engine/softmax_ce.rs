@@ -103,6 +103,42 @@ pub fn softmax_ce_forward_backward(logits: &mut [f32], bias: &[f32], targets: &[
 }
 }
 
+crate::simd_fn! {
+    /// A two-level head's logits → log-probabilities over the whole
+    /// vocabulary, in place. `row: (V)` holds the logits of every id, `rare`
+    /// the logit of the rare class that the ids from `s` on share:
+    /// log p(y) = y − lse(row[..s], rare) for y < s, and
+    /// (rare − lse(row[..s], rare)) + (y − lse(row[s..])) for the rest.
+    /// Sampling reads these as logits: their softmax is the model's distribution.
+pub fn two_level_log_probs(row: &mut [f32], rare: f32, s: usize) {
+    let (short, rest) = row.split_at_mut(s);
+    let m = row_max(short).max(rare);
+    let lse_short = m + (sum_exp_shifted(short, m) + exp(rare - m)).ln();
+    for x in short.iter_mut() {
+        *x -= lse_short;
+    }
+    let m = row_max(rest);
+    let shift = rare - lse_short - (m + sum_exp_shifted(rest, m).ln());
+    for x in rest.iter_mut() {
+        *x += shift;
+    }
+}
+}
+
+/// Σ exp(row − max), leaving `row` as it is, in [`LANES`] lanes.
+#[inline(always)]
+fn sum_exp_shifted(row: &[f32], max: f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..LANES {
+            acc[k] += exp(c[k] - max);
+        }
+    }
+    acc.iter().sum::<f32>() + rest.iter().map(|&x| exp(x - max)).sum::<f32>()
+}
+
 /// `row ← exp(row + bias − max)`; returns the sum of the results and −log p[target].
 #[inline(always)]
 fn exp_row(row: &mut [f32], bias: &[f32], tg: u32) -> (f32, f64) {

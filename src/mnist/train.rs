@@ -93,6 +93,7 @@ impl TrainConfig {
             head: Head::LastStep,
             positions: None,
             tied: false,
+            shortlist: 0,
         }
     }
 
