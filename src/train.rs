@@ -153,7 +153,9 @@ impl TrainConfig {
             layers: 2,
             embed: 256,
             hidden: 512,
-            dropout: 0.1,
+            // 0.2 against the overfitting that starts past 3.5 epochs: at the same
+            // 2,627 steps it beat 0.1 at every evaluation (validation 118.9 vs 120.4)
+            dropout: 0.2,
             corpus: "tang".into(),
             script: Script::Simplified,
             min_count: 2,

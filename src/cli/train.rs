@@ -54,7 +54,7 @@ pub struct Settings {
     /// Character embedding width [default: 256; seed 128]
     #[arg(long, value_name = "N")]
     pub embed: Option<usize>,
-    /// Dropout between layers, 0 to <1 [default: 0.1; seed 0]
+    /// Dropout between layers, 0 to <1 [default: 0.2; seed 0]
     #[arg(long, value_name = "P")]
     pub dropout: Option<f32>,
     /// Poems per batch [default: 64]
