@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::Batch;
-use crate::engine::dropout::dropout_forward;
+use crate::engine::dropout::{dropout_forward, dropout_in_place};
 use crate::engine::embedding::{embedding_add, embedding_backward, embedding_forward};
 use crate::engine::gru::{gru_backward, gru_forward, gru_step};
 use crate::engine::linear::{
@@ -117,6 +117,14 @@ pub struct ModelConfig {
     pub vocab: usize,
     /// Dropout probability on each layer's output that feeds another layer (PyTorch's `dropout=`).
     pub dropout: f32,
+    /// Dropout probability on the first layer's input (the embedding, with
+    /// its position rows) and on the top layer's output (the rows the head
+    /// reads): the two sites `dropout` leaves out, as in Zaremba et al.'s
+    /// regularised LSTM and PyTorch's word-language-model example. Token
+    /// input and every-step head only; 0 (the default, and checkpoints from
+    /// before it existed) = none.
+    #[serde(default, skip_serializing_if = "is_zero_f32")]
+    pub dropout_io: f32,
     pub input: Input,
     pub head: Head,
     /// Line, column (and form) embeddings added to each token's (token input
@@ -146,6 +154,10 @@ pub struct ModelConfig {
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+
+fn is_zero_f32(p: &f32) -> bool {
+    *p == 0.0
 }
 
 /// Where each input token sits in the poem, as learned embeddings added to
@@ -229,6 +241,7 @@ impl Default for ModelConfig {
             hidden: 128,
             vocab: 6000,
             dropout: 0.0,
+            dropout_io: 0.0,
             input: Input::Tokens,
             head: Head::EveryStep,
             positions: None,
@@ -296,6 +309,16 @@ impl ModelConfig {
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad("dropout", format!("{} (must be in [0, 1))", self.dropout));
+        }
+        if !(0.0..1.0).contains(&self.dropout_io) {
+            let p = self.dropout_io;
+            return bad("dropout_io", format!("{p} (must be in [0, 1))"));
+        }
+        if self.dropout_io > 0.0 && (self.input != Input::Tokens || self.head != Head::EveryStep) {
+            return bad(
+                "dropout_io",
+                "given for a model without token input and an every-step head".into(),
+            );
         }
         if self.tied && (self.input != Input::Tokens || self.head != Head::EveryStep) {
             return bad(
@@ -515,6 +538,13 @@ struct Acts {
     /// (T, B, I0): the first layer's input (embeddings, or the transposed dense rows)
     x0: Vec<f32>,
     layers: Vec<LayerActs>,
+    /// with `dropout_io`, while training: x0's mask (T, B, E) (x0 is dropped
+    /// in place), the top layer's dropped output laid out as its h buffer
+    /// ((T+1, B, H), the first B rows unused) and that output's mask (T, B, H)
+    io_dropped: bool,
+    x0_mask: Vec<f32>,
+    top: Vec<f32>,
+    top_mask: Vec<f32>,
     /// (T, B, H) twice: dL/dh of the layer being differentiated, and of the one below
     dh: Vec<f32>,
     dh2: Vec<f32>,
@@ -920,6 +950,12 @@ impl Model {
                 la.mask.resize(t * b * h, 0.0);
             }
         }
+        if cfg.dropout_io > 0.0 {
+            a.x0_mask.resize(t * b * i0, 0.0);
+            a.top.resize((t + 1) * b * h, 0.0);
+            a.top_mask.resize(t * b * h, 0.0);
+        }
+        a.io_dropped = false;
     }
 
     /// Runs the recurrent layers over `acts.x0`; dropout only when `rng` is given.
@@ -927,6 +963,19 @@ impl Model {
         let cfg = &self.cfg;
         let (h, i0) = (cfg.hidden, cfg.input_width());
         let bh = b * h;
+        let io = match rng.as_deref_mut() {
+            Some(r) if cfg.dropout_io > 0.0 => {
+                let a = &mut self.acts;
+                dropout_in_place(
+                    &mut a.x0[..t * b * i0],
+                    &mut a.x0_mask[..t * b * i0],
+                    cfg.dropout_io,
+                    r,
+                );
+                true
+            }
+            _ => false,
+        };
         for l in 0..cfg.layers {
             let (below, rest) = self.acts.layers.split_at_mut(l);
             let la = &mut rest[0];
@@ -973,6 +1022,19 @@ impl Model {
                 Cell::Rnn => rnn_forward(&mut la.h[..(t + 1) * bh], &mut la.gates[..gh], x, &w, d),
             }
         }
+        if io {
+            let a = &mut self.acts;
+            let top = &a.layers[cfg.layers - 1].h[bh..(t + 1) * bh];
+            let r = rng.expect("dropout_io is drawn only with an rng");
+            dropout_forward(
+                &mut a.top[bh..(t + 1) * bh],
+                &mut a.top_mask[..t * bh],
+                top,
+                cfg.dropout_io,
+                r,
+            );
+        }
+        self.acts.io_dropped = io;
     }
 
     /// Backpropagates `acts.dh` (dL/dh of the top layer, (T, B, H)) through the layers into
@@ -1064,6 +1126,13 @@ impl Model {
             }
         }
         if let (Some(tokens), Some(r)) = (tokens, &self.layout.embedding) {
+            if self.acts.io_dropped {
+                let n = t * b * i0;
+                let Acts { dx0, x0_mask, .. } = &mut self.acts;
+                for (d, m) in dx0[..n].iter_mut().zip(&x0_mask[..n]) {
+                    *d *= m;
+                }
+            }
             embedding_backward(
                 &mut self.grads[r.clone()],
                 &self.acts.dx0[..t * b * i0],
@@ -1160,6 +1229,8 @@ impl Model {
         let parts = crate::engine::matmul::threads().min(rows / 64).max(1);
         let Acts {
             layers,
+            io_dropped,
+            top: top_drop,
             dh,
             head,
             rare,
@@ -1204,7 +1275,13 @@ impl Model {
                 Some(&*proj_t)
             }
         };
-        let x_top = &layers[top].h[first * h..(first + rows) * h];
+        // what the head reads: the top layer's output, dropped while training with dropout_io
+        let top_rows = if *io_dropped {
+            &top_drop[..]
+        } else {
+            &layers[top].h[..]
+        };
+        let x_top = &top_rows[first * h..(first + rows) * h];
         let (x_all, dh_sh, dh_first_w) = match &self.layout.bottleneck {
             Some(r) => {
                 z.resize(rows * w, 0.0);
@@ -1400,6 +1477,12 @@ impl Model {
         self.acts.dh.resize(t * b * h, 0.0);
         // rows of the top h buffer start after the initial state (row B)
         let loss = self.head(b, t * b, 0, Some((1.0 / count) as f32));
+        if self.acts.io_dropped {
+            let Acts { dh, top_mask, .. } = &mut self.acts;
+            for (d, m) in dh[..t * b * h].iter_mut().zip(&top_mask[..t * b * h]) {
+                *d *= m;
+            }
+        }
         self.backward_layers(b, t, Some(&batch.inputs));
         (loss, count)
     }
@@ -1721,7 +1804,7 @@ pub fn softmax_rows(x: &mut [f32], v: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::reference::{model_loss_ref, RefInput};
+    use crate::engine::reference::{model_loss_ref, model_loss_ref_masked, RefInput, RefMasks};
     use crate::optim::Adam;
 
     fn tiny(cell: Cell, input: Input, head: Head, vocab: usize) -> ModelConfig {
@@ -1732,6 +1815,7 @@ mod tests {
             hidden: 5,
             vocab,
             dropout: 0.0,
+            dropout_io: 0.0,
             input,
             head,
             positions: None,
@@ -2213,6 +2297,102 @@ mod tests {
                 ana[k]
             );
         }
+    }
+
+    /// Dropout on the embedding and the top layer's output (with and without
+    /// dropout between the layers): the f64 reference, given the masks the
+    /// forward drew, against the loss and every gradient.
+    #[test]
+    fn io_dropout_gradients_match_the_reference_with_the_same_masks() {
+        let base = |cell| ModelConfig {
+            dropout_io: 0.4,
+            ..tiny(cell, Input::Tokens, Head::EveryStep, 7)
+        };
+        let cases = [
+            (
+                ModelConfig {
+                    dropout: 0.3,
+                    tied: true,
+                    ..with_positions(base(Cell::Lstm))
+                },
+                3,
+                4,
+            ),
+            (base(Cell::Rnn), 2, 5),
+            // 128 rows: the head splits over threads, with a shortlist
+            (
+                ModelConfig {
+                    shortlist: 3,
+                    ..base(Cell::Gru)
+                },
+                16,
+                8,
+            ),
+        ];
+        for (cfg, b, t) in cases {
+            let mut rng = Rng::new(11);
+            let mut model = Model::new(cfg.clone(), &mut rng);
+            let bt = batch(b, t, cfg.vocab, true, &mut rng);
+            model.zero_grad();
+            let (sum, count) = model.forward_backward(&bt, &mut rng);
+            let (n0, n) = (t * b * cfg.input_width(), t * b * cfg.hidden);
+            let a = &model.acts;
+            assert!(a.io_dropped, "{}: training drew no io masks", cfg.cell);
+            let input = a.x0_mask[..n0].to_vec();
+            let output = a.top_mask[..n].to_vec();
+            let between: Vec<Vec<f32>> = (1..cfg.layers)
+                .map(|l| match cfg.dropout > 0.0 {
+                    true => a.layers[l].mask[..n].to_vec(),
+                    false => Vec::new(),
+                })
+                .collect();
+            for m in [&input, &output] {
+                assert!(m.contains(&0.0) && m.iter().any(|&v| v > 1.0));
+            }
+            let masks = RefMasks {
+                input: &input,
+                between: between.iter().map(|v| &v[..]).collect(),
+                output: &output,
+            };
+            let f = |p: &[f64]| {
+                model_loss_ref_masked(
+                    &cfg,
+                    p,
+                    RefInput::Tokens(&bt.inputs),
+                    &bt.targets,
+                    &bt.mask,
+                    b,
+                    t,
+                    &masks,
+                )
+            };
+            let want = f(&model.params.iter().map(|&x| x as f64).collect::<Vec<_>>());
+            let what = format!("{} io dropout B={b} T={t}", cfg.cell);
+            assert!(
+                (sum / count - want).abs() < 1e-5,
+                "{what}: loss {} vs reference {want}",
+                sum / count
+            );
+            grad_check(&mut model, &f, &what);
+            // evaluation draws no masks
+            let (l1, _) = model.loss(&bt);
+            assert!(!model.acts.io_dropped);
+            let undropped = model_loss_ref(
+                &cfg,
+                &model.params.iter().map(|&x| x as f64).collect::<Vec<_>>(),
+                RefInput::Tokens(&bt.inputs),
+                &bt.targets,
+                &bt.mask,
+                b,
+                t,
+            );
+            assert!((l1 / count - undropped).abs() < 1e-5, "{what}: eval loss");
+        }
+        let dense = ModelConfig {
+            dropout_io: 0.1,
+            ..tiny(Cell::Lstm, Input::Dense { dim: 4 }, Head::LastStep, 3)
+        };
+        assert!(dense.validate().is_err());
     }
 
     #[test]

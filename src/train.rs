@@ -49,6 +49,10 @@ pub struct TrainConfig {
     pub hidden: usize,
     /// Dropout between layers (0 = none); off during evaluation.
     pub dropout: f32,
+    /// Dropout on the embedding and on the top layer's output (0 = none; see
+    /// [`crate::model::ModelConfig::dropout_io`]); 0 in runs from before it existed.
+    #[serde(default)]
+    pub dropout_io: f32,
 
     // --- data ---
     /// Which poems, as the corpus flags describe them (e.g. `tang`); a label, resolved by the CLI.
@@ -156,6 +160,7 @@ impl TrainConfig {
             // 0.2 against the overfitting that starts past 3.5 epochs: at the same
             // 2,627 steps it beat 0.1 at every evaluation (validation 118.9 vs 120.4)
             dropout: 0.2,
+            dropout_io: 0.2,
             corpus: "tang".into(),
             script: Script::Simplified,
             min_count: 2,
@@ -190,6 +195,7 @@ impl TrainConfig {
             embed: 128,
             hidden: 128,
             dropout: 0.0,
+            dropout_io: 0.0,
             lr: 0.01,
             min_lr: 0.01,
             warmup: 0,
@@ -292,6 +298,10 @@ impl TrainConfig {
                 "dropout must be in [0, 1)",
             ),
             (
+                !(0.0..1.0).contains(&self.dropout_io),
+                "dropout_io must be in [0, 1)",
+            ),
+            (
                 self.clip.is_nan() || self.clip < 0.0,
                 "clip must be 0 (off) or positive",
             ),
@@ -316,6 +326,7 @@ impl TrainConfig {
             hidden: self.hidden,
             vocab: vocab.len(),
             dropout: self.dropout,
+            dropout_io: self.dropout_io,
             input: Input::Tokens,
             head: Head::EveryStep,
             positions: (self.positions > 0).then(|| Positions {
@@ -565,6 +576,7 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
             let (adam, progress) = checkpoint::load_resume(dir, &loaded.model)?;
             let mut model = loaded.model;
             model.cfg.dropout = cfg.dropout;
+            model.cfg.dropout_io = cfg.dropout_io;
             (model, adam, progress)
         }
         None => {

@@ -57,6 +57,9 @@ pub struct Settings {
     /// Dropout between layers, 0 to <1 [default: 0.2; seed 0]
     #[arg(long, value_name = "P")]
     pub dropout: Option<f32>,
+    /// Dropout on the embedding and on the top layer's output, 0 to <1 [default: 0.2; seed 0]
+    #[arg(long, value_name = "P")]
+    pub dropout_io: Option<f32>,
     /// Poems per batch [default: 64]
     #[arg(long, value_name = "N")]
     pub batch: Option<usize>,
@@ -127,7 +130,7 @@ impl Args {
             )*};
         }
         put!(cell, layers, hidden, embed, dropout, batch, lr, min_lr, warmup, epochs, max_steps);
-        put!(positions, tied, shortlist, minutes);
+        put!(positions, tied, shortlist, minutes, dropout_io);
         put!(
             clip,
             weight_decay,

@@ -1,5 +1,6 @@
 //! Inverted dropout between recurrent layers (as PyTorch's `dropout=` argument
 //! of `nn.LSTM`): kept units are scaled by 1/(1−p) so evaluation needs no change.
+//! The same masks serve the embedding and the top layer's output (`dropout_io`).
 //! Not here: dropout inside the recurrence (variational dropout).
 
 use crate::rng::Rng;
@@ -14,6 +15,16 @@ pub fn dropout_forward(out: &mut [f32], mask: &mut [f32], x: &[f32], p: f32, rng
     for ((o, m), xv) in out.iter_mut().zip(mask.iter_mut()).zip(x) {
         *m = if rng.uniform() < p { 0.0 } else { keep };
         *o = xv * *m;
+    }
+}
+
+/// `x ← x ⊙ mask`, drawn as in [`dropout_forward`], for an input nobody needs undropped.
+pub fn dropout_in_place(x: &mut [f32], mask: &mut [f32], p: f32, rng: &mut Rng) {
+    assert!(mask.len() == x.len(), "dropout_in_place: lengths differ");
+    let keep = 1.0 / (1.0 - p);
+    for (xv, m) in x.iter_mut().zip(mask.iter_mut()) {
+        *m = if rng.uniform() < p { 0.0 } else { keep };
+        *xv *= *m;
     }
 }
 

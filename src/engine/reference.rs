@@ -82,6 +82,26 @@ pub enum RefInput<'a> {
     Dense(&'a [f64]),
 }
 
+/// Dropout masks (0 or 1/(1−p) per element, time-major like the model's
+/// buffers) to multiply in at each site: the first layer's input (T, B, I0),
+/// the input of each layer above the first ((T, B, H) each, bottom up) and the
+/// top layer's output (T, B, H). An empty slice leaves its site undropped.
+#[derive(Default)]
+pub struct RefMasks<'a> {
+    pub input: &'a [f32],
+    pub between: Vec<&'a [f32]>,
+    pub output: &'a [f32],
+}
+
+fn apply_mask(x: &mut [f64], mask: &[f32]) {
+    if !mask.is_empty() {
+        assert_eq!(x.len(), mask.len(), "a dropout mask's size");
+        for (v, m) in x.iter_mut().zip(mask) {
+            *v *= *m as f64;
+        }
+    }
+}
+
 /// Mean loss of the whole model (no dropout) in f64: per unmasked token for an
 /// every-step head (`targets`, `mask`: (B, T)), per sequence for a last-step head
 /// (`targets`: (B) labels, `mask` ignored).
@@ -93,6 +113,30 @@ pub fn model_loss_ref(
     mask: &[f32],
     b: usize,
     t: usize,
+) -> f64 {
+    model_loss_ref_masked(
+        cfg,
+        params,
+        input,
+        targets,
+        mask,
+        b,
+        t,
+        &RefMasks::default(),
+    )
+}
+
+/// [`model_loss_ref`] with the given dropout masks multiplied in.
+#[allow(clippy::too_many_arguments)]
+pub fn model_loss_ref_masked(
+    cfg: &ModelConfig,
+    params: &[f64],
+    input: RefInput,
+    targets: &[u32],
+    mask: &[f32],
+    b: usize,
+    t: usize,
+    drop: &RefMasks,
 ) -> f64 {
     // slice the flat parameters by the table
     let mut tensors = Vec::new();
@@ -161,8 +205,12 @@ pub fn model_loss_ref(
         }
         _ => panic!("input kind does not match the config"),
     }
+    apply_mask(&mut x, drop.input);
     let mut width = i0;
-    for _ in 0..cfg.layers {
+    for l in 0..cfg.layers {
+        if l > 0 {
+            apply_mask(&mut x, drop.between.get(l - 1).copied().unwrap_or(&[]));
+        }
         let w = RefCell {
             w_ih: tensors[k],
             w_hh: tensors[k + 1],
@@ -173,6 +221,7 @@ pub fn model_loss_ref(
         x = cell_ref(cfg.cell, &x, &w, t, b, width, cfg.hidden).0;
         width = cfg.hidden;
     }
+    apply_mask(&mut x, drop.output);
     let (pw, pb) = (tensors[k], tensors[k + 1]);
     let (h, v) = (cfg.hidden, cfg.vocab);
     let nll = |hv: &[f64], target: usize| {

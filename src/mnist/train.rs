@@ -89,6 +89,7 @@ impl TrainConfig {
             hidden: self.hidden,
             vocab: CLASSES,
             dropout: 0.0,
+            dropout_io: 0.0,
             input: Input::Dense { dim: cols },
             head: Head::LastStep,
             positions: None,
