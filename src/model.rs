@@ -119,12 +119,14 @@ pub struct ModelConfig {
     pub dropout: f32,
     /// Dropout probability on the first layer's input (the embedding, with
     /// its position rows) and on the top layer's output (the rows the head
-    /// reads): the two sites `dropout` leaves out, as in Zaremba et al.'s
-    /// regularised LSTM and PyTorch's word-language-model example. Token
-    /// input and every-step head only; 0 (the default, and checkpoints from
-    /// before it existed) = none.
+    /// reads): the two sites `dropout` leaves out, which Zaremba et al.'s
+    /// regularised LSTM and PyTorch's word-language-model example drop too.
+    /// Token input and every-step head only; 0 (the default, and checkpoints
+    /// from before they existed) = none.
     #[serde(default, skip_serializing_if = "is_zero_f32")]
-    pub dropout_io: f32,
+    pub dropout_in: f32,
+    #[serde(default, skip_serializing_if = "is_zero_f32")]
+    pub dropout_out: f32,
     pub input: Input,
     pub head: Head,
     /// Line, column (and form) embeddings added to each token's (token input
@@ -241,7 +243,8 @@ impl Default for ModelConfig {
             hidden: 128,
             vocab: 6000,
             dropout: 0.0,
-            dropout_io: 0.0,
+            dropout_in: 0.0,
+            dropout_out: 0.0,
             input: Input::Tokens,
             head: Head::EveryStep,
             positions: None,
@@ -310,15 +313,19 @@ impl ModelConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             return bad("dropout", format!("{} (must be in [0, 1))", self.dropout));
         }
-        if !(0.0..1.0).contains(&self.dropout_io) {
-            let p = self.dropout_io;
-            return bad("dropout_io", format!("{p} (must be in [0, 1))"));
-        }
-        if self.dropout_io > 0.0 && (self.input != Input::Tokens || self.head != Head::EveryStep) {
-            return bad(
-                "dropout_io",
-                "given for a model without token input and an every-step head".into(),
-            );
+        for (what, p) in [
+            ("dropout_in", self.dropout_in),
+            ("dropout_out", self.dropout_out),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return bad(what, format!("{p} (must be in [0, 1))"));
+            }
+            if p > 0.0 && (self.input != Input::Tokens || self.head != Head::EveryStep) {
+                return bad(
+                    what,
+                    "given for a model without token input and an every-step head".into(),
+                );
+            }
         }
         if self.tied && (self.input != Input::Tokens || self.head != Head::EveryStep) {
             return bad(
@@ -538,10 +545,11 @@ struct Acts {
     /// (T, B, I0): the first layer's input (embeddings, or the transposed dense rows)
     x0: Vec<f32>,
     layers: Vec<LayerActs>,
-    /// with `dropout_io`, while training: x0's mask (T, B, E) (x0 is dropped
-    /// in place), the top layer's dropped output laid out as its h buffer
-    /// ((T+1, B, H), the first B rows unused) and that output's mask (T, B, H)
-    io_dropped: bool,
+    /// with `dropout_in` while training: x0's mask (T, B, E) (x0 is dropped in
+    /// place); with `dropout_out`: the top layer's dropped output laid out as
+    /// its h buffer ((T+1, B, H), the first B rows unused) and its mask (T, B, H)
+    in_dropped: bool,
+    out_dropped: bool,
     x0_mask: Vec<f32>,
     top: Vec<f32>,
     top_mask: Vec<f32>,
@@ -950,12 +958,15 @@ impl Model {
                 la.mask.resize(t * b * h, 0.0);
             }
         }
-        if cfg.dropout_io > 0.0 {
+        if cfg.dropout_in > 0.0 {
             a.x0_mask.resize(t * b * i0, 0.0);
+        }
+        if cfg.dropout_out > 0.0 {
             a.top.resize((t + 1) * b * h, 0.0);
             a.top_mask.resize(t * b * h, 0.0);
         }
-        a.io_dropped = false;
+        a.in_dropped = false;
+        a.out_dropped = false;
     }
 
     /// Runs the recurrent layers over `acts.x0`; dropout only when `rng` is given.
@@ -963,13 +974,13 @@ impl Model {
         let cfg = &self.cfg;
         let (h, i0) = (cfg.hidden, cfg.input_width());
         let bh = b * h;
-        let io = match rng.as_deref_mut() {
-            Some(r) if cfg.dropout_io > 0.0 => {
+        let dropped_in = match rng.as_deref_mut() {
+            Some(r) if cfg.dropout_in > 0.0 => {
                 let a = &mut self.acts;
                 dropout_in_place(
                     &mut a.x0[..t * b * i0],
                     &mut a.x0_mask[..t * b * i0],
-                    cfg.dropout_io,
+                    cfg.dropout_in,
                     r,
                 );
                 true
@@ -1022,19 +1033,23 @@ impl Model {
                 Cell::Rnn => rnn_forward(&mut la.h[..(t + 1) * bh], &mut la.gates[..gh], x, &w, d),
             }
         }
-        if io {
-            let a = &mut self.acts;
-            let top = &a.layers[cfg.layers - 1].h[bh..(t + 1) * bh];
-            let r = rng.expect("dropout_io is drawn only with an rng");
-            dropout_forward(
-                &mut a.top[bh..(t + 1) * bh],
-                &mut a.top_mask[..t * bh],
-                top,
-                cfg.dropout_io,
-                r,
-            );
-        }
-        self.acts.io_dropped = io;
+        let dropped_out = match rng {
+            Some(r) if cfg.dropout_out > 0.0 => {
+                let a = &mut self.acts;
+                let top = &a.layers[cfg.layers - 1].h[bh..(t + 1) * bh];
+                dropout_forward(
+                    &mut a.top[bh..(t + 1) * bh],
+                    &mut a.top_mask[..t * bh],
+                    top,
+                    cfg.dropout_out,
+                    r,
+                );
+                true
+            }
+            _ => false,
+        };
+        self.acts.in_dropped = dropped_in;
+        self.acts.out_dropped = dropped_out;
     }
 
     /// Backpropagates `acts.dh` (dL/dh of the top layer, (T, B, H)) through the layers into
@@ -1126,7 +1141,7 @@ impl Model {
             }
         }
         if let (Some(tokens), Some(r)) = (tokens, &self.layout.embedding) {
-            if self.acts.io_dropped {
+            if self.acts.in_dropped {
                 let n = t * b * i0;
                 let Acts { dx0, x0_mask, .. } = &mut self.acts;
                 for (d, m) in dx0[..n].iter_mut().zip(&x0_mask[..n]) {
@@ -1229,7 +1244,7 @@ impl Model {
         let parts = crate::engine::matmul::threads().min(rows / 64).max(1);
         let Acts {
             layers,
-            io_dropped,
+            out_dropped,
             top: top_drop,
             dh,
             head,
@@ -1275,8 +1290,8 @@ impl Model {
                 Some(&*proj_t)
             }
         };
-        // what the head reads: the top layer's output, dropped while training with dropout_io
-        let top_rows = if *io_dropped {
+        // what the head reads: the top layer's output, dropped while training with dropout_out
+        let top_rows = if *out_dropped {
             &top_drop[..]
         } else {
             &layers[top].h[..]
@@ -1477,7 +1492,7 @@ impl Model {
         self.acts.dh.resize(t * b * h, 0.0);
         // rows of the top h buffer start after the initial state (row B)
         let loss = self.head(b, t * b, 0, Some((1.0 / count) as f32));
-        if self.acts.io_dropped {
+        if self.acts.out_dropped {
             let Acts { dh, top_mask, .. } = &mut self.acts;
             for (d, m) in dh[..t * b * h].iter_mut().zip(&top_mask[..t * b * h]) {
                 *d *= m;
@@ -1815,7 +1830,8 @@ mod tests {
             hidden: 5,
             vocab,
             dropout: 0.0,
-            dropout_io: 0.0,
+            dropout_in: 0.0,
+            dropout_out: 0.0,
             input,
             head,
             positions: None,
@@ -2303,9 +2319,10 @@ mod tests {
     /// dropout between the layers): the f64 reference, given the masks the
     /// forward drew, against the loss and every gradient.
     #[test]
-    fn io_dropout_gradients_match_the_reference_with_the_same_masks() {
+    fn input_and_output_dropout_gradients_match_the_reference_with_the_same_masks() {
         let base = |cell| ModelConfig {
-            dropout_io: 0.4,
+            dropout_in: 0.4,
+            dropout_out: 0.3,
             ..tiny(cell, Input::Tokens, Head::EveryStep, 7)
         };
         let cases = [
@@ -2318,7 +2335,23 @@ mod tests {
                 3,
                 4,
             ),
-            (base(Cell::Rnn), 2, 5),
+            (
+                ModelConfig {
+                    dropout_in: 0.0,
+                    ..base(Cell::Rnn)
+                },
+                2,
+                5,
+            ),
+            (
+                ModelConfig {
+                    dropout_out: 0.0,
+                    tied: true,
+                    ..base(Cell::Lstm)
+                },
+                2,
+                5,
+            ),
             // 128 rows: the head splits over threads, with a shortlist
             (
                 ModelConfig {
@@ -2337,9 +2370,14 @@ mod tests {
             let (sum, count) = model.forward_backward(&bt, &mut rng);
             let (n0, n) = (t * b * cfg.input_width(), t * b * cfg.hidden);
             let a = &model.acts;
-            assert!(a.io_dropped, "{}: training drew no io masks", cfg.cell);
-            let input = a.x0_mask[..n0].to_vec();
-            let output = a.top_mask[..n].to_vec();
+            assert_eq!(a.in_dropped, cfg.dropout_in > 0.0);
+            assert_eq!(a.out_dropped, cfg.dropout_out > 0.0);
+            let site = |on: bool, m: &[f32], n: usize| match on {
+                true => m[..n].to_vec(),
+                false => Vec::new(),
+            };
+            let input = site(a.in_dropped, &a.x0_mask, n0);
+            let output = site(a.out_dropped, &a.top_mask, n);
             let between: Vec<Vec<f32>> = (1..cfg.layers)
                 .map(|l| match cfg.dropout > 0.0 {
                     true => a.layers[l].mask[..n].to_vec(),
@@ -2347,7 +2385,7 @@ mod tests {
                 })
                 .collect();
             for m in [&input, &output] {
-                assert!(m.contains(&0.0) && m.iter().any(|&v| v > 1.0));
+                assert!(m.is_empty() || m.contains(&0.0) && m.iter().any(|&v| v > 1.0));
             }
             let masks = RefMasks {
                 input: &input,
@@ -2367,7 +2405,10 @@ mod tests {
                 )
             };
             let want = f(&model.params.iter().map(|&x| x as f64).collect::<Vec<_>>());
-            let what = format!("{} io dropout B={b} T={t}", cfg.cell);
+            let what = format!(
+                "{} dropout in {} out {} B={b} T={t}",
+                cfg.cell, cfg.dropout_in, cfg.dropout_out
+            );
             assert!(
                 (sum / count - want).abs() < 1e-5,
                 "{what}: loss {} vs reference {want}",
@@ -2376,7 +2417,7 @@ mod tests {
             grad_check(&mut model, &f, &what);
             // evaluation draws no masks
             let (l1, _) = model.loss(&bt);
-            assert!(!model.acts.io_dropped);
+            assert!(!model.acts.in_dropped && !model.acts.out_dropped);
             let undropped = model_loss_ref(
                 &cfg,
                 &model.params.iter().map(|&x| x as f64).collect::<Vec<_>>(),
@@ -2388,11 +2429,15 @@ mod tests {
             );
             assert!((l1 / count - undropped).abs() < 1e-5, "{what}: eval loss");
         }
-        let dense = ModelConfig {
-            dropout_io: 0.1,
-            ..tiny(Cell::Lstm, Input::Dense { dim: 4 }, Head::LastStep, 3)
-        };
-        assert!(dense.validate().is_err());
+        let dense = tiny(Cell::Lstm, Input::Dense { dim: 4 }, Head::LastStep, 3);
+        for (p_in, p_out) in [(0.1, 0.0), (0.0, 0.1)] {
+            let bad = ModelConfig {
+                dropout_in: p_in,
+                dropout_out: p_out,
+                ..dense.clone()
+            };
+            assert!(bad.validate().is_err());
+        }
     }
 
     #[test]

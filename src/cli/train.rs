@@ -57,9 +57,12 @@ pub struct Settings {
     /// Dropout between layers, 0 to <1 [default: 0.2; seed 0]
     #[arg(long, value_name = "P")]
     pub dropout: Option<f32>,
-    /// Dropout on the embedding and on the top layer's output, 0 to <1 [default: 0.2; seed 0]
+    /// Dropout on the embedding (the first layer's input), 0 to <1 [default: 0]
     #[arg(long, value_name = "P")]
-    pub dropout_io: Option<f32>,
+    pub dropout_in: Option<f32>,
+    /// Dropout on the top layer's output (what the softmax reads), 0 to <1 [default: 0.2; seed 0]
+    #[arg(long, value_name = "P")]
+    pub dropout_out: Option<f32>,
     /// Poems per batch [default: 64]
     #[arg(long, value_name = "N")]
     pub batch: Option<usize>,
@@ -130,7 +133,7 @@ impl Args {
             )*};
         }
         put!(cell, layers, hidden, embed, dropout, batch, lr, min_lr, warmup, epochs, max_steps);
-        put!(positions, tied, shortlist, minutes, dropout_io);
+        put!(positions, tied, shortlist, minutes, dropout_in, dropout_out);
         put!(
             clip,
             weight_decay,

@@ -1,6 +1,6 @@
 //! Inverted dropout between recurrent layers (as PyTorch's `dropout=` argument
 //! of `nn.LSTM`): kept units are scaled by 1/(1−p) so evaluation needs no change.
-//! The same masks serve the embedding and the top layer's output (`dropout_io`).
+//! The same masks serve the embedding and the top layer's output (`dropout_in`, `dropout_out`).
 //! Not here: dropout inside the recurrence (variational dropout).
 
 use crate::rng::Rng;
