@@ -60,7 +60,7 @@ pub struct Settings {
     /// Dropout on the embedding (the first layer's input), 0 to <1 [default: 0]
     #[arg(long, value_name = "P")]
     pub dropout_in: Option<f32>,
-    /// Dropout on the top layer's output (what the softmax reads), 0 to <1 [default: 0.2; seed 0]
+    /// Dropout on the top layer's output (what the softmax reads), 0 to <1 [default: 0]
     #[arg(long, value_name = "P")]
     pub dropout_out: Option<f32>,
     /// Poems per batch [default: 64]
@@ -384,10 +384,13 @@ mod tests {
             err.contains("c.json") && err.contains("unknown field `hiden`"),
             "{err}"
         );
-        assert!(resolve(&args(&["--dropout", "1.5"]))
-            .unwrap_err()
-            .to_string()
-            .contains("dropout"));
+        for flag in ["--dropout", "--dropout-in", "--dropout-out"] {
+            let err = resolve(&args(&[flag, "1.5"])).unwrap_err().to_string();
+            let key = flag.trim_start_matches("--").replace('-', "_");
+            assert!(err.contains(&format!("{key} must be")), "{flag}: {err}");
+        }
+        let cfg = resolve(&args(&["--dropout-in", "0.1", "--dropout-out", "0.3"])).unwrap();
+        assert_eq!((cfg.dropout_in, cfg.dropout_out), (0.1, 0.3));
     }
 
     #[test]
