@@ -1819,7 +1819,7 @@ pub fn softmax_rows(x: &mut [f32], v: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::reference::{model_loss_ref, model_loss_ref_masked, RefInput, RefMasks};
+    use crate::engine::reference::{model_loss_ref, RefInput, RefMasks};
     use crate::optim::Adam;
 
     fn tiny(cell: Cell, input: Input, head: Head, vocab: usize) -> ModelConfig {
@@ -1928,6 +1928,7 @@ mod tests {
                 &bt.mask,
                 b,
                 t,
+                &RefMasks::default(),
             )
         };
         let want = f(&model.params.iter().map(|&x| x as f64).collect::<Vec<_>>());
@@ -1975,6 +1976,7 @@ mod tests {
                 &bt.mask,
                 3,
                 4,
+                &RefMasks::default(),
             );
             assert!(
                 (sum / count - want).abs() < 1e-5,
@@ -2138,7 +2140,10 @@ mod tests {
             model.zero_grad();
             let (sum, _) = model.forward_backward_dense(&x, &labels, b, t, &mut rng);
             let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-            let f = |p: &[f64]| model_loss_ref(&cfg, p, RefInput::Dense(&x64), &labels, &[], b, t);
+            let none = RefMasks::default();
+            let f = |p: &[f64]| {
+                model_loss_ref(&cfg, p, RefInput::Dense(&x64), &labels, &[], b, t, &none)
+            };
             let want = f(&model.params.iter().map(|&v| v as f64).collect::<Vec<_>>());
             assert!(
                 (sum / b as f64 - want).abs() < 1e-5,
@@ -2393,7 +2398,7 @@ mod tests {
                 output: &output,
             };
             let f = |p: &[f64]| {
-                model_loss_ref_masked(
+                model_loss_ref(
                     &cfg,
                     p,
                     RefInput::Tokens(&bt.inputs),
@@ -2426,6 +2431,7 @@ mod tests {
                 &bt.mask,
                 b,
                 t,
+                &RefMasks::default(),
             );
             assert!((l1 / count - undropped).abs() < 1e-5, "{what}: eval loss");
         }

@@ -102,33 +102,12 @@ fn apply_mask(x: &mut [f64], mask: &[f32]) {
     }
 }
 
-/// Mean loss of the whole model (no dropout) in f64: per unmasked token for an
-/// every-step head (`targets`, `mask`: (B, T)), per sequence for a last-step head
-/// (`targets`: (B) labels, `mask` ignored).
-pub fn model_loss_ref(
-    cfg: &ModelConfig,
-    params: &[f64],
-    input: RefInput,
-    targets: &[u32],
-    mask: &[f32],
-    b: usize,
-    t: usize,
-) -> f64 {
-    model_loss_ref_masked(
-        cfg,
-        params,
-        input,
-        targets,
-        mask,
-        b,
-        t,
-        &RefMasks::default(),
-    )
-}
-
-/// [`model_loss_ref`] with the given dropout masks multiplied in.
+/// Mean loss of the whole model in f64, with the dropout masks in `drop`
+/// multiplied in (`RefMasks::default()` for none): per unmasked token for an
+/// every-step head (`targets`, `mask`: (B, T)), per sequence for a last-step
+/// head (`targets`: (B) labels, `mask` ignored).
 #[allow(clippy::too_many_arguments)]
-pub fn model_loss_ref_masked(
+pub fn model_loss_ref(
     cfg: &ModelConfig,
     params: &[f64],
     input: RefInput,
