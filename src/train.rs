@@ -176,17 +176,22 @@ impl TrainConfig {
             positions: POSITIONS,
             tied: true,
             shortlist: SHORTLIST,
-            batch: 64,
+            // 32 rather than 64: twice the updates for the same tokens, at about the same
+            // speed. In the hour: validation 184.4 / 241.5 at epoch 1, 105.0 / 118.9 at
+            // the end, test 0.54× the trigram (see the README)
+            batch: 32,
             lr: 3e-3,
             min_lr: 3e-4,
-            warmup: 200,
+            // the same 12,800 poems as 200 steps of 64
+            warmup: 400,
             epochs: 5,
             max_steps: 0,
             minutes: 0.0,
             clip: 1.0,
             weight_decay: 0.0,
             seed: 1,
-            eval_interval: 500,
+            // the tokens of 500 steps of 64, as before the batch halved
+            eval_interval: 1000,
             eval_iters: 0,
             log_interval: 20,
             always_save: true,
@@ -203,6 +208,7 @@ impl TrainConfig {
             dropout: 0.0,
             dropout_in: 0.0,
             dropout_out: 0.0,
+            batch: 64,
             lr: 0.01,
             min_lr: 0.01,
             warmup: 0,

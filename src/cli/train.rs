@@ -63,7 +63,7 @@ pub struct Settings {
     /// Dropout on the top layer's output (what the softmax reads), 0 to <1 [default: 0]
     #[arg(long, value_name = "P")]
     pub dropout_out: Option<f32>,
-    /// Poems per batch [default: 64]
+    /// Poems per batch [default: 32; seed 64]
     #[arg(long, value_name = "N")]
     pub batch: Option<usize>,
     /// Peak learning rate, after warm-up [default: 0.003; seed 0.01]
@@ -72,7 +72,7 @@ pub struct Settings {
     /// Learning rate at the end of the cosine decay; = --lr for a constant rate [default: --lr/10; seed = --lr]
     #[arg(long, value_name = "LR")]
     pub min_lr: Option<f32>,
-    /// Steps of linear learning-rate warm-up [default: 200; seed 0]
+    /// Steps of linear learning-rate warm-up [default: 400; seed 0]
     #[arg(long, value_name = "STEPS")]
     pub warmup: Option<u64>,
     /// Passes over the training poems [default: 5; seed 50]
@@ -93,7 +93,7 @@ pub struct Settings {
     /// Seed of the weights, the batch order and dropout [default: 1]
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-    /// Evaluate and checkpoint every this many steps, 0 = each epoch only [default: 500; seed 200]
+    /// Evaluate and checkpoint every this many steps, 0 = each epoch only [default: 1000; seed 200]
     #[arg(long, value_name = "STEPS")]
     pub eval_interval: Option<u64>,
     /// Validation batches per evaluation, 0 = all [default: 0]
