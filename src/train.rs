@@ -105,9 +105,11 @@ pub struct TrainConfig {
     /// Stop after this many steps even if epochs remain (0 = no limit); the decay ends here.
     pub max_steps: u64,
     /// Wall-clock budget in minutes, evaluations included (0 = none): after
-    /// [`BUDGET_PROBE_STEPS`] steps the run's step count is fixed from their
-    /// measured speed (kept on `--resume`, so the run stays deterministic),
-    /// and the decay ends there. Epochs and `max_steps` still cap it.
+    /// [`BUDGET_PROBE_STEPS`] steps the run's step count is set from their
+    /// measured speed, and set again at every evaluation from the speed of the
+    /// run so far, so a machine that slows down (or speeds up) moves the end
+    /// with it; the decay ends there. The count is kept in the checkpoints, so
+    /// `--resume` continues the plan. Epochs and `max_steps` still cap it.
     #[serde(default)]
     pub minutes: f64,
     /// Clip gradients to this global L2 norm (0 = no clipping).
@@ -548,8 +550,32 @@ fn budget_steps(
 ) -> u64 {
     let eval_s = val_tokens / tokens_per_step.max(1.0) * step_s / 3.0;
     let per_step = step_s + eval_s / eval_every.max(1) as f64;
-    let left = (cfg.minutes * 60.0 - elapsed_s).max(0.0) * 0.98;
-    step + ((left / per_step.max(1e-9)) as u64).max(1)
+    step + steps_that_fit(cfg.minutes, elapsed_s, per_step).max(1)
+}
+
+/// Steps of `per_step_s` seconds that fit in what is left of `minutes` after
+/// `elapsed_s` seconds, with 2% of it kept in hand for checkpoints and noise.
+fn steps_that_fit(minutes: f64, elapsed_s: f64, per_step_s: f64) -> u64 {
+    let left = (minutes * 60.0 - elapsed_s).max(0.0) * 0.98;
+    (left / per_step_s.max(1e-9)) as u64
+}
+
+/// The step count that ends a run with `cfg.minutes` of wall-clock time, set
+/// again at an evaluation from the run's own record: `step` steps done after
+/// `elapsed_s` seconds (evaluations included), training at `step_s` seconds
+/// per step on average, and evaluations (with their checkpoints) taking
+/// `eval_s` seconds each, every `eval_every` steps. `step` itself when no
+/// time is left: the run ends at this evaluation.
+fn refit_budget(
+    cfg: &TrainConfig,
+    step: u64,
+    elapsed_s: f64,
+    step_s: f64,
+    eval_s: f64,
+    eval_every: u64,
+) -> u64 {
+    let per_step = step_s + eval_s / eval_every.max(1) as f64;
+    step + steps_that_fit(cfg.minutes, elapsed_s, per_step)
 }
 
 /// The batches of epoch `epoch`: a function of the seed and the epoch only,
@@ -707,6 +733,12 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
     let start_step = progress.step;
     // (clock, eval_time, tokens) when the time budget's probe began
     let mut probe_start = None;
+    let mut evals_here = 0u32;
+    let eval_every = if cfg.eval_interval > 0 {
+        cfg.eval_interval.min(n_batches as u64)
+    } else {
+        n_batches as u64
+    };
 
     while progress.step < total {
         if progress.position >= batches.len() {
@@ -780,11 +812,6 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
                     .iter()
                     .map(|b| b.mask.iter().sum::<f32>() as f64)
                     .sum();
-                let eval_every = if cfg.eval_interval > 0 {
-                    cfg.eval_interval.min(n_batches as u64)
-                } else {
-                    n_batches as u64
-                };
                 let elapsed = elapsed_before + run_start.elapsed().as_secs_f64();
                 progress.budget_steps = budget_steps(
                     cfg,
@@ -813,7 +840,7 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
             }
         }
         let epoch_done = progress.position == batches.len();
-        let finished = progress.step == total;
+        let mut finished = progress.step == total;
         let epoch_f = progress.epoch as f64 + progress.position as f64 / batches.len() as f64;
         if progress.step % cfg.log_interval == 0 || finished {
             let secs = int_start.elapsed().as_secs_f64().max(1e-9);
@@ -877,6 +904,36 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
                 .into());
             }
             last_val = val;
+            if cfg.minutes > 0.0 && progress.budget_steps > 0 && !finished {
+                // the probe's 30 steps cannot foresee a neighbour's load: fit the
+                // rest of the budget to the speed of all the run so far
+                let eval_s = t0.elapsed().as_secs_f64();
+                let now_s = run_start.elapsed().as_secs_f64();
+                let step_s =
+                    (now_s - eval_time - eval_s) / (progress.step - start_step).max(1) as f64;
+                let per_eval = (eval_time + eval_s) / f64::from(evals_here + 1);
+                let budget = refit_budget(
+                    cfg,
+                    progress.step,
+                    elapsed_before + now_s,
+                    step_s,
+                    per_eval,
+                    eval_every,
+                );
+                if budget != progress.budget_steps {
+                    progress.budget_steps = budget;
+                    let new_total = total_steps(cfg, n_batches, budget);
+                    if new_total != total {
+                        total = new_total;
+                        log.set_total(total);
+                        log.line(&format!(
+                            "time budget: {:.2} s/step and {:.1} s per evaluation so far → {} steps in all",
+                            step_s, per_eval, total
+                        ));
+                    }
+                    finished = progress.step == total;
+                }
+            }
             let improved = val.is_some_and(|v| progress.best_val_loss.is_none_or(|b| v < b));
             if improved {
                 progress.best_val_loss = val;
@@ -927,6 +984,7 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
             }
             // Restart the throughput clock so evaluation does not count as training time.
             eval_time += t0.elapsed().as_secs_f64();
+            evals_here += 1;
             int_start = Instant::now();
         }
     }
@@ -1403,6 +1461,20 @@ mod tests {
         );
         // over budget already: one more step, not zero (which would mean "none")
         assert_eq!(budget_steps(&cfg, 35, 700.0, 2.0, 4000.0, 0.0, 500), 36);
+    }
+
+    #[test]
+    fn a_time_budget_is_refitted_to_the_speed_so_far() {
+        let cfg = TrainConfig {
+            minutes: 10.0,
+            ..TrainConfig::default()
+        };
+        // 300 steps in 300 s: 294 s left at 1 s/step and a 10 s evaluation per 100 steps
+        assert_eq!(refit_budget(&cfg, 300, 300.0, 1.0, 10.0, 100), 300 + 267);
+        // the same point on a machine that now runs twice as slow: half the steps left
+        assert_eq!(refit_budget(&cfg, 300, 300.0, 2.0, 20.0, 100), 300 + 133);
+        // no time left: the run ends at this evaluation
+        assert_eq!(refit_budget(&cfg, 300, 650.0, 1.0, 10.0, 100), 300);
     }
 
     #[test]

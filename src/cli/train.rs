@@ -81,7 +81,7 @@ pub struct Settings {
     /// Stop after this many optimiser steps, 0 = no limit; the decay ends here [default: 0]
     #[arg(long, value_name = "STEPS")]
     pub max_steps: Option<u64>,
-    /// Train for about this many minutes of wall-clock time, evaluations included, 0 = no limit: the step count is fixed from the speed of the first steps (and kept on --resume); the decay ends there. Epochs and --max-steps still cap it (--epochs 0 lifts that) [default: 0]
+    /// Train for about this many minutes of wall-clock time, evaluations included, 0 = no limit: the step count is set from the speed of the first steps and set again at every evaluation from the speed so far (kept in checkpoints for --resume); the decay ends there. Epochs and --max-steps still cap it (--epochs 0 lifts that) [default: 0]
     #[arg(long, value_name = "MIN")]
     pub minutes: Option<f64>,
     /// Clip gradients to this global L2 norm, 0 = off [default: 1; seed 5]
