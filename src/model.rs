@@ -19,7 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::Batch;
 use crate::engine::dropout::{dropout_forward, dropout_in_place};
-use crate::engine::embedding::{embedding_add, embedding_backward, embedding_forward};
+use crate::engine::embedding::{
+    distinct_ids, embedding_add, embedding_backward, embedding_forward, lookup_projection_backward,
+    lookup_projection_forward, Lookup, LookupScratch,
+};
 use crate::engine::gru::{gru_backward, gru_forward, gru_step};
 use crate::engine::linear::{
     linear_backward, linear_forward, linear_forward_panels, PANELS_MIN_WIDTH,
@@ -31,7 +34,7 @@ use crate::engine::softmax_ce::{
     exp_shifted_sum, row_max, softmax_ce_forward, softmax_ce_forward_backward, two_level_log_probs,
 };
 use crate::engine::{
-    dot, rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut, StepCell, StepMatrix,
+    dot, rows_matvec_add, CellGrads, CellWeights, Dims, LayerInput, SharedMut, StepCell, StepMatrix,
 };
 use crate::rng::Rng;
 
@@ -575,6 +578,14 @@ struct Acts {
     mask: Vec<f32>,
     /// per position table, (B, T) like the inputs: each token's row in it
     places: [Vec<u32>; 3],
+    /// the first layer's lookup projection (see [`Model::projects_lookups`]): per
+    /// table, the tokens' first and then each position table's, the distinct ids
+    /// the batch reads and each time-major row's slot among them; `seen` is
+    /// [`distinct_ids`]'s scratch (all `u32::MAX` between calls)
+    lookup_ids: Vec<Vec<u32>>,
+    lookup_slots: Vec<Vec<u32>>,
+    lookup_seen: Vec<u32>,
+    lookup: LookupScratch,
 }
 
 /// One thread's scratch for the head: gathered rows, their logits, and (past the first
@@ -763,6 +774,43 @@ fn add_into(dst: &mut [f32], src: &[f32]) {
     for (d, s) in dst.iter_mut().zip(src) {
         *d += s;
     }
+}
+
+/// The first layer's lookup tables: the token embedding, then each position
+/// table, with the ids and slots [`Model::embed`] found for the batch.
+fn lookup_tables<'a>(
+    layout: &Layout,
+    params: &'a [f32],
+    ids: &'a [Vec<u32>],
+    slots: &'a [Vec<u32>],
+) -> Vec<Lookup<'a>> {
+    let ranges = layout.embedding.iter().chain(&layout.positions);
+    ranges
+        .zip(ids.iter().zip(slots))
+        .map(|(r, (ids, slot))| Lookup {
+            w: &params[r.clone()],
+            ids,
+            slot,
+        })
+        .collect()
+}
+
+/// Disjoint ranges of `v`, in increasing order, as mutable slices.
+fn ranges_mut<'a>(mut v: &'a mut [f32], ranges: &[Range<usize>]) -> Vec<&'a mut [f32]> {
+    let mut out = Vec::with_capacity(ranges.len());
+    let mut at = 0;
+    for r in ranges {
+        assert!(
+            r.start >= at,
+            "ranges_mut: ranges overlap or are out of order"
+        );
+        let (_, rest) = std::mem::take(&mut v).split_at_mut(r.start - at);
+        let (this, rest) = rest.split_at_mut(r.len());
+        out.push(this);
+        v = rest;
+        at = r.end;
+    }
+    out
 }
 
 /// Two disjoint ranges of `v`, `a` before `b`, as two mutable slices.
@@ -987,11 +1035,31 @@ impl Model {
             }
             _ => false,
         };
+        let lookups = self.projects_lookups();
         for l in 0..cfg.layers {
             let (below, rest) = self.acts.layers.split_at_mut(l);
             let la = &mut rest[0];
-            let x: &[f32] = if l == 0 {
-                &self.acts.x0[..t * b * i0]
+            let gh = t * b * cfg.cell.gates() * h;
+            let x: LayerInput = if l == 0 && lookups {
+                let w_ih = &self.params[self.layout.layers[0][0].clone()];
+                let tables = lookup_tables(
+                    &self.layout,
+                    &self.params,
+                    &self.acts.lookup_ids,
+                    &self.acts.lookup_slots,
+                );
+                let g = cfg.cell.gates() * h;
+                lookup_projection_forward(
+                    &mut la.gates[..gh],
+                    &tables,
+                    w_ih,
+                    i0,
+                    g,
+                    &mut self.acts.lookup,
+                );
+                LayerInput::Projected
+            } else if l == 0 {
+                LayerInput::Rows(&self.acts.x0[..t * b * i0])
             } else {
                 let hb = &below[l - 1].h[bh..(t + 1) * bh];
                 match rng.as_deref_mut() {
@@ -1003,15 +1071,14 @@ impl Model {
                             cfg.dropout,
                             r,
                         );
-                        &la.xin[..t * bh]
+                        LayerInput::Rows(&la.xin[..t * bh])
                     }
-                    _ => hb,
+                    _ => LayerInput::Rows(hb),
                 }
             };
             let i = if l == 0 { i0 } else { h };
             let d = Dims { t, b, i, h };
             let w = self.layout.cell(&self.params, l);
-            let gh = t * b * cfg.cell.gates() * h;
             match cfg.cell {
                 Cell::Lstm => lstm_forward(
                     &mut la.h[..(t + 1) * bh],
@@ -1060,19 +1127,22 @@ impl Model {
         let bh = b * h;
         let gh = t * b * cfg.cell.gates() * h;
         self.acts.dh2.resize(t * bh, 0.0);
-        if tokens.is_some() {
+        let lookups = tokens.is_some() && self.projects_lookups();
+        if tokens.is_some() && !lookups {
             self.acts.dx0.resize(t * b * i0, 0.0);
         }
         for l in (0..cfg.layers).rev() {
             let (below, rest) = self.acts.layers.split_at_mut(l);
             let la = &mut rest[0];
             let dropped = l > 0 && cfg.dropout > 0.0;
-            let x: &[f32] = if l == 0 {
-                &self.acts.x0[..t * b * i0]
+            let x = if l == 0 && lookups {
+                LayerInput::Projected
+            } else if l == 0 {
+                LayerInput::Rows(&self.acts.x0[..t * b * i0])
             } else if dropped {
-                &la.xin[..t * bh]
+                LayerInput::Rows(&la.xin[..t * bh])
             } else {
-                &below[l - 1].h[bh..(t + 1) * bh]
+                LayerInput::Rows(&below[l - 1].h[bh..(t + 1) * bh])
             };
             let i = if l == 0 { i0 } else { h };
             let d = Dims { t, b, i, h };
@@ -1090,7 +1160,7 @@ impl Model {
             };
             let dx: Option<&mut [f32]> = if l > 0 {
                 Some(&mut self.acts.dh2[..t * bh])
-            } else if tokens.is_some() {
+            } else if tokens.is_some() && !lookups {
                 Some(&mut self.acts.dx0[..t * b * i0])
             } else {
                 None
@@ -1138,9 +1208,34 @@ impl Model {
                     }
                 }
                 std::mem::swap(&mut self.acts.dh, &mut self.acts.dh2);
+            } else if lookups {
+                // the gates hold the input side's pre-activation gradients: on to
+                // W_ih and the tables, each distinct row once
+                let tables = lookup_tables(
+                    &self.layout,
+                    &self.params,
+                    &self.acts.lookup_ids,
+                    &self.acts.lookup_slots,
+                );
+                let table_ranges: Vec<Range<usize>> = (self.layout.embedding.iter())
+                    .chain(&self.layout.positions)
+                    .cloned()
+                    .collect();
+                let (lo, hi) = self.grads.split_at_mut(r[0].start);
+                let mut dtables = ranges_mut(lo, &table_ranges);
+                lookup_projection_backward(
+                    &mut hi[..r[0].len()],
+                    &mut dtables,
+                    &la.gates[..gh],
+                    &tables,
+                    w.w_ih,
+                    i0,
+                    cfg.cell.gates() * h,
+                    &mut self.acts.lookup,
+                );
             }
         }
-        if let (Some(tokens), Some(r)) = (tokens, &self.layout.embedding) {
+        if let (Some(tokens), Some(r), false) = (tokens, &self.layout.embedding, lookups) {
             if self.acts.in_dropped {
                 let n = t * b * i0;
                 let Acts { dx0, x0_mask, .. } = &mut self.acts;
@@ -1176,35 +1271,59 @@ impl Model {
             panic!("token id {bad} is outside the vocabulary of {v} (the batch and the model's vocab disagree)");
         }
         let e = self.cfg.embed;
-        embedding_forward(
-            &mut self.acts.x0[..t * b * e],
-            tokens,
-            &self.params[r],
-            b,
-            t,
-            e,
-        );
-        let Some(p) = &self.cfg.positions else {
-            return;
-        };
+        let lookups = self.projects_lookups();
         let Acts { x0, places, .. } = &mut self.acts;
-        for ids in places.iter_mut() {
-            ids.resize(b * t, 0);
-        }
-        for bb in 0..b {
-            let mut place = Place::default();
-            for tt in 0..t {
-                let k = bb * t + tt;
-                let rows = place.advance(self.pos_kind[tokens[k] as usize], p.size);
-                for (ids, row) in places.iter_mut().zip(rows) {
-                    ids[k] = row;
+        if let Some(p) = &self.cfg.positions {
+            for ids in places.iter_mut() {
+                ids.resize(b * t, 0);
+            }
+            for bb in 0..b {
+                let mut place = Place::default();
+                for tt in 0..t {
+                    let k = bb * t + tt;
+                    let rows = place.advance(self.pos_kind[tokens[k] as usize], p.size);
+                    for (ids, row) in places.iter_mut().zip(rows) {
+                        ids[k] = row;
+                    }
                 }
             }
         }
+        let n_pos = self.layout.positions.len();
+        if lookups {
+            let a = &mut self.acts;
+            a.lookup_ids.resize_with(1 + n_pos, Vec::new);
+            a.lookup_slots.resize_with(1 + n_pos, Vec::new);
+            let tables = self.layout.embedding.iter().chain(&self.layout.positions);
+            let widest = tables.map(|r| r.len() / e).max().unwrap_or(0);
+            if a.lookup_seen.len() < widest {
+                a.lookup_seen.resize(widest, u32::MAX);
+            }
+            let columns = std::iter::once(tokens).chain(a.places.iter().map(|p| &p[..b * t]));
+            for (k, ids) in columns.take(1 + n_pos).enumerate() {
+                distinct_ids(
+                    ids,
+                    b,
+                    t,
+                    &mut a.lookup_seen,
+                    &mut a.lookup_ids[k],
+                    &mut a.lookup_slots[k],
+                );
+            }
+            return;
+        }
         let x0 = &mut x0[..t * b * e];
+        embedding_forward(x0, tokens, &self.params[r], b, t, e);
         for (r, ids) in self.layout.positions.iter().zip(places.iter()) {
             embedding_add(x0, &ids[..b * t], &self.params[r.clone()], b, t, e);
         }
+    }
+
+    /// Whether the first layer projects each distinct table row once
+    /// (`engine::embedding::lookup_projection_forward`) instead of the
+    /// embedded rows: for token input, unless dropout on the embedding
+    /// makes every row its own.
+    fn projects_lookups(&self) -> bool {
+        self.cfg.input == Input::Tokens && self.cfg.dropout_in == 0.0
     }
 
     /// Fills `acts.x0` from dense rows (B, T, D), transposing to time-major.

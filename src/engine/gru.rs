@@ -13,7 +13,9 @@
 use super::fastmath::{sigmoid_slice, tanh_slice};
 use super::lstm::{finish_backward_split, input_projection};
 use super::matmul::{matmul_a_panels, Panels};
-use super::{for_row_parts, rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut, StepCell};
+use super::{
+    for_row_parts, rows_matvec_add, CellGrads, CellWeights, Dims, LayerInput, SharedMut, StepCell,
+};
 
 /// Forward over T steps.
 ///
@@ -27,7 +29,7 @@ pub fn gru_forward(
     hn: &mut [f32],
     gates: &mut [f32],
     hh: &mut [f32],
-    x: &[f32],
+    x: LayerInput,
     w: &CellWeights,
     d: Dims,
 ) {
@@ -45,7 +47,7 @@ pub fn gru_forward(
         "gru_forward: gates is not (T, B, 3H)"
     );
     assert_eq!(hh.len(), b * g3, "gru_forward: hh is not (B, 3H)");
-    assert_eq!(x.len(), tt * b * i, "gru_forward: x is not (T, B, I)");
+    x.check(tt * b * i, "gru_forward");
     // b_hh stays out of the input projection: its n part sits inside r ⊙ (…)
     input_projection(gates, x, w, tt * b, i, g3, false);
     let (h_sh, hn_sh, g_sh, hh_sh) = (
@@ -146,7 +148,7 @@ pub fn gru_backward(
     dgh: &mut [f32],
     hn: &[f32],
     h_all: &[f32],
-    x: &[f32],
+    x: LayerInput,
     w: &CellWeights,
     d: Dims,
 ) {

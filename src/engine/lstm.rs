@@ -14,7 +14,9 @@
 
 use super::fastmath::{sigmoid_slice, tanh_slice};
 use super::matmul::{matmul_a_b, matmul_a_panels, matmul_at_b, Panels};
-use super::{for_row_parts, rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut, StepCell};
+use super::{
+    for_row_parts, rows_matvec_add, CellGrads, CellWeights, Dims, LayerInput, SharedMut, StepCell,
+};
 
 /// Pre-activation sums for all T·B rows at once, `gates = x·W_ihᵀ + b_ih + b_hh`:
 /// the input half of every gate does not depend on the recurrence, so it is one
@@ -22,10 +24,12 @@ use super::{for_row_parts, rows_matvec_add, CellGrads, CellWeights, Dims, Shared
 ///
 /// The rows are shared among the threads; each fills its rows with the bias and
 /// then adds its product into them, so the bias costs no pass of its own over
-/// the (T·B, G·H) result (32 MB for config L) on one thread.
+/// the (T·B, G·H) result (32 MB for config L) on one thread. Given
+/// [`LayerInput::Projected`], the gates hold the product already and only
+/// the bias is added.
 pub(crate) fn input_projection(
     gates: &mut [f32],
-    x: &[f32],
+    x: LayerInput,
     w: &CellWeights,
     rows: usize,
     i: usize,
@@ -37,12 +41,28 @@ pub(crate) fn input_projection(
         rows * gh,
         "input_projection: gates is not (rows, G·H)"
     );
-    assert_eq!(x.len(), rows * i, "input_projection: x is not (rows, I)");
     let bias: Vec<f32> = if hh_bias {
         w.b_ih.iter().zip(w.b_hh).map(|(a, b)| a + b).collect()
     } else {
         w.b_ih.to_vec()
     };
+    let x = match x {
+        LayerInput::Rows(x) => x,
+        LayerInput::Projected => {
+            let g_sh = SharedMut::new(gates);
+            for_row_parts(rows, |r0, r1| {
+                // SAFETY: each part writes only its own rows r0..r1
+                let part = unsafe { g_sh.range(r0 * gh..r1 * gh) };
+                for row in part.chunks_exact_mut(gh) {
+                    for (g, b) in row.iter_mut().zip(&bias) {
+                        *g += b;
+                    }
+                }
+            });
+            return;
+        }
+    };
+    assert_eq!(x.len(), rows * i, "input_projection: x is not (rows, I)");
     // as panels, W_ih is copied once here, not repacked by gemm for every block of rows
     let w_ih_t = Panels::of_transposed(w.w_ih, gh, i);
     let g_sh = SharedMut::new(gates);
@@ -105,13 +125,14 @@ pub(crate) fn add_column_sums(db: &mut [f32], db2: Option<&mut [f32]>, dpre: &[f
 ///
 /// `h_all: (T+1, B, H)` and `c_all: (T+1, B, H)`: slot 0 holds the initial
 /// state on entry (zeros for training), slots 1..=T receive h_t and c_t.
-/// `gates: (T, B, 4H)` receives the gates after activation, order i, f, g, o.
+/// `gates: (T, B, 4H)` receives the gates after activation, order i, f, g, o
+/// (and holds the input projection on entry, given [`LayerInput::Projected`]).
 /// `x: (T, B, I)`. Weights per [`CellWeights`] with G = 4.
 pub fn lstm_forward(
     h_all: &mut [f32],
     c_all: &mut [f32],
     gates: &mut [f32],
-    x: &[f32],
+    x: LayerInput,
     w: &CellWeights,
     d: Dims,
 ) {
@@ -132,7 +153,7 @@ pub fn lstm_forward(
         tt * b * g4,
         "lstm_forward: gates is not (T, B, 4H)"
     );
-    assert_eq!(x.len(), tt * b * i, "lstm_forward: x is not (T, B, I)");
+    x.check(tt * b * i, "lstm_forward");
     input_projection(gates, x, w, tt * b, i, g4, true);
     // the recurrent half, one (B', H)·(H, 4H) GEMM per step for each thread's rows B'
     let (h_sh, c_sh, g_sh) = (
@@ -207,7 +228,8 @@ fn lstm_pointwise(g_b: &mut [f32], cp: &[f32], cn: &mut [f32], hn: &mut [f32], h
 /// `dx: (T, B, I)` receives dL/dx (skipped when `None`, for the first layer of a token model it is
 /// still needed by the embedding). `dh: (T, B, H)` is dL/dh_t from above, and is consumed.
 /// `gates: (T, B, 4H)` holds the forward's activations on entry and the pre-activation
-/// gradients on exit (reused in place to save a buffer of the same size).
+/// gradients on exit (reused in place to save a buffer of the same size); given
+/// [`LayerInput::Projected`], dW_ih is left to the caller, who reads them there.
 /// `h_all`, `c_all`, `x`: the forward's caches and input.
 ///
 /// Local derivatives, with tc = tanh(c_t) recomputed from `c_all`:
@@ -224,7 +246,7 @@ pub fn lstm_backward(
     gates: &mut [f32],
     h_all: &[f32],
     c_all: &[f32],
-    x: &[f32],
+    x: LayerInput,
     w: &CellWeights,
     d: Dims,
 ) {
@@ -246,7 +268,7 @@ pub fn lstm_backward(
         (tt + 1) * bh,
         "lstm_backward: c_all is not (T+1, B, H)"
     );
-    assert_eq!(x.len(), tt * b * i, "lstm_backward: x is not (T, B, I)");
+    x.check(tt * b * i, "lstm_backward");
     let (dh_sh, g_sh) = (SharedMut::new(dh), SharedMut::new(gates));
     let w_hh = Panels::of(w.w_hh, g4, h);
     for_row_parts(b, |b0, b1| {
@@ -300,6 +322,7 @@ crate::simd_fn! {
 /// The parts of a cell's backward that cover all T·B rows at once: weight
 /// gradients as one GEMM each (instead of one per step), bias sums and dx.
 /// `dpre_x: (T·B, G·H)` feeds the input weights, `dpre_h` (same shape) the hidden ones.
+/// Given [`LayerInput::Projected`] there is no x: dW_ih is the caller's, and dx must be `None`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn finish_backward_split(
     dx: Option<&mut [f32]>,
@@ -307,7 +330,7 @@ pub(crate) fn finish_backward_split(
     dpre_x: &[f32],
     dpre_h: &[f32],
     h_all: &[f32],
-    x: &[f32],
+    x: LayerInput,
     w: &CellWeights,
     rows: usize,
     i: usize,
@@ -316,7 +339,9 @@ pub(crate) fn finish_backward_split(
 ) {
     let h_prev = &h_all[..rows * h];
     matmul_at_b(g.dw_hh, dpre_h, h_prev, gh, h, rows, true);
-    matmul_at_b(g.dw_ih, dpre_x, x, gh, i, rows, true);
+    if let LayerInput::Rows(x) = x {
+        matmul_at_b(g.dw_ih, dpre_x, x, gh, i, rows, true);
+    }
     if std::ptr::eq(dpre_x, dpre_h) {
         add_column_sums(g.db_ih, Some(&mut *g.db_hh), dpre_x);
     } else {
@@ -324,6 +349,10 @@ pub(crate) fn finish_backward_split(
         add_column_sums(g.db_hh, None, dpre_h);
     }
     if let Some(dx) = dx {
+        assert!(
+            matches!(x, LayerInput::Rows(_)),
+            "backward: dx asked of a projected input"
+        );
         assert_eq!(dx.len(), rows * i, "backward: dx is not (T, B, I)");
         matmul_a_b(dx, dpre_x, w.w_ih, rows, i, gh, false);
     }
@@ -335,7 +364,7 @@ fn finish_backward(
     g: &mut CellGrads,
     dpre: &[f32],
     h_all: &[f32],
-    x: &[f32],
+    x: LayerInput,
     w: &CellWeights,
     rows: usize,
     i: usize,

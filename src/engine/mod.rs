@@ -66,6 +66,26 @@ pub struct CellGrads<'a> {
     pub db_hh: &'a mut [f32],
 }
 
+/// A recurrent layer's input, as its forward and backward take it.
+#[derive(Clone, Copy)]
+pub enum LayerInput<'a> {
+    /// `x: (T, B, I)`: the layer projects it itself, and takes dW_ih (and dx) from it backward.
+    Rows(&'a [f32]),
+    /// The gates already hold `x·W_ihᵀ` for every row, from
+    /// [`embedding::lookup_projection_forward`]: the layer adds its bias, and
+    /// backward leaves dW_ih to the caller, who finds the input side's
+    /// pre-activation gradients in the gates buffer.
+    Projected,
+}
+
+impl LayerInput<'_> {
+    fn check(&self, len: usize, what: &str) {
+        if let LayerInput::Rows(x) = self {
+            assert_eq!(x.len(), len, "{what}: x is not (T, B, I)");
+        }
+    }
+}
+
 /// Sizes of one recurrent layer's run: T steps of B sequences, I inputs, H units.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dims {

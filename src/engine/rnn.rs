@@ -10,11 +10,13 @@
 use super::fastmath::tanh;
 use super::lstm::{finish_backward_split, input_projection};
 use super::matmul::{matmul_a_panels, Panels};
-use super::{for_row_parts, rows_matvec_add, CellGrads, CellWeights, Dims, SharedMut, StepCell};
+use super::{
+    for_row_parts, rows_matvec_add, CellGrads, CellWeights, Dims, LayerInput, SharedMut, StepCell,
+};
 
 /// Forward over T steps. `h_all: (T+1, B, H)` (slot 0 the initial state),
 /// `pre: (T, B, H)` scratch for the pre-activation sums, `x: (T, B, I)`.
-pub fn rnn_forward(h_all: &mut [f32], pre: &mut [f32], x: &[f32], w: &CellWeights, d: Dims) {
+pub fn rnn_forward(h_all: &mut [f32], pre: &mut [f32], x: LayerInput, w: &CellWeights, d: Dims) {
     let Dims { t: tt, b, i, h } = d;
     let bh = b * h;
     assert_eq!(
@@ -23,7 +25,7 @@ pub fn rnn_forward(h_all: &mut [f32], pre: &mut [f32], x: &[f32], w: &CellWeight
         "rnn_forward: h_all is not (T+1, B, H)"
     );
     assert_eq!(pre.len(), tt * bh, "rnn_forward: pre is not (T, B, H)");
-    assert_eq!(x.len(), tt * b * i, "rnn_forward: x is not (T, B, I)");
+    x.check(tt * b * i, "rnn_forward");
     input_projection(pre, x, w, tt * b, i, h, true);
     let (h_sh, p_sh) = (SharedMut::new(h_all), SharedMut::new(pre));
     let w_hh_t = Panels::of_transposed(w.w_hh, h, h);
@@ -55,7 +57,7 @@ pub fn rnn_backward(
     dh: &mut [f32],
     pre: &mut [f32],
     h_all: &[f32],
-    x: &[f32],
+    x: LayerInput,
     w: &CellWeights,
     d: Dims,
 ) {

@@ -6,7 +6,7 @@ use super::gru::gru_forward;
 use super::lstm::lstm_forward;
 use super::reference::{cell_ref, RefCell};
 use super::rnn::rnn_forward;
-use super::{CellWeights, Dims};
+use super::{CellWeights, Dims, LayerInput};
 use crate::model::Cell;
 use crate::rng::Rng;
 
@@ -79,13 +79,28 @@ fn cells_match_reference_forward() {
             let mut c_all = vec![0.0f32; (t + 1) * b * h];
             let mut gates = vec![0.0f32; t * b * g * h];
             match cell {
-                Cell::Lstm => lstm_forward(&mut h_all, &mut c_all, &mut gates, &x, &w, d),
+                Cell::Lstm => lstm_forward(
+                    &mut h_all,
+                    &mut c_all,
+                    &mut gates,
+                    LayerInput::Rows(&x),
+                    &w,
+                    d,
+                ),
                 Cell::Gru => {
                     let mut hn = vec![0.0f32; t * b * h];
                     let mut hh = vec![0.0f32; b * 3 * h];
-                    gru_forward(&mut h_all, &mut hn, &mut gates, &mut hh, &x, &w, d)
+                    gru_forward(
+                        &mut h_all,
+                        &mut hn,
+                        &mut gates,
+                        &mut hh,
+                        LayerInput::Rows(&x),
+                        &w,
+                        d,
+                    )
                 }
-                Cell::Rnn => rnn_forward(&mut h_all, &mut gates, &x, &w, d),
+                Cell::Rnn => rnn_forward(&mut h_all, &mut gates, LayerInput::Rows(&x), &w, d),
             }
             let (w64, wh64, bi64, bh64) = (to64(&w_ih), to64(&w_hh), to64(&b_ih), to64(&b_hh));
             let rw = RefCell {
@@ -126,5 +141,114 @@ fn column_sums_match_plain_loops() {
         add_column_sums(&mut d1, Some(&mut d2), &dpre);
         check_close(&format!("sums {rows}x{n} first"), &d1, &want, 1e-5);
         check_close(&format!("sums {rows}x{n} second"), &d2, &want, 1e-5);
+    }
+}
+
+/// The lookup projection against the plain path in f64: form each row as the
+/// sum of its tables' rows, project it, and backward scatter dx into the tables.
+#[test]
+fn lookup_projection_matches_projecting_the_summed_rows() {
+    use super::embedding::{
+        distinct_ids, lookup_projection_backward, lookup_projection_forward, Lookup, LookupScratch,
+    };
+    let mut rng = Rng::new(11);
+    // (B, T, E, G·H, rows per table): the last splits rows and columns between threads
+    for &(b, t, e, gh, sizes) in &[
+        (1, 1, 1, 1, &[1usize][..]),
+        (3, 5, 6, 21, &[20, 4][..]),
+        (16, 8, 16, 192, &[50, 3, 7][..]),
+    ] {
+        let rows = b * t;
+        let w_tabs: Vec<Vec<f32>> = sizes
+            .iter()
+            .map(|&n| random(n * e, 1.0, &mut rng))
+            .collect();
+        let ids_bt: Vec<Vec<u32>> = sizes
+            .iter()
+            .map(|&n| {
+                (0..rows)
+                    .map(|_| (rng.uniform() * n as f32) as u32 % n as u32)
+                    .collect()
+            })
+            .collect();
+        let w_ih = random(gh * e, 0.5, &mut rng);
+        let widest = *sizes.iter().max().unwrap();
+        let mut seen = vec![u32::MAX; widest];
+        let mut found: Vec<(Vec<u32>, Vec<u32>)> = Vec::new();
+        for ids in &ids_bt {
+            let (mut d, mut s) = (Vec::new(), Vec::new());
+            distinct_ids(ids, b, t, &mut seen, &mut d, &mut s);
+            assert!(seen.iter().all(|&v| v == u32::MAX), "seen is not reset");
+            found.push((d, s));
+        }
+        let tables: Vec<Lookup> = w_tabs
+            .iter()
+            .zip(&found)
+            .map(|(w, (ids, slot))| Lookup { w, ids, slot })
+            .collect();
+        // time-major row r = tt·B + bb reads id ids_bt[k][bb·T + tt] of table k
+        let x: Vec<f64> = (0..rows)
+            .flat_map(|r| {
+                let (tt, bb) = (r / b, r % b);
+                let (w_tabs, ids_bt) = (&w_tabs, &ids_bt);
+                (0..e).map(move |j| {
+                    (0..sizes.len())
+                        .map(|k| w_tabs[k][ids_bt[k][bb * t + tt] as usize * e + j] as f64)
+                        .sum::<f64>()
+                })
+            })
+            .collect();
+        let mut scratch = LookupScratch::default();
+        let mut gates = vec![f32::NAN; rows * gh];
+        lookup_projection_forward(&mut gates, &tables, &w_ih, e, gh, &mut scratch);
+        let want: Vec<f64> = (0..rows * gh)
+            .map(|q| {
+                let (r, g) = (q / gh, q % gh);
+                (0..e).map(|j| x[r * e + j] * w_ih[g * e + j] as f64).sum()
+            })
+            .collect();
+        check_close(&format!("lookup forward B{b} T{t}"), &gates, &want, 1e-5);
+
+        let dpre = random(rows * gh, 1.0, &mut rng);
+        let mut dw_ih = vec![0.25f32; gh * e];
+        let mut dtab: Vec<Vec<f32>> = w_tabs.iter().map(|w| vec![0.5f32; w.len()]).collect();
+        let mut dt: Vec<&mut [f32]> = dtab.iter_mut().map(|v| &mut v[..]).collect();
+        lookup_projection_backward(
+            &mut dw_ih,
+            &mut dt,
+            &dpre,
+            &tables,
+            &w_ih,
+            e,
+            gh,
+            &mut scratch,
+        );
+        let want_w: Vec<f64> = (0..gh * e)
+            .map(|q| {
+                let (g, j) = (q / e, q % e);
+                0.25 + (0..rows)
+                    .map(|r| dpre[r * gh + g] as f64 * x[r * e + j])
+                    .sum::<f64>()
+            })
+            .collect();
+        check_close(&format!("lookup dW_ih B{b} T{t}"), &dw_ih, &want_w, 1e-5);
+        for (k, &n) in sizes.iter().enumerate() {
+            let mut want_t = vec![0.5f64; n * e];
+            for r in 0..rows {
+                let (tt, bb) = (r / b, r % b);
+                let id = ids_bt[k][bb * t + tt] as usize;
+                for j in 0..e {
+                    want_t[id * e + j] += (0..gh)
+                        .map(|g| dpre[r * gh + g] as f64 * w_ih[g * e + j] as f64)
+                        .sum::<f64>();
+                }
+            }
+            check_close(
+                &format!("lookup d table {k} B{b} T{t}"),
+                &dtab[k],
+                &want_t,
+                1e-5,
+            );
+        }
     }
 }
