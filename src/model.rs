@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::batch::Batch;
 use crate::engine::dropout::{dropout_forward, dropout_in_place};
 use crate::engine::embedding::{
-    distinct_ids, embedding_add, embedding_backward, embedding_forward, lookup_projection_backward,
+    embedding_add, embedding_backward, embedding_forward, lookup_index, lookup_projection_backward,
     lookup_projection_forward, Lookup, LookupScratch,
 };
 use crate::engine::gru::{gru_backward, gru_forward, gru_step};
@@ -579,13 +579,21 @@ struct Acts {
     /// per position table, (B, T) like the inputs: each token's row in it
     places: [Vec<u32>; 3],
     /// the first layer's lookup projection (see [`Model::projects_lookups`]): per
-    /// table, the tokens' first and then each position table's, the distinct ids
-    /// the batch reads and each time-major row's slot among them; `seen` is
-    /// [`distinct_ids`]'s scratch (all `u32::MAX` between calls)
-    lookup_ids: Vec<Vec<u32>>,
-    lookup_slots: Vec<Vec<u32>>,
+    /// table, the tokens' first and then each position table's, which ids the
+    /// batch reads and which rows read each; scratch for [`lookup_index`]
+    /// (`seen` is all `u32::MAX` between calls) and for the projection
+    lookup_index: Vec<LookupIndex>,
     lookup_seen: Vec<u32>,
+    lookup_slot: Vec<u32>,
     lookup: LookupScratch,
+}
+
+/// One table's part of a batch's lookup projection, as [`Lookup`] reads it.
+#[derive(Default, Clone)]
+struct LookupIndex {
+    ids: Vec<u32>,
+    starts: Vec<u32>,
+    rows: Vec<u32>,
 }
 
 /// One thread's scratch for the head: gathered rows, their logits, and (past the first
@@ -777,20 +785,20 @@ fn add_into(dst: &mut [f32], src: &[f32]) {
 }
 
 /// The first layer's lookup tables: the token embedding, then each position
-/// table, with the ids and slots [`Model::embed`] found for the batch.
+/// table, with the index [`Model::embed`] built for the batch.
 fn lookup_tables<'a>(
     layout: &Layout,
     params: &'a [f32],
-    ids: &'a [Vec<u32>],
-    slots: &'a [Vec<u32>],
+    index: &'a [LookupIndex],
 ) -> Vec<Lookup<'a>> {
     let ranges = layout.embedding.iter().chain(&layout.positions);
     ranges
-        .zip(ids.iter().zip(slots))
-        .map(|(r, (ids, slot))| Lookup {
+        .zip(index)
+        .map(|(r, x)| Lookup {
             w: &params[r.clone()],
-            ids,
-            slot,
+            ids: &x.ids,
+            starts: &x.starts,
+            rows: &x.rows,
         })
         .collect()
 }
@@ -983,8 +991,11 @@ impl Model {
     fn prepare(&mut self, b: usize, t: usize) {
         let cfg = &self.cfg;
         let (g, h, i0) = (cfg.cell.gates(), cfg.hidden, cfg.input_width());
+        let lookups = self.projects_lookups();
         let a = &mut self.acts;
-        a.x0.resize(t * b * i0, 0.0);
+        if !lookups {
+            a.x0.resize(t * b * i0, 0.0);
+        }
         a.layers.resize_with(cfg.layers, LayerActs::default);
         for (l, la) in a.layers.iter_mut().enumerate() {
             la.h.resize((t + 1) * b * h, 0.0);
@@ -1042,12 +1053,7 @@ impl Model {
             let gh = t * b * cfg.cell.gates() * h;
             let x: LayerInput = if l == 0 && lookups {
                 let w_ih = &self.params[self.layout.layers[0][0].clone()];
-                let tables = lookup_tables(
-                    &self.layout,
-                    &self.params,
-                    &self.acts.lookup_ids,
-                    &self.acts.lookup_slots,
-                );
+                let tables = lookup_tables(&self.layout, &self.params, &self.acts.lookup_index);
                 let g = cfg.cell.gates() * h;
                 lookup_projection_forward(
                     &mut la.gates[..gh],
@@ -1211,12 +1217,7 @@ impl Model {
             } else if lookups {
                 // the gates hold the input side's pre-activation gradients: on to
                 // W_ih and the tables, each distinct row once
-                let tables = lookup_tables(
-                    &self.layout,
-                    &self.params,
-                    &self.acts.lookup_ids,
-                    &self.acts.lookup_slots,
-                );
+                let tables = lookup_tables(&self.layout, &self.params, &self.acts.lookup_index);
                 let table_ranges: Vec<Range<usize>> = (self.layout.embedding.iter())
                     .chain(&self.layout.positions)
                     .cloned()
@@ -1291,8 +1292,7 @@ impl Model {
         let n_pos = self.layout.positions.len();
         if lookups {
             let a = &mut self.acts;
-            a.lookup_ids.resize_with(1 + n_pos, Vec::new);
-            a.lookup_slots.resize_with(1 + n_pos, Vec::new);
+            a.lookup_index.resize_with(1 + n_pos, LookupIndex::default);
             let tables = self.layout.embedding.iter().chain(&self.layout.positions);
             let widest = tables.map(|r| r.len() / e).max().unwrap_or(0);
             if a.lookup_seen.len() < widest {
@@ -1300,13 +1300,16 @@ impl Model {
             }
             let columns = std::iter::once(tokens).chain(a.places.iter().map(|p| &p[..b * t]));
             for (k, ids) in columns.take(1 + n_pos).enumerate() {
-                distinct_ids(
+                let x = &mut a.lookup_index[k];
+                lookup_index(
                     ids,
                     b,
                     t,
                     &mut a.lookup_seen,
-                    &mut a.lookup_ids[k],
-                    &mut a.lookup_slots[k],
+                    &mut a.lookup_slot,
+                    &mut x.ids,
+                    &mut x.starts,
+                    &mut x.rows,
                 );
             }
             return;

@@ -149,14 +149,16 @@ fn column_sums_match_plain_loops() {
 #[test]
 fn lookup_projection_matches_projecting_the_summed_rows() {
     use super::embedding::{
-        distinct_ids, lookup_projection_backward, lookup_projection_forward, Lookup, LookupScratch,
+        lookup_index, lookup_projection_backward, lookup_projection_forward, Lookup, LookupScratch,
     };
     let mut rng = Rng::new(11);
-    // (B, T, E, G·H, rows per table): the last splits rows and columns between threads
+    // (B, T, E, G·H, rows per table): the third splits ids between threads,
+    // the last reads more distinct ids than one chunk holds
     for &(b, t, e, gh, sizes) in &[
         (1, 1, 1, 1, &[1usize][..]),
         (3, 5, 6, 21, &[20, 4][..]),
         (16, 8, 16, 192, &[50, 3, 7][..]),
+        (64, 20, 8, 64, &[2000, 5][..]),
     ] {
         let rows = b * t;
         let w_tabs: Vec<Vec<f32>> = sizes
@@ -174,17 +176,42 @@ fn lookup_projection_matches_projecting_the_summed_rows() {
         let w_ih = random(gh * e, 0.5, &mut rng);
         let widest = *sizes.iter().max().unwrap();
         let mut seen = vec![u32::MAX; widest];
-        let mut found: Vec<(Vec<u32>, Vec<u32>)> = Vec::new();
+        let mut found: Vec<[Vec<u32>; 3]> = Vec::new();
+        let mut slot = Vec::new();
         for ids in &ids_bt {
-            let (mut d, mut s) = (Vec::new(), Vec::new());
-            distinct_ids(ids, b, t, &mut seen, &mut d, &mut s);
+            let [mut d, mut starts, mut by_id] = [Vec::new(), Vec::new(), Vec::new()];
+            lookup_index(
+                ids,
+                b,
+                t,
+                &mut seen,
+                &mut slot,
+                &mut d,
+                &mut starts,
+                &mut by_id,
+            );
             assert!(seen.iter().all(|&v| v == u32::MAX), "seen is not reset");
-            found.push((d, s));
+            // every row once, under the id it reads
+            let mut hit = vec![0; rows];
+            for (u, &id) in d.iter().enumerate() {
+                for &r in &by_id[starts[u] as usize..starts[u + 1] as usize] {
+                    let (tt, bb) = (r as usize / b, r as usize % b);
+                    assert_eq!(ids[bb * t + tt], id, "row {r} is not under its id");
+                    hit[r as usize] += 1;
+                }
+            }
+            assert!(hit.iter().all(|&n| n == 1), "a row is missing or repeated");
+            found.push([d, starts, by_id]);
         }
         let tables: Vec<Lookup> = w_tabs
             .iter()
             .zip(&found)
-            .map(|(w, (ids, slot))| Lookup { w, ids, slot })
+            .map(|(w, [ids, starts, rows])| Lookup {
+                w,
+                ids,
+                starts,
+                rows,
+            })
             .collect();
         // time-major row r = tt·B + bb reads id ids_bt[k][bb·T + tt] of table k
         let x: Vec<f64> = (0..rows)
