@@ -457,6 +457,17 @@ pub fn save(
 }
 
 /// Reads and checks config.json alone (format version, then the fields).
+/// The checkpoint a user means by `dir`: `dir` itself when it holds one, else
+/// the first of `dir/<name>` for `names` (e.g. `["last"]` to resume a run
+/// folder, `["best", "last"]` to evaluate one) that does; `None` when none does.
+pub fn find_in(dir: &Path, names: &[&str]) -> Option<PathBuf> {
+    let holds = |d: &Path| d.join(CONFIG_FILE).is_file() && d.join(MODEL_FILE).is_file();
+    if holds(dir) {
+        return Some(dir.to_path_buf());
+    }
+    names.iter().map(|n| dir.join(n)).find(|d| holds(d))
+}
+
 pub fn load_meta(dir: &Path) -> Result<Meta, CheckpointError> {
     recover(dir)?;
     if !dir.is_dir() {
@@ -604,6 +615,24 @@ mod tests {
             "test".into(),
         );
         (model, vocab, meta)
+    }
+
+    #[test]
+    fn find_in_takes_a_checkpoint_as_it_is_and_a_run_folder_by_its_subfolders() {
+        let dir = tempfile::tempdir().unwrap();
+        let (model, vocab, meta) = tiny();
+        let run = dir.path();
+        assert_eq!(find_in(run, &["best", "last"]), None);
+        save(&run.join("last"), &model, &vocab, &meta, None).unwrap();
+        // a run folder's own config.json (training settings) is not a checkpoint
+        std::fs::write(run.join(CONFIG_FILE), "{}").unwrap();
+        assert_eq!(find_in(run, &["best", "last"]), Some(run.join("last")));
+        assert_eq!(find_in(run, &["best"]), None);
+        save(&run.join("best"), &model, &vocab, &meta, None).unwrap();
+        assert_eq!(find_in(run, &["best", "last"]), Some(run.join("best")));
+        assert_eq!(find_in(run, &["last"]), Some(run.join("last")));
+        let ck = run.join("last");
+        assert_eq!(find_in(&ck, &["best"]), Some(ck.clone()));
     }
 
     #[test]

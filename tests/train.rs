@@ -399,7 +399,8 @@ shiren_test!(
         child.kill().unwrap(); // SIGKILL on unix
         child.wait().unwrap();
         dir.command()
-            .args(["train", "--resume", "killed/last", "--threads", "1"])
+            // the run folder: its last/ is the checkpoint resumed
+            .args(["train", "--resume", "killed", "--threads", "1"])
             .stdout();
 
         for file in [

@@ -78,15 +78,7 @@ fn resolve(a: &Args) -> anyhow::Result<Resolved> {
         }
     }
     // A run folder holds best/ and last/; a checkpoint folder holds config.json.
-    let checkpoint = if dir.join(checkpoint::CONFIG_FILE).is_file()
-        && dir.join(checkpoint::MODEL_FILE).is_file()
-    {
-        dir.clone()
-    } else if dir.join("best").join(checkpoint::MODEL_FILE).is_file() {
-        dir.join("best")
-    } else if dir.join("last").join(checkpoint::MODEL_FILE).is_file() {
-        dir.join("last")
-    } else {
+    let Some(checkpoint) = checkpoint::find_in(dir, &["best", "last"]) else {
         anyhow::bail!(
             "{}: neither a checkpoint ({} missing) nor a run folder with best/ or last/",
             dir.display(),

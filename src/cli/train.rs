@@ -32,7 +32,7 @@ pub struct Args {
     /// Run folder for config.json, metrics.csv, loss.png, best/ and last/ [default: runs/<cell>-<layers>x<hidden>, or the resumed checkpoint's run folder]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Continue from a checkpoint folder (e.g. runs/NAME/last); architecture, vocabulary, batch and seed come from it
+    /// Continue from a checkpoint folder (e.g. runs/NAME/last) or a run folder (its last/); architecture, vocabulary, batch and seed come from it
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
     #[command(flatten)]
@@ -263,7 +263,16 @@ fn source_of(cfg: &TrainConfig, args: &CorpusArgs) -> anyhow::Result<Source> {
         })
 }
 
-pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
+pub fn run(mut args: Args, g: &Global) -> anyhow::Result<()> {
+    // `--resume runs/NAME` means its last/, as `shiren eval --model runs/NAME` means its
+    // best/; anything else goes to the loader, whose errors name what is wrong there.
+    if let Some(found) = args
+        .resume
+        .as_deref()
+        .and_then(|d| checkpoint::find_in(d, &["last"]))
+    {
+        args.resume = Some(found);
+    }
     let cfg = resolve(&args)?;
     let data_dir = cache::data_dir(g.data_dir.as_deref())?;
     let source = source_of(&cfg, &args.corpus)?;
