@@ -148,8 +148,8 @@ async fn shutdown_signal() {
 fn load_poet(model: Option<&Path>, g: &Global) -> anyhow::Result<Arc<dyn Poet>> {
     let mut dir = model.map_or_else(default_model, Path::to_path_buf);
     // A run folder (runs/NAME) holds its best checkpoint in best/, as `shiren write` accepts.
-    if !dir.join("model.safetensors").is_file() && dir.join("best/model.safetensors").is_file() {
-        dir = dir.join("best");
+    if let Some(found) = checkpoint::find_in(&dir, &["best"]) {
+        dir = found;
     }
     if !dir.join("config.json").is_file() {
         anyhow::bail!(

@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::Global;
+use crate::checkpoint;
 use crate::corpus::convert::Script;
 use crate::prosody::{Lexicon, ToneMode};
 use crate::write::{CharModel, Form, Options, Poem, Tunes, Writer};
@@ -157,10 +158,8 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
 pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
     let mut s = resolve(&args)?;
     // A run folder (runs/NAME) holds its best checkpoint in best/.
-    if !s.model.join("model.safetensors").is_file()
-        && s.model.join("best/model.safetensors").is_file()
-    {
-        s.model = s.model.join("best");
+    if let Some(found) = checkpoint::find_in(&s.model, &["best"]) {
+        s.model = found;
     }
     if !s.model.join("model.safetensors").is_file() {
         let shipped = args.model.is_none();
@@ -179,7 +178,7 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
             },
         );
     }
-    let loaded = crate::checkpoint::load(&s.model)?;
+    let loaded = checkpoint::load(&s.model)?;
     let lm = crate::write::Lm::new(&loaded.model, &loaded.vocab);
     write_with(&lm, loaded.meta.script, s, g)
 }
