@@ -456,18 +456,23 @@ pub fn save(
     })
 }
 
-/// Reads and checks config.json alone (format version, then the fields).
 /// The checkpoint a user means by `dir`: `dir` itself when it holds one, else
 /// the first of `dir/<name>` for `names` (e.g. `["last"]` to resume a run
 /// folder, `["best", "last"]` to evaluate one) that does; `None` when none does.
+/// Each candidate is [`recover`]ed first, so a run killed mid-save is found.
 pub fn find_in(dir: &Path, names: &[&str]) -> Option<PathBuf> {
-    let holds = |d: &Path| d.join(CONFIG_FILE).is_file() && d.join(MODEL_FILE).is_file();
+    let holds = |d: &Path| {
+        // a failed recovery leaves the loader to name the problem
+        let _ = recover(d);
+        d.join(CONFIG_FILE).is_file() && d.join(MODEL_FILE).is_file()
+    };
     if holds(dir) {
         return Some(dir.to_path_buf());
     }
     names.iter().map(|n| dir.join(n)).find(|d| holds(d))
 }
 
+/// Reads and checks config.json alone (format version, then the fields).
 pub fn load_meta(dir: &Path) -> Result<Meta, CheckpointError> {
     recover(dir)?;
     if !dir.is_dir() {
@@ -633,6 +638,10 @@ mod tests {
         assert_eq!(find_in(run, &["last"]), Some(run.join("last")));
         let ck = run.join("last");
         assert_eq!(find_in(&ck, &["best"]), Some(ck.clone()));
+        // killed between moving last/ aside and renaming the new one in
+        std::fs::rename(&ck, sibling(&ck, "old")).unwrap();
+        assert_eq!(find_in(run, &["last"]), Some(ck.clone()));
+        assert!(ck.join(MODEL_FILE).is_file());
     }
 
     #[test]
