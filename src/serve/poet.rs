@@ -188,6 +188,7 @@ pub fn options(spec: &WriteSpec) -> Options {
     Options {
         begin: spec.begin.clone(),
         acrostic: spec.acrostic.clone(),
+        template: spec.template.clone(),
         form: match spec.form {
             FormId::Wujue => Form::Wujue,
             FormId::Qijue => Form::Qijue,
