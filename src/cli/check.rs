@@ -48,6 +48,9 @@ pub struct Args {
     /// Print only the counts over all the poems (for a whole corpus); poems that cannot be checked are counted, not fatal
     #[arg(long)]
     pub summary: bool,
+    /// Check every regulated poem (or every poem of --form) of a chinese-poetry collection, e.g. tang; implies --summary
+    #[arg(long, value_enum, value_name = "NAME", conflicts_with_all = ["poem", "file", "suggest"])]
+    pub corpus: Option<crate::corpus::Collection>,
 }
 
 /// Counts over many poems (`--summary`, and the end of a multi-poem run).
@@ -150,9 +153,14 @@ impl Lexicons {
     }
 }
 
-pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
-    let input = read_input(&args)?;
-    let poems = check::split_poems(&input);
+pub fn run(mut args: Args, g: &Global) -> anyhow::Result<()> {
+    let poems = match args.corpus {
+        Some(c) => {
+            args.summary = true;
+            corpus_poems(c, args.form, g)?
+        }
+        None => check::split_poems(&read_input(&args)?),
+    };
     if poems.is_empty() {
         return Err(Exit::BadInput(CheckError::Empty.to_string()).into());
     }
@@ -251,6 +259,26 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
         return Err(Exit::Quiet(1).into());
     }
     Ok(())
+}
+
+/// The poems of a collection whose shape is `form` (any regulated form when `None`).
+fn corpus_poems(
+    c: crate::corpus::Collection,
+    form: Option<Form>,
+    g: &Global,
+) -> anyhow::Result<Vec<String>> {
+    let dir = crate::cache::data_dir(g.data_dir.as_deref())?;
+    let source = crate::corpus::Source::Collection(c);
+    let corpus = crate::corpus::load(&source, &crate::corpus::LoadOptions::default(), &dir)?;
+    Ok(corpus
+        .poems
+        .into_iter()
+        .map(|p| p.text)
+        .filter(|t| match (form, Form::of_text(t)) {
+            (Some(f), g) => f == g,
+            (None, g) => g != Form::Other,
+        })
+        .collect())
 }
 
 fn read_input(args: &Args) -> anyhow::Result<String> {

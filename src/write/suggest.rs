@@ -66,7 +66,12 @@ impl<M: CharModel> Writer<'_, M> {
                     let Some(c) = self.chars[id as usize].map(to_script) else {
                         continue;
                     };
-                    if c == lines[i][j] || !is_han(c) || options.iter().any(|o: &(char, f32)| o.0 == c) {
+                    // A character of unknown tone would pass every rule without keeping any.
+                    if c == lines[i][j]
+                        || !is_han(c)
+                        || lex.tone(c).is_none()
+                        || options.iter().any(|o: &(char, f32)| o.0 == c)
+                    {
                         continue;
                     }
                     if fits_at(lex, &lines, target, checked, i, j, c) {
