@@ -152,7 +152,8 @@ impl Session<'_> {
                     (true, Some(p)) => p.text.clone(),
                     (true, None) => anyhow::bail!("nothing to check (paste a poem after `check`)"),
                 };
-                let c = check::check(self.lex, &check::fold_to(self.lex, &text), None)?;
+                let twin = check::with_other_script(self.lex, &text);
+                let c = check::check(twin.as_ref().unwrap_or(self.lex), &text, None)?;
                 render_check(&c, &[])
             }
         }))

@@ -45,7 +45,7 @@ pub struct Args {
     /// Checkpoint that suggests [default: models/tang-small, the model shipped with the repo]
     #[arg(long, value_name = "DIR", requires = "suggest")]
     pub model: Option<PathBuf>,
-    /// Print only the counts over all the poems (for a whole corpus); poems that cannot be checked are counted, not fatal
+    /// Print only the counts over all the poems (for a whole corpus); poems that cannot be checked are counted, not fatal (-v lists them)
     #[arg(long)]
     pub summary: bool,
     /// Check every regulated poem (or every poem of --form) of a chinese-poetry collection, e.g. tang; implies --summary
@@ -142,7 +142,8 @@ impl Lexicons {
     pub fn check(&self, text: &str, form: Option<Form>) -> Result<(Checked, Script), CheckError> {
         let script = check::script_of(text, &self.simplified, &self.traditional)?;
         let lex = self.of(script);
-        Ok((check::check(lex, text, form)?, script))
+        let twin = check::with_other_script(lex, text);
+        Ok((check::check(twin.as_ref().unwrap_or(lex), text, form)?, script))
     }
 
     pub fn of(&self, script: Script) -> &Lexicon {
@@ -242,6 +243,12 @@ pub fn run(mut args: Args, g: &Global) -> anyhow::Result<()> {
         .enumerate()
         .filter_map(|(k, r)| r.as_ref().err().map(|e| (k, e)))
         .collect();
+    if args.summary && g.verbose {
+        let mut err = std::io::stderr().lock();
+        for (k, e) in &bad {
+            writeln!(err, "shiren: poem {}: not checked: {e}: {}", k + 1, poems[*k].replace('\n', ""))?;
+        }
+    }
     if !args.summary && !bad.is_empty() {
         let mut err = std::io::stderr().lock();
         for (k, e) in &bad[..bad.len() - 1] {
@@ -398,8 +405,12 @@ pub fn render(c: &Checked, suggestions: &[Suggestion]) -> String {
     if c.ok {
         s += "keeps every rule\n";
     } else {
-        let mut names: Vec<&str> = c.faults.iter().map(|f| f.name).collect();
-        names.dedup();
+        let mut names: Vec<&str> = Vec::new();
+        for f in &c.faults {
+            if !names.contains(&f.name) {
+                names.push(f.name);
+            }
+        }
         s += &format!(
             "breaks {} {} ({})\n",
             c.faults.len(),

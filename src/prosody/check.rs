@@ -188,7 +188,7 @@ pub enum CheckError {
     Empty,
     #[error("no recognisable form: {n} lines of {lens} characters (the rules know 4 or 8 lines of 5 or 7: 五绝 七绝 五律 七律; pass --form to choose one)")]
     NoForm { n: usize, lens: String },
-    #[error("line {line}: `{ch}` is not a Chinese character (write the poem in Han characters, lines ended by ，。)")]
+    #[error("line {line}: `{ch}` (U+{code:04X}) is not a Chinese character (write the poem in Han characters, lines ended by ，。)", code = *ch as u32)]
     NotHan { line: usize, ch: char },
     #[error("the poem mixes traditional ({trad}) and simplified ({simp}) characters (write it in one script)")]
     MixedScripts { trad: char, simp: char },
@@ -259,53 +259,78 @@ pub fn split_poems(input: &str) -> Vec<String> {
 }
 
 /// The script a poem is written in. A character only the traditional
-/// lexicon knows, and that simplifies to another, is traditional (風); one
-/// only the simplified lexicon knows, and that has another traditional form,
-/// is simplified (风). Both kinds in one poem is an error; characters the two
-/// scripts share (后, 里, 月) say nothing.
+/// lexicon knows, whose simplified form is another character that turns back
+/// into it, is traditional (風 ↔ 风); the other way round, simplified. Some
+/// characters are at home in both (后, 里, and 乾 of 乾坤, which simplified
+/// text keeps), so a poem counts as mixed only when each script has at least
+/// two characters of its own; otherwise the larger side decides.
 pub fn script_of(text: &str, simp: &Lexicon, trad: &Lexicon) -> Result<Script, CheckError> {
-    let (mut t, mut s) = (None, None);
+    let (mut t, mut s): (Vec<char>, Vec<char>) = (Vec::new(), Vec::new());
     for c in text.chars().filter(|&c| is_han(c)) {
-        let mut buf = [0u8; 4];
-        let one = c.encode_utf8(&mut buf);
-        if t.is_none() && simp.tone(c).is_none() && to_simplified(one) != *one {
-            t = Some(c);
+        let own = |known: &Lexicon, there: fn(&str) -> String, back: fn(&str) -> String| {
+            known.tone(c).is_none()
+                && convert_one(c, there).is_some_and(|o| o != c && convert_one(o, back) == Some(c))
+        };
+        if own(simp, to_simplified, to_traditional) && !t.contains(&c) {
+            t.push(c);
         }
-        if s.is_none() && trad.tone(c).is_none() && to_traditional(one) != *one {
-            s = Some(c);
+        if own(trad, to_traditional, to_simplified) && !s.contains(&c) {
+            s.push(c);
         }
     }
-    match (t, s) {
-        (Some(trad), Some(simp)) => Err(CheckError::MixedScripts { trad, simp }),
-        (Some(_), None) => Ok(Script::Traditional),
-        _ => Ok(Script::Simplified),
+    if t.len() >= 2 && s.len() >= 2 {
+        return Err(CheckError::MixedScripts {
+            trad: t[0],
+            simp: s[0],
+        });
+    }
+    Ok(if t.len() > s.len() {
+        Script::Traditional
+    } else {
+        Script::Simplified
+    })
+}
+
+/// `c` converted by `f`, when that gives one character.
+fn convert_one(c: char, f: fn(&str) -> String) -> Option<char> {
+    let s = f(c.encode_utf8(&mut [0u8; 4]));
+    let mut it = s.chars();
+    match (it.next(), it.next()) {
+        (Some(o), None) => Some(o),
+        _ => None,
     }
 }
 
-/// The text with each character the lexicon does not know replaced by its
-/// other script's form when the lexicon knows that one (風 → 风 for a
-/// simplified lexicon), so a poem pasted in either script can be checked.
-pub fn fold_to(lex: &Lexicon, text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if !is_han(c) || lex.tone(c).is_some() {
-                return c;
-            }
-            let mut buf = [0u8; 4];
-            let one = c.encode_utf8(&mut buf);
-            [to_simplified(one), to_traditional(one)]
-                .into_iter()
-                .filter_map(|s| {
-                    let mut it = s.chars();
-                    match (it.next(), it.next()) {
-                        (Some(o), None) if lex.tone(o).is_some() => Some(o),
-                        _ => None,
-                    }
-                })
-                .next()
-                .unwrap_or(c)
-        })
-        .collect()
+/// A lexicon that also knows the poem's characters of the other script, by
+/// the readings of their counterparts (乾 by 干's in a simplified lexicon),
+/// so a stray character of the other script is checked rather than unknown;
+/// `None` when the lexicon knows every character already.
+pub fn with_other_script(lex: &Lexicon, text: &str) -> Option<Lexicon> {
+    let mut extra: Vec<(char, char)> = Vec::new();
+    for c in text.chars().filter(|&c| is_han(c) && lex.tone(c).is_none()) {
+        let twin = [to_simplified, to_traditional]
+            .into_iter()
+            .filter_map(|f| convert_one(c, f))
+            .find(|&o| lex.tone(o).is_some());
+        if let Some(o) = twin.filter(|_| !extra.iter().any(|e| e.0 == c)) {
+            extra.push((c, o));
+        }
+    }
+    if extra.is_empty() {
+        return None;
+    }
+    let mut out = lex.clone();
+    for (c, o) in extra {
+        let groups = lex.rhyme_groups(o).to_vec();
+        if groups.is_empty() {
+            out.add_char(c, lex.tone(o).unwrap_or(Tone::Both), None);
+        }
+        for g in groups {
+            // Each group brings its own tone: a level and an oblique group make Both again.
+            out.add_char(c, lex.group_tone(g).unwrap_or(Tone::Both), Some(g));
+        }
+    }
+    Some(out)
 }
 
 /// The form of `lines`: the one given, or the one whose shape they have
@@ -630,8 +655,8 @@ pub fn check_lines(lex: &Lexicon, lines: &[Vec<char>], target: Target) -> Checke
 /// 孤平 in one line (王力《诗词格律》): a line ending level whose
 /// second-to-last key position is oblique (the 平平仄仄平 / 仄仄平平仄仄平
 /// type) must keep two level characters besides the foot in its last five;
-/// with only one, that one stands alone. Returns the position (from 0) that
-/// should have been level. Both-ways and unknown characters may be level, so
+/// with only one, that one stands alone. Returns the position (from 0) where
+/// a level character would mend it. Both-ways and unknown characters may be level, so
 /// they never make 孤平.
 pub fn guping(lex: &Lexicon, line: &[char]) -> Option<usize> {
     let len = line.len();
@@ -645,7 +670,13 @@ pub fn guping(lex: &Lexicon, line: &[char]) -> Option<usize> {
     let maybe_level = (len - 5..len - 1)
         .filter(|&j| t(j) != Some(Tone::Ze))
         .count();
-    (maybe_level <= 1).then_some(len - 5)
+    if maybe_level > 1 {
+        return None;
+    }
+    // The place a level character would mend it: position 1 (五言) or 3 (七言)
+    // of the pattern, or, when that one is level already, the first oblique
+    // one before the fixed oblique key.
+    (len - 5..len - 2).find(|&j| t(j) == Some(Tone::Ze))
 }
 
 /// Whether level groups `a` and `b` are 邻韵: different groups that poets
@@ -835,6 +866,9 @@ mod tests {
         // The rhyme holds: 霜 乡 in 七阳, and 光 makes line 1 rhyme too.
         assert!(!got.iter().any(|g| g.0 == Broken::OutOfGroup), "{got:?}");
         assert!(c.lines[0].chars[4].foot.is_some());
+        let f = c.faults.iter().find(|f| f.rule == Broken::Nian).unwrap();
+        assert_eq!(f.ch, Some('头'));
+        assert!(f.why.contains("是"), "{}", f.why);
         // 思 (both ways) stands at no key position and no line end: no reading is claimed.
         assert!(c.readings.is_empty(), "{:?}", c.readings);
         // 看 at line 2's 2nd position: 海 (仄) at its 4th makes it level for 二四六分明.
@@ -844,9 +878,6 @@ mod tests {
             c.readings,
             [Reading { line: 2, pos: 2, ch: '看', tone: Tone::Ping, rule: "二四六分明" }]
         );
-        let f = c.faults.iter().find(|f| f.rule == Broken::Nian).unwrap();
-        assert_eq!(f.ch, Some('头'));
-        assert!(f.why.contains("是"), "{}", f.why);
     }
 
     #[test]
@@ -869,6 +900,9 @@ mod tests {
         // 平平仄仄平 written 仄平仄仄平: 孤平 at position 1.
         let line: Vec<char> = "白河入海流".chars().collect();
         assert_eq!(guping(&l, &line), Some(0));
+        // 平仄仄仄平 (疑是地上霜): position 1 is level, so the mend is at position 2.
+        let line: Vec<char> = "河日入海流".chars().collect();
+        assert_eq!(guping(&l, &line), Some(1));
         // 仄平平仄平 (拗救) keeps two level characters: no 孤平.
         let line: Vec<char> = "白河山海流".chars().collect();
         assert_eq!(guping(&l, &line), None);
@@ -937,12 +971,18 @@ mod tests {
         assert_eq!(script_of("东风月", &simp, &trad), Ok(Script::Simplified));
         assert_eq!(script_of("東風月", &simp, &trad), Ok(Script::Traditional));
         assert_eq!(
-            script_of("東风", &simp, &trad),
+            script_of("東風东风", &simp, &trad),
             Err(CheckError::MixedScripts {
                 trad: '東',
-                simp: '风'
+                simp: '东'
             })
         );
+        // One character of the other script is a stray, not a mix: 乾 of 乾坤 in simplified text.
+        assert_eq!(script_of("東风风", &simp, &trad), Ok(Script::Simplified));
+        let twin = with_other_script(&simp, "東风").expect("東 is learnt from 东");
+        assert_eq!(twin.tone('東'), Some(Tone::Ping));
+        assert_eq!(twin.level_groups('東').collect::<Vec<_>>(), vec![0]);
+        assert!(with_other_script(&simp, "东风").is_none());
         assert!(neighbours(&lex(), 0, 1) && !neighbours(&lex(), 0, 2) && !neighbours(&lex(), 0, 0));
         assert!(neighbours(&trad_groups(), 0, 1));
     }

@@ -171,7 +171,8 @@ where
         let poems: Vec<CheckOutcome> = spec
             .poems
             .iter()
-            .map(|text| match check::check(lex, &check::fold_to(lex, text), spec.form) {
+            .map(|text| (text, check::with_other_script(lex, text)))
+            .map(|(text, twin)| match check::check(twin.as_ref().unwrap_or(lex), text, spec.form) {
                 Ok(c) => {
                     let suggestions = match spec.suggest {
                         true => self.writer.suggest(lex, &c, 5, &|ch| ch),
