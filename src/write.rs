@@ -1044,18 +1044,29 @@ impl Cursor {
         for (&(i, j), &t) in &locks {
             tone_plan.lock(i, j, w.tone[t as usize]);
         }
+        // The group: one every kept foot is in, preferring one a kept first
+        // line's end is in too (蛇 is in 四支 and 六麻: beside 花 it is 六麻).
         let group = if job.rhyme && line_len > 0 {
-            let mut kept_feet = locks
-                .iter()
-                .filter(|((i, j), _)| i % 2 == 1 && j + 1 == line_len)
-                .map(|(_, &t)| &w.token_groups[t as usize]);
-            kept_feet.next().and_then(|first| {
-                let rest: Vec<&Vec<u16>> = kept_feet.collect();
-                let ok = |g: &u16| !job.excluded.contains(g);
-                first
+            let groups_at = |i: usize| {
+                plan.locks
+                    .get(&(i, line_len - 1))
+                    .map(|&t| &w.token_groups[t as usize])
+            };
+            let feet: Vec<&Vec<u16>> = (1..).step_by(2).take(64).filter_map(groups_at).collect();
+            let head = groups_at(0);
+            feet.first().and_then(|first| {
+                let ok = |g: &&u16| !job.excluded.contains(g);
+                let shared: Vec<u16> = first
                     .iter()
-                    .find(|g| ok(g) && rest.iter().all(|r| r.contains(g)))
-                    .or_else(|| first.iter().find(|g| ok(g)))
+                    .filter(ok)
+                    .filter(|g| feet.iter().all(|f| f.contains(g)))
+                    .copied()
+                    .collect();
+                shared
+                    .iter()
+                    .find(|g| head.is_some_and(|h| h.contains(g)))
+                    .or(shared.first())
+                    .or_else(|| first.iter().find(ok))
                     .copied()
             })
         } else {

@@ -272,6 +272,78 @@ mod tests {
         assert!(e.to_string().contains("cannot be combined"), "{e}");
     }
 
+    /// Every character equally likely: the constraints alone shape the poem.
+    struct Uniform(Vec<char>);
+
+    impl crate::write::CharModel for Uniform {
+        type State = ();
+        fn vocab_size(&self) -> usize {
+            self.0.len() + 4
+        }
+        fn char_of(&self, id: u32) -> Option<char> {
+            id.checked_sub(4).and_then(|i| self.0.get(i as usize).copied())
+        }
+        fn initial_state(&self) {}
+        fn step(&self, _: &mut (), _: u32, logits: &mut [f32]) {
+            logits.fill(0.0);
+        }
+    }
+
+    const LEVEL: &str = "东风中同红空春秋天年前烟山间";
+    const OBLIQUE: &str = "白日尽入海欲里目上去见古月雪夏";
+
+    fn toy() -> (Uniform, Lexicon) {
+        use crate::prosody::Tone;
+        let chars = format!("{LEVEL}{OBLIQUE}花家沙蛇时诗，。").chars().collect();
+        let lex = Lexicon::from_groups(&[
+            ("四支", Tone::Ping, "蛇时诗"),
+            ("六麻", Tone::Ping, "花家沙蛇"),
+            ("平", Tone::Ping, LEVEL),
+            ("仄", Tone::Ze, OBLIQUE),
+        ]);
+        (Uniform(chars), lex)
+    }
+
+    #[test]
+    fn a_kept_character_late_in_the_poem_steers_the_tones_before_it() {
+        // 日 (oblique) at line 4's 2nd position: strict 粘 and 对 chain every
+        // key position to it, including line 1's, written before it.
+        let (m, lex) = toy();
+        let w = crate::write::Writer::new(&m, Some(&lex));
+        let o = Options {
+            template: "□□□□□，□□□□□。□□□□□，□日□□□。".into(),
+            tones: ToneMode::Strict,
+            rhyme: true,
+            temperature: 1.0,
+            ..Options::default()
+        };
+        for p in w.write_many(&o, 40, 9).unwrap() {
+            let lines: Vec<Vec<char>> = p.lines.iter().map(|l| l.text.chars().collect()).collect();
+            assert_eq!(lines[3][1], '日', "{}", p.text);
+            let r = crate::prosody::rules::check_tones(&lex, &lines).unwrap();
+            assert!(r.tones_ok(), "{}: {:?}", p.text, r.failures().collect::<Vec<_>>());
+            assert!(kept_faults(&lex, &p, &[(3, 1)]).is_empty(), "{}", p.text);
+        }
+    }
+
+    #[test]
+    fn kept_feet_choose_the_group_they_share_with_a_kept_first_line() {
+        // 蛇 is in 四支 and 六麻; with 花 ending line 1, line 2 must rhyme in 六麻.
+        let (m, lex) = toy();
+        let w = crate::write::Writer::new(&m, Some(&lex));
+        let o = Options {
+            template: "□□□□花，□□□□□。□□□□□，□□□□蛇。".into(),
+            rhyme: true,
+            temperature: 1.0,
+            ..Options::default()
+        };
+        for p in w.write_many(&o, 20, 4).unwrap() {
+            let foot = p.lines[1].text.chars().last().unwrap();
+            assert!(!"时诗".contains(foot), "{}", p.text);
+            assert_eq!(p.rhyme_group.as_deref(), Some("六麻"), "{}", p.text);
+        }
+    }
+
     #[test]
     fn revising_frees_the_asked_lines_only() {
         let poem = "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。";
