@@ -648,8 +648,11 @@ impl<'a, M: CharModel> Writer<'a, M> {
             Some(_) => None,
         };
         // Kept characters: the acrostic's heads, and a template's characters.
-        let mut locks: HashMap<(usize, usize), u32> =
-            heads.iter().enumerate().map(|(i, &t)| ((i, 0), t)).collect();
+        let mut locks: HashMap<(usize, usize), u32> = heads
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| ((i, 0), t))
+            .collect();
         if !opts.template.is_empty() {
             for (i, j, c) in template::parse(&opts.template)?.kept() {
                 let t = self.token_of(c).ok_or(WriteError::UnknownChar {

@@ -159,7 +159,11 @@ shiren_test!(
     |dir: Dir, mut cmd: TestCommand| {
         with_table(&dir);
         let out = cmd
-            .args(["check", "--json", "白日依山尽，黄看入海流。欲穷千里目，更上一层楼。"])
+            .args([
+                "check",
+                "--json",
+                "白日依山尽，黄看入海流。欲穷千里目，更上一层楼。",
+            ])
             .output();
         assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -189,10 +193,22 @@ shiren_test!(
     |dir: Dir, _cmd: TestCommand| {
         with_table(&dir);
         for (args, needle) in [
-            (vec!["check", "白日依山尽，黄河入海流。"], "no recognisable form"),
-            (vec!["check", "白日依山尽，黄河入海流。欲穷千里目，更上一層樓。"], "mixes traditional"),
-            (vec!["check", "白日依山尽，黄河入海流。欲穷千里目，更上一层abc。"], "not a Chinese character"),
-            (vec!["check", "--form", "other", GUANQUE], "no rules to check"),
+            (
+                vec!["check", "白日依山尽，黄河入海流。"],
+                "no recognisable form",
+            ),
+            (
+                vec!["check", "白日依山尽，黄河入海流。欲穷千里目，更上一層樓。"],
+                "mixes traditional",
+            ),
+            (
+                vec!["check", "白日依山尽，黄河入海流。欲穷千里目，更上一层abc。"],
+                "not a Chinese character",
+            ),
+            (
+                vec!["check", "--form", "other", GUANQUE],
+                "no rules to check",
+            ),
             (vec!["check", "--file", "missing.txt"], "missing.txt"),
         ] {
             let mut c = dir.command();
@@ -211,8 +227,13 @@ shiren_test!(
     check_reads_several_poems_and_counts_them,
     |dir: Dir, mut cmd: TestCommand| {
         with_table(&dir);
-        dir.create("poems.txt", format!("{GUANQUE}\n\n{JING_YE_SI}\n\n白日依山尽\n"));
-        let out = cmd.args(["check", "--summary", "--file", "poems.txt"]).output();
+        dir.create(
+            "poems.txt",
+            format!("{GUANQUE}\n\n{JING_YE_SI}\n\n白日依山尽\n"),
+        );
+        let out = cmd
+            .args(["check", "--summary", "--file", "poems.txt"])
+            .output();
         let text = stdout_of(&out);
         assert_eq!(out.status.code(), Some(1), "{text}");
         contains_all!(
@@ -221,7 +242,10 @@ shiren_test!(
             "keep every rule: 1 (50.0%)",
             "keep the five tone rules (strict: 二四六分明 句末平仄 三平尾 粘 对): 1 (50.0%)"
         );
-        let out = dir.command().args(["check", "--file", "poems.txt"]).output();
+        let out = dir
+            .command()
+            .args(["check", "--file", "poems.txt"])
+            .output();
         assert_eq!(out.status.code(), Some(2), "poem 3 has no form");
         contains_all!(stderr_of(&out), "poem 3: no recognisable form");
         contains_all!(stdout_of(&out), "keeps every rule", "失粘");
@@ -232,7 +256,9 @@ shiren_test!(
     check_suggests_characters_that_mend_a_broken_rule,
     |dir: Dir, mut cmd: TestCommand| {
         with_table(&dir);
-        let out = cmd.args(["check", "--suggest", "--json", JING_YE_SI]).output();
+        let out = cmd
+            .args(["check", "--suggest", "--json", JING_YE_SI])
+            .output();
         assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let s = v[0]["suggestions"].as_array().unwrap();
@@ -311,7 +337,14 @@ shiren_test!(
         // Without a lexicon's rules the template works offline too, any shape.
         let out = dir
             .command()
-            .args(["write", "--template", "春□□□□，□□□□风。", "--no-rhyme", "--seed", "1"])
+            .args([
+                "write",
+                "--template",
+                "春□□□□，□□□□风。",
+                "--no-rhyme",
+                "--seed",
+                "1",
+            ])
             .stdout();
         let p = &poems_of(&out)[0];
         assert!(p[0].starts_with('春') && p[1].ends_with('风'), "{out}");
@@ -324,17 +357,30 @@ shiren_test!(
         with_table(&dir);
         let long = "□□□□□，".repeat(5);
         for (args, needle) in [
-            (vec!["write", "--template", long.as_str(), "--form", "wujue"], "5 lines, more than the 4"),
+            (
+                vec!["write", "--template", long.as_str(), "--form", "wujue"],
+                "5 lines, more than the 4",
+            ),
             (vec!["write", "--template", "明月a□□，"], "`a` is neither"),
-            (vec!["write", "--template", "□□□□□□□，", "--form", "wujue"], "line 1 has 7 characters"),
-            (vec!["write", "--revise", GUANQUE, "--line", "5"], "--line 5 is out of range: the poem has 4 lines"),
+            (
+                vec!["write", "--template", "□□□□□□□，", "--form", "wujue"],
+                "line 1 has 7 characters",
+            ),
+            (
+                vec!["write", "--revise", GUANQUE, "--line", "5"],
+                "--line 5 is out of range: the poem has 4 lines",
+            ),
             (vec!["write", "--revise", GUANQUE], "--revise needs --line"),
         ] {
             let err = dir.command().args(&args).fails();
             contains_all!(err, needle);
         }
         let out = dir.command().args(["write", "--line", "3"]).output();
-        assert_eq!(out.status.code(), Some(2), "--line without --revise is a usage error");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "--line without --revise is a usage error"
+        );
     }
 );
 
@@ -352,7 +398,11 @@ shiren_test!(
         assert_eq!(poems.len(), 3, "{out}");
         let keep: Vec<&str> = vec!["白日依山尽", "黄河入海流", "欲穷千里目", "更上一层楼"];
         for p in &poems {
-            assert_eq!((p[0].as_str(), p[1].as_str(), p[3].as_str()), (keep[0], keep[1], keep[3]), "{p:?}");
+            assert_eq!(
+                (p[0].as_str(), p[1].as_str(), p[3].as_str()),
+                (keep[0], keep[1], keep[3]),
+                "{p:?}"
+            );
             assert_eq!(p[2].chars().count(), 5, "{p:?}");
             let text = format!("{}，{}。{}，{}。", p[0], p[1], p[2], p[3]);
             let c = dir.command().args(["check", "--json", &text]).output();
@@ -361,15 +411,28 @@ shiren_test!(
         }
         let out = dir
             .command()
-            .args(["write", "--revise", GUANQUE, "--lines", "2,4", "--seed", "5"])
+            .args([
+                "write", "--revise", GUANQUE, "--lines", "2,4", "--seed", "5",
+            ])
             .stdout();
         let p = &poems_of(&out)[0];
         assert_eq!((p[0].as_str(), p[2].as_str()), (keep[0], keep[2]), "{p:?}");
         // Lines 2 and 4 are the feet: both new, and rhyming with each other.
         let (a, b) = (p[1].chars().last().unwrap(), p[3].chars().last().unwrap());
-        let c = dir.command().args(["check", "--json", &format!("{}，{}。{}，{}。", p[0], p[1], p[2], p[3])]).output();
+        let c = dir
+            .command()
+            .args([
+                "check",
+                "--json",
+                &format!("{}，{}。{}，{}。", p[0], p[1], p[2], p[3]),
+            ])
+            .output();
         let v: serde_json::Value = serde_json::from_slice(&c.stdout).unwrap();
-        let rhymed = !v[0]["faults"].as_array().unwrap().iter().any(|f| f["rule"] == "outofgroup" && f["line"] != 1);
+        let rhymed = !v[0]["faults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "outofgroup" && f["line"] != 1);
         assert!(rhymed, "{a} and {b}: {}", v[0]["faults"]);
     }
 );
@@ -383,15 +446,33 @@ shiren_test!(
         );
         let out = piped(cmd.args(["write", "-i", "--seed", "3"]), &input);
         let (text, err) = (stdout_of(&out), stderr_of(&out));
-        assert_eq!(out.status.code(), Some(1), "an unknown command makes a piped run exit 1\n{text}{err}");
-        assert_eq!(err.trim(), "shiren: unknown command `fly` (type help for the commands)");
-        assert!(text.lines().any(|l| l.starts_with("明月") && l.chars().count() == 6), "{text}");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "an unknown command makes a piped run exit 1\n{text}{err}"
+        );
+        assert_eq!(
+            err.trim(),
+            "shiren: unknown command `fly` (type help for the commands)"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("明月") && l.chars().count() == 6),
+            "{text}"
+        );
         // The acrostic and its rewrite: 七言 lines, heads 春夏秋冬, only line 2 changed (head kept? no: the whole line).
         let after: Vec<&str> = text.lines().filter(|l| l.chars().count() == 8).collect();
         assert_eq!(after.len(), 8, "{text}");
-        let heads: String = after[..4].iter().map(|l| l.chars().next().unwrap()).collect();
+        let heads: String = after[..4]
+            .iter()
+            .map(|l| l.chars().next().unwrap())
+            .collect();
         assert_eq!(heads, "春夏秋冬", "{text}");
-        assert_eq!((after[0], after[2], after[3]), (after[4], after[6], after[7]), "{text}");
+        assert_eq!(
+            (after[0], after[2], after[3]),
+            (after[4], after[6], after[7]),
+            "{text}"
+        );
         contains_all!(text, "失粘", "form qijue, tones off, rhyme on, seed 6");
         assert!(!text.ends_with("明月\n"), "nothing after quit is read");
 
@@ -411,8 +492,12 @@ shiren_test!(
         use shiren::corpus::{load, Collection, LoadOptions, Source};
         use shiren::prosody::{rules, Lexicon, Tone};
         let data = shiren::cache::data_dir(None).unwrap();
-        let corpus = load(&Source::Collection(Collection::Tang), &LoadOptions::default(), &data)
-            .expect("the real corpus");
+        let corpus = load(
+            &Source::Collection(Collection::Tang),
+            &LoadOptions::default(),
+            &data,
+        )
+        .expect("the real corpus");
         let lex = Lexicon::load(&data, shiren::corpus::convert::Script::Simplified).unwrap();
         for form in [Form::Qijue, Form::Qilv] {
             let poems: Vec<&String> = corpus
@@ -426,7 +511,8 @@ shiren_test!(
             let tone = |c: char| lex.tone(c);
             let level = |c: char| tone(c) == Some(Tone::Ping);
             let oblique = |c: char| tone(c) == Some(Tone::Ze);
-            let differ = |a: char, b: char| !(level(a) && level(b)) && !(oblique(a) && oblique(b));
+            let same = |a: char, b: char| level(a) && level(b) || oblique(a) && oblique(b);
+            let differ = |a: char, b: char| !same(a, b);
             let mut keep = 0usize;
             for t in &poems {
                 let lines = rules::split_lines(t);
@@ -442,7 +528,10 @@ shiren_test!(
                     let pair = match i {
                         0 => true,
                         i if i % 2 == 1 => key.iter().all(|&j| differ(lines[i - 1][j], l[j])),
-                        _ => !(level(lines[i - 1][1]) && oblique(l[1]) || oblique(lines[i - 1][1]) && level(l[1])),
+                        _ => {
+                            !(level(lines[i - 1][1]) && oblique(l[1])
+                                || oblique(lines[i - 1][1]) && level(l[1]))
+                        }
                     };
                     alt && end && three && pair
                 });
@@ -459,7 +548,10 @@ shiren_test!(
             let checked = v["poems"].as_u64().unwrap() - v["not_checked"].as_u64().unwrap();
             let rate = 100.0 * v["tones_ok"].as_f64().unwrap() / checked as f64;
             eprintln!("{form}: shiren check {rate:.1}% keep the five tone rules, independent count {independent:.1}% ({} poems)", poems.len());
-            assert!((rate - independent).abs() <= 2.0, "{form}: {rate:.1} vs {independent:.1}");
+            assert!(
+                (rate - independent).abs() <= 2.0,
+                "{form}: {rate:.1} vs {independent:.1}"
+            );
             assert!((75.0..=83.0).contains(&rate), "{form}: {rate:.1}");
         }
     }

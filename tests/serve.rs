@@ -577,7 +577,11 @@ fn check_and_templates_through_the_api() {
     for (body, status, needle) in [
         (r#"{"text":""}"#, 422, "text is empty"),
         (r#"{"text":"白日","form":"sonnet"}"#, 422, "sonnet"),
-        (r#"{"text":"白日","colour":1}"#, 400, "unknown field `colour`"),
+        (
+            r#"{"text":"白日","colour":1}"#,
+            400,
+            "unknown field `colour`",
+        ),
         (r#"{"text":"白日","form":"free"}"#, 422, "no rules"),
     ] {
         let (got, err) = post_to(&server, "/api/check", body);
@@ -598,10 +602,7 @@ fn check_and_templates_through_the_api() {
         text.starts_with("白日尽海风，") && text.contains("空。白雪欲月去，"),
         "{text}"
     );
-    let (got, err) = post(
-        &server,
-        r#"{"template":"白日□□□，","acrostic":"春夏"}"#,
-    );
+    let (got, err) = post(&server, r#"{"template":"白日□□□，","acrostic":"春夏"}"#);
     assert_error(got, &err, 422, "template cannot be combined");
     let (got, err) = post(&server, r#"{"template":"□□□□□□□，","form":"wujue"}"#);
     assert_error(got, &err, 422, "line 1 has 7 characters");

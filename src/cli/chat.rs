@@ -67,7 +67,9 @@ fn parse(line: &str) -> Result<Command, String> {
     }
     let need = |what: &str| -> Result<&str, String> {
         if rest.is_empty() {
-            Err(format!("`{word}` needs {what} (type help for the commands)"))
+            Err(format!(
+                "`{word}` needs {what} (type help for the commands)"
+            ))
         } else {
             Ok(rest)
         }
@@ -76,13 +78,22 @@ fn parse(line: &str) -> Result<Command, String> {
         "quit" | "exit" | "q" => Command::Quit,
         "help" | "h" => Command::Help,
         "settings" => Command::Settings,
-        "acrostic" => Command::Acrostic(need("the head characters, e.g. acrostic 春夏秋冬")?.into()),
-        "template" => Command::Template(need("a template, e.g. template 明月□□□，□□□□乡。")?.into()),
+        "acrostic" => {
+            Command::Acrostic(need("the head characters, e.g. acrostic 春夏秋冬")?.into())
+        }
+        "template" => {
+            Command::Template(need("a template, e.g. template 明月□□□，□□□□乡。")?.into())
+        }
         "check" => Command::Check(rest.into()),
         "rewrite" | "line" => {
-            let lines: Result<Vec<usize>, _> =
-                need("a line number, e.g. rewrite 3")?.split([',', ' ']).filter(|s| !s.is_empty()).map(str::parse).collect();
-            Command::Rewrite(lines.map_err(|_| format!("`{rest}` is not a line number (e.g. rewrite 3, or rewrite 3,4)"))?)
+            let lines: Result<Vec<usize>, _> = need("a line number, e.g. rewrite 3")?
+                .split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(str::parse)
+                .collect();
+            Command::Rewrite(lines.map_err(|_| {
+                format!("`{rest}` is not a line number (e.g. rewrite 3, or rewrite 3,4)")
+            })?)
         }
         "form" => Command::Form(need("a form: wujue, qijue, wulv, qilv or free")?.parse()?),
         "tones" => Command::Tones(need("off, loose or strict")?.parse()?),
@@ -96,7 +107,11 @@ fn parse(line: &str) -> Result<Command, String> {
                 .parse()
                 .map_err(|_| format!("seed `{rest}` is not a whole number"))?,
         ),
-        _ => return Err(format!("unknown command `{word}` (type help for the commands)")),
+        _ => {
+            return Err(format!(
+                "unknown command `{word}` (type help for the commands)"
+            ))
+        }
     })
 }
 
@@ -118,13 +133,20 @@ impl Session<'_> {
             Command::Help => format!("{HELP}\n"),
             Command::Settings => format!(
                 "form {:?}, tones {:?}, rhyme {}, seed {}\n",
-                o.form, o.tones, if o.rhyme { "on" } else { "off" }, self.s.seed
+                o.form,
+                o.tones,
+                if o.rhyme { "on" } else { "off" },
+                self.s.seed
             )
             .to_lowercase(),
             Command::Form(f) => {
                 o.form = f;
                 o.rhyme = f.shape().is_some();
-                format!("form {} (rhyme {})\n", f.name_zh(), if o.rhyme { "on" } else { "off" })
+                format!(
+                    "form {} (rhyme {})\n",
+                    f.name_zh(),
+                    if o.rhyme { "on" } else { "off" }
+                )
             }
             Command::Tones(t) => {
                 o.tones = t;
@@ -142,7 +164,10 @@ impl Session<'_> {
             Command::Acrostic(text) => self.write(|o| o.acrostic = text)?,
             Command::Template(text) => self.write(|o| o.template = text)?,
             Command::Rewrite(lines) => {
-                let last = self.last.as_ref().context("no poem to rewrite yet (type first words first)")?;
+                let last = self
+                    .last
+                    .as_ref()
+                    .context("no poem to rewrite yet (type first words first)")?;
                 let t = template::revise_template(&last.text, &lines)?;
                 self.write(|o| o.template = t)?
             }
@@ -174,7 +199,10 @@ impl Session<'_> {
         }
         let poems = self.writer.write_many(&o, 1, self.s.seed)?;
         self.s.seed = self.s.seed.wrapping_add(1);
-        let poem = poems.into_iter().next().context("the writer returned no poem")?;
+        let poem = poems
+            .into_iter()
+            .next()
+            .context("the writer returned no poem")?;
         let mut out = render_text(std::slice::from_ref(&poem));
         for n in poem.notes.iter().filter(|n| n.starts_with("the kept")) {
             out += &format!("({n})\n");
@@ -194,7 +222,11 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
         dir.join("model.safetensors").is_file(),
         "no model at {} (train it with `{TRAIN_HINT}`{})",
         dir.display(),
-        if args.model.is_none() && dir == default_model() { ", or pass --model DIR" } else { "" }
+        if args.model.is_none() && dir == default_model() {
+            ", or pass --model DIR"
+        } else {
+            ""
+        }
     );
     let loaded = checkpoint::load(&dir)?;
     let data_dir = crate::cache::data_dir(g.data_dir.as_deref())?;
@@ -222,7 +254,10 @@ fn piped(session: &mut Session, input: impl BufRead) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for line in input.lines() {
         let line = line.context("reading standard input (give UTF-8 lines)")?;
-        match parse(&line).map_err(anyhow::Error::msg).and_then(|c| session.run(c)) {
+        match parse(&line)
+            .map_err(anyhow::Error::msg)
+            .and_then(|c| session.run(c))
+        {
             Ok(Some(text)) => {
                 out.write_all(text.as_bytes())?;
                 out.flush()?;
@@ -254,7 +289,10 @@ fn terminal(session: &mut Session, data_dir: &std::path::Path) -> anyhow::Result
                 if !line.trim().is_empty() {
                     let _ = rl.add_history_entry(line.as_str());
                 }
-                match parse(&line).map_err(anyhow::Error::msg).and_then(|c| session.run(c)) {
+                match parse(&line)
+                    .map_err(anyhow::Error::msg)
+                    .and_then(|c| session.run(c))
+                {
                     Ok(Some(text)) => print!("{text}"),
                     Ok(None) => break,
                     Err(e) => eprintln!("shiren: {e:#}"),
@@ -285,9 +323,14 @@ mod tests {
         assert_eq!(parse("check"), Ok(Command::Check(String::new())));
         assert_eq!(parse("rhyme off"), Ok(Command::Rhyme(false)));
         let e = parse("fly away").unwrap_err();
-        assert!(e.contains("unknown command `fly`") && e.contains("help"), "{e}");
+        assert!(
+            e.contains("unknown command `fly`") && e.contains("help"),
+            "{e}"
+        );
         assert!(parse("form sonnet").unwrap_err().contains("sonnet"));
-        assert!(parse("rewrite x").unwrap_err().contains("not a line number"));
+        assert!(parse("rewrite x")
+            .unwrap_err()
+            .contains("not a line number"));
         assert!(parse("acrostic").unwrap_err().contains("needs"));
     }
 }

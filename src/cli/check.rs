@@ -89,7 +89,11 @@ impl Summary {
     fn render(&self) -> String {
         let pct = |n: usize| 100.0 * n as f64 / self.checked().max(1) as f64;
         let forms: Vec<String> = self.forms.iter().map(|(f, n)| format!("{f} {n}")).collect();
-        let broken: Vec<String> = self.broken.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        let broken: Vec<String> = self
+            .broken
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
         let mut s = format!(
             "checked {} poems ({}), {} not checked\n",
             self.checked(),
@@ -143,7 +147,10 @@ impl Lexicons {
         let script = check::script_of(text, &self.simplified, &self.traditional)?;
         let lex = self.of(script);
         let twin = check::with_other_script(lex, text);
-        Ok((check::check(twin.as_ref().unwrap_or(lex), text, form)?, script))
+        Ok((
+            check::check(twin.as_ref().unwrap_or(lex), text, form)?,
+            script,
+        ))
     }
 
     pub fn of(&self, script: Script) -> &Lexicon {
@@ -246,7 +253,12 @@ pub fn run(mut args: Args, g: &Global) -> anyhow::Result<()> {
     if args.summary && g.verbose {
         let mut err = std::io::stderr().lock();
         for (k, e) in &bad {
-            writeln!(err, "shiren: poem {}: not checked: {e}: {}", k + 1, poems[*k].replace('\n', ""))?;
+            writeln!(
+                err,
+                "shiren: poem {}: not checked: {e}: {}",
+                k + 1,
+                poems[*k].replace('\n', "")
+            )?;
         }
     }
     if !args.summary && !bad.is_empty() {
@@ -304,7 +316,8 @@ fn read_input(args: &Args) -> anyhow::Result<String> {
             let mut stdin = std::io::stdin();
             if stdin.is_terminal() {
                 return Err(Exit::BadInput(
-                    "no poem given (pass it as an argument, with --file, or on standard input)".into(),
+                    "no poem given (pass it as an argument, with --file, or on standard input)"
+                        .into(),
                 )
                 .into());
             }
@@ -352,7 +365,11 @@ fn convert_char(c: char, script: Script) -> char {
 /// broken with their places, the readings taken, the suggestions.
 pub fn render(c: &Checked, suggestions: &[Suggestion]) -> String {
     let mut s = String::new();
-    let how = if c.detected { "by its shape" } else { "as asked" };
+    let how = if c.detected {
+        "by its shape"
+    } else {
+        "as asked"
+    };
     s += &format!("{} ({how})", c.form);
     if let Some(g) = &c.rhyme_group {
         s += &format!(" · rhyme group {g}");
@@ -361,13 +378,25 @@ pub fn render(c: &Checked, suggestions: &[Suggestion]) -> String {
     let width = c.lines.iter().map(|l| l.chars.len()).max().unwrap_or(0);
     for l in &c.lines {
         let pad = "\u{3000}".repeat(width.saturating_sub(l.chars.len()));
-        let end = if l.end.is_empty() { "\u{3000}".to_string() } else { l.end.chars().take(1).collect() };
+        let end = if l.end.is_empty() {
+            "\u{3000}".to_string()
+        } else {
+            l.end.chars().take(1).collect()
+        };
         let marks: String = l.chars.iter().map(|x| x.mark).collect();
         s += &format!("  {}{end}{pad}  {marks}", l.text);
         if let Some(last) = l.chars.last() {
             if let Some(groups) = &last.foot {
-                let g = if groups.is_empty() { "no level group".to_string() } else { groups.join(" / ") };
-                s += &format!("{}  {} {g}", " ".repeat(width.saturating_sub(l.chars.len())), last.ch);
+                let g = if groups.is_empty() {
+                    "no level group".to_string()
+                } else {
+                    groups.join(" / ")
+                };
+                s += &format!(
+                    "{}  {} {g}",
+                    " ".repeat(width.saturating_sub(l.chars.len())),
+                    last.ch
+                );
             }
         }
         s.push('\n');
@@ -399,7 +428,11 @@ pub fn render(c: &Checked, suggestions: &[Suggestion]) -> String {
             .iter()
             .map(|(ch, p)| format!("{ch} {:.1}%", 100.0 * p))
             .collect();
-        let opts = if opts.is_empty() { "(none of the model's likeliest fit)".to_string() } else { opts.join("  ") };
+        let opts = if opts.is_empty() {
+            "(none of the model's likeliest fit)".to_string()
+        } else {
+            opts.join("  ")
+        };
         s += &format!("  → line {}, char {} {}: {opts}\n", sg.line, sg.pos, sg.ch);
     }
     if c.ok {
@@ -448,7 +481,10 @@ mod tests {
     fn the_summary_counts_forms_rules_and_failures() {
         let lex = crate::prosody::check::tests_lexicon();
         let mut s = Summary::default();
-        for t in ["白日依山尽，黄河入海流。欲穷千里目，更上一层楼。", "白日依山尽，黄河入海目。欲穷千里目，更上一层楼。"] {
+        for t in [
+            "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。",
+            "白日依山尽，黄河入海目。欲穷千里目，更上一层楼。",
+        ] {
             s.poems += 1;
             s.add(&check::check(&lex, t, None).unwrap());
         }

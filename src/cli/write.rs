@@ -89,7 +89,13 @@ pub struct Args {
     #[arg(long, value_name = "POEM", conflicts_with_all = ["begin", "acrostic", "tune"])]
     pub revise: Option<String>,
     /// The line(s) of --revise to rewrite, counted from 1: --line 3, or --lines 3,4
-    #[arg(long = "line", visible_alias = "lines", value_name = "N[,M]", value_delimiter = ',', requires = "revise")]
+    #[arg(
+        long = "line",
+        visible_alias = "lines",
+        value_name = "N[,M]",
+        value_delimiter = ',',
+        requires = "revise"
+    )]
     pub lines: Vec<usize>,
     /// Drafts to offer (another name for --count, for --revise and --template)
     #[arg(long, value_name = "N", conflicts_with = "count")]
@@ -113,7 +119,11 @@ pub struct Settings {
 /// Checks what the user typed and fills in the defaults that depend on other flags.
 pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
     let count = args.drafts.unwrap_or(args.count);
-    let flag = if args.drafts.is_some() { "--drafts" } else { "--count" };
+    let flag = if args.drafts.is_some() {
+        "--drafts"
+    } else {
+        "--count"
+    };
     anyhow::ensure!(count >= 1, "{flag} must be at least 1");
     anyhow::ensure!(
         count <= 100_000,

@@ -355,9 +355,7 @@ pub fn detect(lines: &[Vec<char>], given: Option<Form>) -> Result<Target, CheckE
         }
     }
     let len = if counts[1] > counts[0] { 7 } else { 5 };
-    let form = Form::ALL
-        .into_iter()
-        .find(|f| f.shape() == Some((n, len)));
+    let form = Form::ALL.into_iter().find(|f| f.shape() == Some((n, len)));
     match form {
         Some(f) if counts[0] + counts[1] > 0 && counts[(len == 7) as usize] * 2 > n => {
             Ok(Target::Form(f))
@@ -412,7 +410,11 @@ pub fn check_lines(lex: &Lexicon, lines: &[Vec<char>], target: Target) -> Checke
         name: rule.name_zh(),
         line: line + 1,
         pos: if pos == usize::MAX { 0 } else { pos + 1 },
-        ch: if pos == usize::MAX { None } else { at(line, pos) },
+        ch: if pos == usize::MAX {
+            None
+        } else {
+            at(line, pos)
+        },
         why,
     };
     const WHOLE: usize = usize::MAX;
@@ -468,8 +470,13 @@ pub fn check_lines(lex: &Lexicon, lines: &[Vec<char>], target: Target) -> Checke
                         )
                     }
                     Rule::LineEnd => match line_end(i) {
-                        Some(Tone::Ping) => format!("{} ends a rhyming line: it must be level", name(c)),
-                        _ => format!("{} ends a line that does not rhyme: it must be oblique", name(c)),
+                        Some(Tone::Ping) => {
+                            format!("{} ends a rhyming line: it must be level", name(c))
+                        }
+                        _ => format!(
+                            "{} ends a line that does not rhyme: it must be oblique",
+                            name(c)
+                        ),
                     },
                     Rule::Sanpingwei => {
                         let tail: String = lines[i][len - 3..].iter().collect();
@@ -592,7 +599,11 @@ pub fn check_lines(lex: &Lexicon, lines: &[Vec<char>], target: Target) -> Checke
                 first.len() - 1,
                 format!(
                     "{c} ends line 1 level but is in {}, not {}",
-                    groups.iter().map(|&h| gname(h)).collect::<Vec<_>>().join(" / "),
+                    groups
+                        .iter()
+                        .map(|&h| gname(h))
+                        .collect::<Vec<_>>()
+                        .join(" / "),
                     gname(g)
                 ),
             ));
@@ -746,12 +757,18 @@ fn readings(lex: &Lexicon, lines: &[Vec<char>], first_rhymes: bool) -> Vec<Readi
                     .filter_map(|k2| keys.get(k2))
                     .find_map(|&p| t(i, p));
                 let partner = if i % 2 == 1 { Some(i - 1) } else { Some(i + 1) };
-                let nian = if i % 2 == 0 { i.checked_sub(1) } else { Some(i + 1) };
+                let nian = if i % 2 == 0 {
+                    i.checked_sub(1)
+                } else {
+                    Some(i + 1)
+                };
                 side.map(|s| (s.opposite(), "二四六分明"))
                     .or_else(|| partner.and_then(|p| t(p, j)).map(|s| (s.opposite(), "对")))
                     .or_else(|| nian.and_then(|p| t(p, j)).map(|s| (s, "粘")))
             } else if j + 3 >= len {
-                let others = (len - 3..len).filter(|&x| x != j).all(|x| t(i, x) == Some(Tone::Ping));
+                let others = (len - 3..len)
+                    .filter(|&x| x != j)
+                    .all(|x| t(i, x) == Some(Tone::Ping));
                 others.then_some((Tone::Ze, "三平尾"))
             } else {
                 None
@@ -773,7 +790,15 @@ fn readings(lex: &Lexicon, lines: &[Vec<char>], first_rhymes: bool) -> Vec<Readi
 /// Whether `c` at (`line`, `pos`) (from 0) would keep every rule the poem's
 /// character there breaks, and break none the poem keeps: the test a
 /// suggestion must pass.
-pub fn fits_at(lex: &Lexicon, lines: &[Vec<char>], target: Target, before: &Checked, line: usize, pos: usize, c: char) -> bool {
+pub fn fits_at(
+    lex: &Lexicon,
+    lines: &[Vec<char>],
+    target: Target,
+    before: &Checked,
+    line: usize,
+    pos: usize,
+    c: char,
+) -> bool {
     let mut trial = lines.to_vec();
     match trial.get_mut(line).and_then(|l| l.get_mut(pos)) {
         Some(slot) => *slot = c,
@@ -781,10 +806,9 @@ pub fn fits_at(lex: &Lexicon, lines: &[Vec<char>], target: Target, before: &Chec
     }
     let after = check_lines(lex, &trial, target);
     let key = |f: &Fault| (f.rule, f.line, f.pos);
-    after
-        .faults
-        .iter()
-        .all(|f| (f.line, f.pos) != (line + 1, pos + 1) && before.faults.iter().any(|b| key(b) == key(f)))
+    after.faults.iter().all(|f| {
+        (f.line, f.pos) != (line + 1, pos + 1) && before.faults.iter().any(|b| key(b) == key(f))
+    })
 }
 
 /// The positions (line, pos, from 0) of characters that break a rule.
@@ -825,7 +849,11 @@ mod tests {
             ("上平声四支", Tone::Ping, "思时"),
             ("去声四寘", Tone::Ze, "思"),
             ("平", Tone::Ping, "依山黄河穷千层登鹳雀前人来床疑低"),
-            ("仄", Tone::Ze, "白日尽入海欲里目更上一去见古者不是地举望月故"),
+            (
+                "仄",
+                Tone::Ze,
+                "白日尽入海欲里目更上一去见古者不是地举望月故",
+            ),
             ("上平声十四寒", Tone::Ping, "看"),
             ("去声十五翰", Tone::Ze, "看"),
         ])
@@ -876,7 +904,13 @@ mod tests {
         assert!(c.tones_ok, "{:?}", c.faults);
         assert_eq!(
             c.readings,
-            [Reading { line: 2, pos: 2, ch: '看', tone: Tone::Ping, rule: "二四六分明" }]
+            [Reading {
+                line: 2,
+                pos: 2,
+                ch: '看',
+                tone: Tone::Ping,
+                rule: "二四六分明"
+            }]
         );
     }
 
@@ -884,14 +918,34 @@ mod tests {
     fn out_of_group_names_a_neighbouring_group_and_repeats_are_found() {
         // 楼 → 江 (三江, 邻韵 of 七阳? no: 江阳 is one family, 七阳 and 三江).
         let c = run("白日依山尽，黄河入海乡。欲穷千里目，更上一层江。");
-        let f = c.faults.iter().find(|f| f.rule == Broken::OutOfGroup).unwrap();
+        let f = c
+            .faults
+            .iter()
+            .find(|f| f.rule == Broken::OutOfGroup)
+            .unwrap();
         assert_eq!((f.line, f.pos, f.ch), (4, 5, Some('江')));
-        assert!(f.why.contains("邻韵") && f.why.contains("上平声三江"), "{}", f.why);
+        assert!(
+            f.why.contains("邻韵") && f.why.contains("上平声三江"),
+            "{}",
+            f.why
+        );
         let c = run("白日依山尽，黄河入海流。欲穷千里目，更上一层流。");
-        assert!(rules_of(&c).contains(&(Broken::RepeatedFoot, 4, 5)), "{:?}", c.faults);
+        assert!(
+            rules_of(&c).contains(&(Broken::RepeatedFoot, 4, 5)),
+            "{:?}",
+            c.faults
+        );
         let c = run("白日依山尽，黄河入海流。欲穷千里目，更上一层明。");
-        let f = c.faults.iter().find(|f| f.rule == Broken::OutOfGroup).unwrap();
-        assert!(!f.why.contains("邻韵") && f.why.contains("下平声八庚"), "{}", f.why);
+        let f = c
+            .faults
+            .iter()
+            .find(|f| f.rule == Broken::OutOfGroup)
+            .unwrap();
+        assert!(
+            !f.why.contains("邻韵") && f.why.contains("下平声八庚"),
+            "{}",
+            f.why
+        );
     }
 
     #[test]
@@ -913,20 +967,38 @@ mod tests {
         let line: Vec<char> = "白日入山海上流".chars().collect();
         assert_eq!(guping(&l, &line), Some(2));
         let c = run("白日依山尽，白河入海流。欲穷千里目，更上一层楼。");
-        assert!(rules_of(&c).contains(&(Broken::Guping, 2, 1)), "{:?}", c.faults);
+        assert!(
+            rules_of(&c).contains(&(Broken::Guping, 2, 1)),
+            "{:?}",
+            c.faults
+        );
     }
 
     #[test]
     fn shape_is_detected_or_named() {
-        let c = check(&lex(), "白日依山尽，黄河入海流。欲穷千里，更上一层楼。", None).unwrap();
-        assert!(rules_of(&c).contains(&(Broken::LineLength, 3, 0)), "{:?}", c.faults);
+        let c = check(
+            &lex(),
+            "白日依山尽，黄河入海流。欲穷千里，更上一层楼。",
+            None,
+        )
+        .unwrap();
+        assert!(
+            rules_of(&c).contains(&(Broken::LineLength, 3, 0)),
+            "{:?}",
+            c.faults
+        );
         assert!(!c.tones_ok && !c.notes.is_empty());
         let e = check(&lex(), "白日依山尽，黄河入海流。", None).unwrap_err();
         assert!(matches!(e, CheckError::NoForm { n: 2, .. }), "{e}");
         assert!(e.to_string().contains("--form"));
         let c = check(&lex(), "白日依山尽，黄河入海流。", Some(Form::Wujue)).unwrap();
         assert!(rules_of(&c).iter().any(|f| f.0 == Broken::LineCount));
-        let e = check(&lex(), "白日依山尽，黄河入海流a。欲穷千里目，更上一层楼。", None).unwrap_err();
+        let e = check(
+            &lex(),
+            "白日依山尽，黄河入海流a。欲穷千里目，更上一层楼。",
+            None,
+        )
+        .unwrap_err();
         assert_eq!(e, CheckError::NotHan { line: 2, ch: 'a' });
         assert_eq!(check(&lex(), " ，。", None).unwrap_err(), CheckError::Empty);
         assert!(matches!(
@@ -988,6 +1060,9 @@ mod tests {
     }
 
     fn trad_groups() -> Lexicon {
-        Lexicon::from_groups(&[("上平聲一東", Tone::Ping, "東"), ("上平聲二冬", Tone::Ping, "冬")])
+        Lexicon::from_groups(&[
+            ("上平聲一東", Tone::Ping, "東"),
+            ("上平聲二冬", Tone::Ping, "冬"),
+        ])
     }
 }

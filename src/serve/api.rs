@@ -230,7 +230,8 @@ impl WriteRequest {
             self.template.as_deref(),
             limits.max_template_chars,
         )?;
-        if !template.is_empty() && !(begin.is_empty() && acrostic.is_empty()) {
+        let given = !begin.is_empty() || !acrostic.is_empty();
+        if !template.is_empty() && given {
             return Err(ApiError::invalid(
                 "template cannot be combined with begin or acrostic (write those characters into the template)",
             ));
@@ -496,7 +497,11 @@ impl CheckRequest {
                 limits.max_check_chars
             )));
         }
-        if let Some(c) = self.text.chars().find(|&c| c.is_control() && c != '\n' && c != '\r') {
+        if let Some(c) = self
+            .text
+            .chars()
+            .find(|&c| c.is_control() && c != '\n' && c != '\r')
+        {
             return Err(ApiError::invalid(format!(
                 "text contains {} (give the poem's characters and punctuation)",
                 describe_char(c)

@@ -271,7 +271,11 @@ async fn check(
             poet.check(&spec)
         })
         .await
-        .map_err(|_| ApiError::internal("the checker failed on this request (a bug: please report it with the request)"))?
+        .map_err(|_| {
+            ApiError::internal(
+                "the checker failed on this request (a bug: please report it with the request)",
+            )
+        })?
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(r) => Ok(Json(r?)),
@@ -285,14 +289,16 @@ async fn check(
 async fn not_found() -> ApiError {
     ApiError {
         status: 404,
-        message: "no such page (try GET /, GET /api/forms, POST /api/write or POST /api/check)".into(),
+        message: "no such page (try GET /, GET /api/forms, POST /api/write or POST /api/check)"
+            .into(),
     }
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError {
         status: 405,
-        message: "method not allowed (GET /, /healthz, /api/forms; POST /api/write, /api/check)".into(),
+        message: "method not allowed (GET /, /healthz, /api/forms; POST /api/write, /api/check)"
+            .into(),
     }
 }
 

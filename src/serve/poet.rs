@@ -23,8 +23,8 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::api::{
-    ApiError, CharOut, CheckOutcome, CheckResponse, CheckSpec, CheckedOut, FormId, LineOut, PoemOut,
-    ToneMark, Tones, WriteSpec,
+    ApiError, CharOut, CheckOutcome, CheckResponse, CheckSpec, CheckedOut, FormId, LineOut,
+    PoemOut, ToneMark, Tones, WriteSpec,
 };
 use crate::prosody::check;
 use crate::prosody::{Lexicon, Tone, ToneMode};
@@ -172,21 +172,23 @@ where
             .poems
             .iter()
             .map(|text| (text, check::with_other_script(lex, text)))
-            .map(|(text, twin)| match check::check(twin.as_ref().unwrap_or(lex), text, spec.form) {
-                Ok(c) => {
-                    let suggestions = match spec.suggest {
-                        true => self.writer.suggest(lex, &c, 5, &|ch| ch),
-                        false => Vec::new(),
-                    };
-                    CheckOutcome::Checked(Box::new(CheckedOut {
-                        checked: c,
-                        suggestions,
-                    }))
-                }
-                Err(e) => CheckOutcome::Error {
-                    error: e.to_string(),
+            .map(
+                |(text, twin)| match check::check(twin.as_ref().unwrap_or(lex), text, spec.form) {
+                    Ok(c) => {
+                        let suggestions = match spec.suggest {
+                            true => self.writer.suggest(lex, &c, 5, &|ch| ch),
+                            false => Vec::new(),
+                        };
+                        CheckOutcome::Checked(Box::new(CheckedOut {
+                            checked: c,
+                            suggestions,
+                        }))
+                    }
+                    Err(e) => CheckOutcome::Error {
+                        error: e.to_string(),
+                    },
                 },
-            })
+            )
             .collect();
         let ok = poems
             .iter()

@@ -55,11 +55,8 @@ impl<M: CharModel> Writer<'_, M> {
             .iter()
             .zip(probs)
             .map(|(&(i, j), p)| {
-                let mut ranked: Vec<(u32, f32)> = self
-                    .han
-                    .iter()
-                    .map(|&id| (id, p[id as usize]))
-                    .collect();
+                let mut ranked: Vec<(u32, f32)> =
+                    self.han.iter().map(|&id| (id, p[id as usize])).collect();
                 ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                 let mut options = Vec::new();
                 for &(id, prob) in ranked.iter().take(SEARCH) {
@@ -100,9 +97,14 @@ impl<M: CharModel> Writer<'_, M> {
         let mut out = vec![Vec::new(); wanted.len()];
         let form = match checked.target {
             Target::Form(f) => f.shape().and_then(|s| {
-                [super::Form::Wujue, super::Form::Qijue, super::Form::Wulv, super::Form::Qilv]
-                    .into_iter()
-                    .find(|w| w.shape() == Some(s))
+                [
+                    super::Form::Wujue,
+                    super::Form::Qijue,
+                    super::Form::Wulv,
+                    super::Form::Qilv,
+                ]
+                .into_iter()
+                .find(|w| w.shape() == Some(s))
             }),
         };
         self.model.step(&mut state, BEGIN, &mut logits);

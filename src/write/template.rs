@@ -94,9 +94,7 @@ pub fn parse(text: &str) -> Result<Template, WriteError> {
         lines.push((cur, None));
     }
     if lines.is_empty() {
-        return Err(WriteError::EmptyInput {
-            flag: "--template",
-        });
+        return Err(WriteError::EmptyInput { flag: "--template" });
     }
     let n = lines.len();
     Ok(Template {
@@ -199,7 +197,11 @@ pub fn shaped(o: &Options) -> Result<Options, WriteError> {
 /// Notes on kept characters that break a rule in force: the character stays,
 /// the rest of the poem was written around it, and the person is told.
 pub fn kept_faults(lex: &Lexicon, poem: &Poem, kept: &[(usize, usize)]) -> Vec<String> {
-    let lines: Vec<Vec<char>> = poem.lines.iter().map(|l| l.text.chars().collect()).collect();
+    let lines: Vec<Vec<char>> = poem
+        .lines
+        .iter()
+        .map(|l| l.text.chars().collect())
+        .collect();
     let Ok(target) = check::detect(&lines, None) else {
         return Vec::new();
     };
@@ -281,7 +283,8 @@ mod tests {
             self.0.len() + 4
         }
         fn char_of(&self, id: u32) -> Option<char> {
-            id.checked_sub(4).and_then(|i| self.0.get(i as usize).copied())
+            id.checked_sub(4)
+                .and_then(|i| self.0.get(i as usize).copied())
         }
         fn initial_state(&self) {}
         fn step(&self, _: &mut (), _: u32, logits: &mut [f32]) {
@@ -294,7 +297,9 @@ mod tests {
 
     fn toy() -> (Uniform, Lexicon) {
         use crate::prosody::Tone;
-        let chars = format!("{LEVEL}{OBLIQUE}花家沙蛇时诗，。").chars().collect();
+        let chars = format!("{LEVEL}{OBLIQUE}花家沙蛇时诗，。")
+            .chars()
+            .collect();
         let lex = Lexicon::from_groups(&[
             ("四支", Tone::Ping, "蛇时诗"),
             ("六麻", Tone::Ping, "花家沙蛇"),
@@ -321,7 +326,12 @@ mod tests {
             let lines: Vec<Vec<char>> = p.lines.iter().map(|l| l.text.chars().collect()).collect();
             assert_eq!(lines[3][1], '日', "{}", p.text);
             let r = crate::prosody::rules::check_tones(&lex, &lines).unwrap();
-            assert!(r.tones_ok(), "{}: {:?}", p.text, r.failures().collect::<Vec<_>>());
+            assert!(
+                r.tones_ok(),
+                "{}: {:?}",
+                p.text,
+                r.failures().collect::<Vec<_>>()
+            );
             assert!(kept_faults(&lex, &p, &[(3, 1)]).is_empty(), "{}", p.text);
         }
     }
@@ -356,7 +366,11 @@ mod tests {
             "□□□□□，黄河入海流。欲穷千里目，□□□□□。"
         );
         let e = revise_template(poem, &[5]).unwrap_err();
-        assert!(e.to_string().contains("--line 5 is out of range: the poem has 4 lines"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("--line 5 is out of range: the poem has 4 lines"),
+            "{e}"
+        );
         assert!(revise_template(poem, &[]).is_err());
         assert!(revise_template(poem, &[0]).is_err());
     }
