@@ -119,7 +119,7 @@ grep -q '<rt>●</rt>' "$tmp/check.html" || fail "no tone mark in the check view
 grep -q 'class="pick"' "$tmp/check.html" || fail "no suggestion is offered for 上 (line 2, character 4)"
 rm -f "$SHOT_CHECK" "$SHOT_REWRITE"
 chrome --window-size=1000,1200 --screenshot="$SHOT_CHECK" "$check_page" >/dev/null || fail "check view screenshot failed"
-say "check view ok: $(grep -o 'class="pick">[^<]*' "$tmp/check.html" | sed 's/class="pick">//' | tr '\n' ' ')"
+say "check view ok: $(grep -o 'class="pick"[^>]*>[^<]*' "$tmp/check.html" | sed 's/.*>//' | tr '\n' ' ')"
 
 # --- a line rewrite: lock a character of line 1, rewrite line 3; the other lines and 秋 stay -----
 rewrite_page="$url/?acrostic=$ACROSTIC&form=$FORM&seed=7&auto=1&lock=1.2&rewrite=3"
