@@ -2,7 +2,10 @@
 //! Chinese classical poetry, trained and run on the CPU.
 //!
 //! The library does all the work; the `shiren` binary (`src/main.rs`) is a
-//! thin layer over [`cli::run`]. Dependencies point one way:
+//! thin layer over `cli::run`. The front ends, `cli` and `serve` (with clap,
+//! axum and tokio), are behind the default cargo feature `cli`: built with
+//! `--no-default-features`, the library is the numeric core, the trainer and
+//! the writer alone. Dependencies point one way:
 //!
 //! ```text
 //! cache, rng ← corpus, vocab, batch, prosody          (data; no model types)
@@ -22,6 +25,7 @@ pub mod batch;
 pub mod bench;
 pub mod cache;
 pub mod checkpoint;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod corpus;
 pub mod engine;
@@ -32,6 +36,7 @@ pub mod ngram;
 pub mod optim;
 pub mod prosody;
 pub mod rng;
+#[cfg(feature = "cli")]
 pub mod serve;
 pub mod train;
 pub mod vocab;

@@ -41,8 +41,9 @@ pub struct Poem {
 
 /// The named collections inside the chinese-poetry package.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
 )]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Collection {
     /// 全唐诗: 57,607 Tang poems (traditional characters)
