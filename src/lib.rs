@@ -8,7 +8,7 @@
 //! the writer alone. Dependencies point one way:
 //!
 //! ```text
-//! cache, rng ← corpus, vocab, batch, prosody          (data; no model types)
+//! cache, rng, plot ← corpus, vocab, batch, prosody    (data and charts; no model types)
 //! engine ← model ← optim, checkpoint ← train, write, eval, mnist, bench
 //!                                     ← cli, serve    (glue; nothing imports them)
 //! ```
@@ -34,6 +34,7 @@ pub mod mnist;
 pub mod model;
 pub mod ngram;
 pub mod optim;
+pub mod plot;
 pub mod prosody;
 pub mod rng;
 #[cfg(feature = "cli")]

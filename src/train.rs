@@ -1202,32 +1202,10 @@ impl Metrics {
     }
 }
 
-/// Registers a DejaVu font with plotters once; false when none is installed,
-/// in which case plots are drawn without text. Shared by every plot shiren draws.
-pub fn font_available() -> bool {
-    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OK.get_or_init(|| {
-        let candidates = [
-            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-            "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-            "/usr/share/fonts/TTF/DejaVuSans.ttf",
-        ];
-        candidates.iter().any(|p| match std::fs::read(p) {
-            // plotters keeps the bytes for the life of the program.
-            Ok(bytes) => plotters::style::register_font(
-                "sans-serif",
-                plotters::style::FontStyle::Normal,
-                Box::leak(bytes.into_boxed_slice()),
-            )
-            .is_ok(),
-            Err(_) => false,
-        })
-    })
-}
-
 /// Training and validation loss (nats per character) against the step, as a PNG.
-pub fn plot_losses(png: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::Error>> {
-    use plotters::prelude::*;
+pub fn plot_losses(png: &Path, rows: &[Row]) -> crate::plot::PlotResult {
+    use crate::plot::{lines, Line};
+    use plotters::style::{BLUE, RED};
     let train: Vec<(f64, f64)> = rows
         .iter()
         .filter_map(|r| Some((r.step as f64, r.train_loss?)))
@@ -1249,49 +1227,30 @@ pub fn plot_losses(png: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::E
         ys().fold(f64::NEG_INFINITY, f64::max),
     );
     let pad = ((y_max - y_min) * 0.05).max(0.01);
-    let text = font_available();
-    let root = BitMapBackend::new(png, (900, 540)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut builder = ChartBuilder::on(&root);
-    builder.margin(15);
-    if text {
-        builder
-            .caption("shiren: loss per character (nats)", ("sans-serif", 20))
-            .x_label_area_size(40)
-            .y_label_area_size(55);
-    }
-    let mut chart = builder.build_cartesian_2d(0f64..x_max, (y_min - pad)..(y_max + pad))?;
-    if text {
-        chart
-            .configure_mesh()
-            .x_desc("step")
-            .y_desc("nats per character")
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .draw()?;
-    }
-    let train_series = chart.draw_series(LineSeries::new(train, &BLUE))?;
-    if text {
-        train_series
-            .label("train")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-    }
-    let val_style = RED.stroke_width(2);
-    let val_series = chart.draw_series(LineSeries::new(val.clone(), val_style))?;
-    if text {
-        val_series
-            .label("validation")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], val_style));
-    }
-    chart.draw_series(val.iter().map(|p| Circle::new(*p, 3, RED.filled())))?;
-    if text {
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-    }
-    root.present()?;
-    Ok(())
+    let series = [
+        Line {
+            label: "train".into(),
+            points: train,
+            color: BLUE,
+            width: 1,
+            dots: false,
+        },
+        Line {
+            label: "validation".into(),
+            points: val,
+            color: RED,
+            width: 2,
+            dots: true,
+        },
+    ];
+    lines(
+        png,
+        "shiren: loss per character (nats)",
+        ("step", "nats per character"),
+        x_max,
+        (y_min - pad)..(y_max + pad),
+        &series,
+    )
 }
 
 #[cfg(test)]

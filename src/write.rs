@@ -1837,10 +1837,7 @@ mod tests {
                 begin: "东".repeat(25),
                 ..opts(Form::Wujue)
             }),
-            WriteError::TooLong {
-                flag: "begin",
-                ..
-            }
+            WriteError::TooLong { flag: "begin", .. }
         ));
         assert!(matches!(
             err(Options {

@@ -21,7 +21,8 @@ fn pages() -> Vec<(PathBuf, String)> {
     paths
         .into_iter()
         .map(|p| {
-            let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let text =
+                std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             (p, text)
         })
         .collect()
@@ -82,7 +83,10 @@ fn links(text: &str) -> Vec<String> {
 #[test]
 fn readme_fits_in_12_kib() {
     let n = std::fs::metadata(root().join("README.md")).unwrap().len();
-    assert!(n <= 12_288, "README.md is {n} bytes, more than 12,288: move detail into docs/");
+    assert!(
+        n <= 12_288,
+        "README.md is {n} bytes, more than 12,288: move detail into docs/"
+    );
 }
 
 #[test]
@@ -110,7 +114,11 @@ fn every_relative_link_and_anchor_exists() {
             if let Some(a) = anchor {
                 let there = std::fs::read_to_string(file).unwrap_or_default();
                 if !anchors(&there).iter().any(|h| h == a) {
-                    bad.push(format!("{}: no heading for #{a} in {}", page.display(), file.display()));
+                    bad.push(format!(
+                        "{}: no heading for #{a} in {}",
+                        page.display(),
+                        file.display()
+                    ));
                 }
             }
         }
@@ -131,15 +139,23 @@ fn generated_blocks_are_closed_and_regenerated_by_the_script() {
                 if let Some(prev) = open.replace(name.clone()) {
                     bad.push(format!("{at}: block `{name}` opens inside `{prev}`"));
                 }
-                if !script.contains(&format!("replace {} {name} ", page.strip_prefix(root()).unwrap().display())) {
-                    bad.push(format!("{at}: scripts/regen_docs.sh does not rewrite block `{name}`"));
+                if !script.contains(&format!(
+                    "replace {} {name} ",
+                    page.strip_prefix(root()).unwrap().display()
+                )) {
+                    bad.push(format!(
+                        "{at}: scripts/regen_docs.sh does not rewrite block `{name}`"
+                    ));
                 }
             } else if line.starts_with("<!-- END generated") && open.take().is_none() {
                 bad.push(format!("{at}: END without BEGIN"));
             }
         }
         if let Some(name) = open {
-            bad.push(format!("{}: block `{name}` is never closed", page.display()));
+            bad.push(format!(
+                "{}: block `{name}` is never closed",
+                page.display()
+            ));
         }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
@@ -166,5 +182,9 @@ fn pages_speak_of_the_program_not_of_work_items() {
             }
         }
     }
-    assert!(bad.is_empty(), "state the target itself, not the work item:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "state the target itself, not the work item:\n{}",
+        bad.join("\n")
+    );
 }
