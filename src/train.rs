@@ -529,7 +529,7 @@ fn total_steps(cfg: &TrainConfig, batches_per_epoch: usize, budget_steps: u64) -
 }
 
 /// Steps a run with a time budget times before fixing its length (after
-/// [`BUDGET_SKIP_STEPS`] untimed ones, whose page faults and cold caches
+/// `BUDGET_SKIP_STEPS` untimed ones, whose page faults and cold caches
 /// are not the run's speed).
 pub const BUDGET_PROBE_STEPS: u64 = 30;
 const BUDGET_SKIP_STEPS: u64 = 5;
