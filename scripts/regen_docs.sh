@@ -72,7 +72,7 @@ if 3 in kn:
 if 5 in kn:
     line += f" and {test['model'] / kn[5]:.2f}× the 5-gram's ({kn[5]:.1f})"
 print(line + f"; {card['samples']:,} poems per form and kind, sampled at temperature 1:\n")
-print("| form | kept the form, free-running | rhyme% / tones%, form forced | with `--tones strict` | real poems | lines copied, model / real | distinct-2, model / real |")
+print("| form | kept the form, free-running | rhyme% / tones%, form forced | with `--tones strict` | real poems, rhyme% / tones% | lines copied, model / real | distinct-2, model / real |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 def rt(r):
     return f"{r['rhyme_pct']:.1f} / {r['tones_pct']:.1f}"

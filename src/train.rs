@@ -166,7 +166,7 @@ impl TrainConfig {
             // 2,627 steps it beat 0.1 at every evaluation (validation 118.9 vs 120.4)
             dropout: 0.2,
             // the embedding's and the top layer's output at 0.2 each, or the
-            // output's alone, trailed at every evaluation to step 1,000 (see the README)
+            // output's alone, trailed at every evaluation to step 1,000 (see docs/training.md)
             dropout_in: 0.0,
             dropout_out: 0.0,
             corpus: "tang".into(),
@@ -180,7 +180,7 @@ impl TrainConfig {
             shortlist: SHORTLIST,
             // 32 rather than 64: twice the updates for the same tokens, at about the same
             // speed. In the hour: validation 184.4 / 241.5 at epoch 1, 105.0 / 118.9 at
-            // the end, test 0.54× the trigram (see the README)
+            // the end, test 0.54× the trigram (see docs/training.md)
             batch: 32,
             lr: 3e-3,
             min_lr: 3e-4,
