@@ -107,7 +107,7 @@ pub enum WriteError {
         pos: usize,
         len: usize,
     },
-    #[error("first words (begin) and an acrostic cannot be combined (the acrostic already fixes each line's first character)")]
+    #[error("first words and an acrostic cannot be combined (the acrostic already fixes each line's first character)")]
     BeginAndAcrostic,
     #[error("an acrostic and a tune cannot be combined (the tune fixes the line count)")]
     AcrosticAndTune,
