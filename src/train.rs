@@ -503,7 +503,7 @@ pub struct Summary {
 
 /// Training diverged: the message names the step and the checkpoint to go back to.
 #[derive(Debug, thiserror::Error)]
-#[error("training diverged at step {step} (epoch {epoch}): {what} is {value}; the last good checkpoint is {kept} — lower --lr (now {lr}) or set --clip, then --resume it")]
+#[error("training diverged at step {step} (epoch {epoch}): {what} is {value}; the last good checkpoint is {kept}: resume from it with a lower learning rate (now {lr}) or with gradient clipping")]
 pub struct Diverged {
     pub step: u64,
     pub epoch: u64,
@@ -511,6 +511,14 @@ pub struct Diverged {
     pub value: f64,
     pub lr: f32,
     pub kept: String,
+}
+
+/// A new run's folder already holds one: resume that run, or write elsewhere.
+#[derive(Debug, thiserror::Error)]
+#[error("{out}: already holds a run (its last checkpoint is {last}); resume it, or train into another folder")]
+pub struct RunExists {
+    pub out: String,
+    pub last: String,
 }
 
 /// The run's length in steps from epochs, `max_steps` and a fixed time
@@ -627,11 +635,11 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         None => {
             checkpoint::recover(&last_dir)?;
             if last_dir.join(checkpoint::CONFIG_FILE).exists() {
-                anyhow::bail!(
-                    "{}: already holds a run; continue it with --resume {}, or choose another --out",
-                    out.display(),
-                    last_dir.display()
-                );
+                return Err(RunExists {
+                    out: out.display().to_string(),
+                    last: last_dir.display().to_string(),
+                }
+                .into());
             }
             let mut init = Rng::new(cfg.seed);
             let model = Model::new(cfg.model_config(&data.vocab), &mut init);
