@@ -594,7 +594,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
                     flag: "begin",
                     len: begin.len(),
                     max: cap,
-                    hint: ", or use --form free",
+                    hint: ", or write the free form",
                 });
             }
             // Each given character must fall where the form has room for it:
@@ -624,7 +624,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
                 flag: "begin",
                 len: begin.len(),
                 max: opts.max_len.saturating_sub(1),
-                hint: ", or raise --max-len",
+                hint: ", or raise the maximum length",
             });
         }
         let tag = match &opts.tune {
