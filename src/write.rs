@@ -657,7 +657,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
         if !opts.template.is_empty() {
             for (i, j, c) in template::parse(&opts.template)?.kept() {
                 let t = self.token_of(c).ok_or(WriteError::UnknownChar {
-                    flag: "--template",
+                    flag: "template",
                     ch: c,
                     code: c as u32,
                     other: "traditional or simplified",

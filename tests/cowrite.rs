@@ -364,13 +364,13 @@ shiren_test!(
             (vec!["write", "--template", "明月a□□，"], "`a` is neither"),
             (
                 vec!["write", "--template", "□□□□□□□，", "--form", "wujue"],
-                "line 1 has 7 characters",
+                "line 1 of the template has 7 characters",
             ),
             (
                 vec!["write", "--revise", GUANQUE, "--line", "5"],
-                "--line 5 is out of range: the poem has 4 lines",
+                "line 5 is out of range: the poem has 4 lines",
             ),
-            (vec!["write", "--revise", GUANQUE], "--revise needs --line"),
+            (vec!["write", "--revise", GUANQUE], "no line to rewrite was given"),
         ] {
             let err = dir.command().args(&args).fails();
             contains_all!(err, needle);

@@ -605,7 +605,7 @@ fn check_and_templates_through_the_api() {
     let (got, err) = post(&server, r#"{"template":"白日□□□，","acrostic":"春夏"}"#);
     assert_error(got, &err, 422, "template cannot be combined");
     let (got, err) = post(&server, r#"{"template":"□□□□□□□，","form":"wujue"}"#);
-    assert_error(got, &err, 422, "line 1 has 7 characters");
+    assert_error(got, &err, 422, "line 1 of the template has 7 characters");
     server.stop().unwrap();
     // A writer with no checker says so.
     let server = start(Toy::new(0), limits());

@@ -86,7 +86,7 @@ pub fn parse(text: &str) -> Result<Template, WriteError> {
             cur.push(Some(c));
         } else if !c.is_whitespace() {
             return Err(WriteError::BadOption {
-                what: format!("--template: `{c}` is neither a Han character, □ or ? (a free position), nor punctuation"),
+                what: format!("template: `{c}` is neither a Han character, □ or ? (a free position), nor punctuation"),
             });
         }
     }
@@ -94,7 +94,7 @@ pub fn parse(text: &str) -> Result<Template, WriteError> {
         lines.push((cur, None));
     }
     if lines.is_empty() {
-        return Err(WriteError::EmptyInput { flag: "--template" });
+        return Err(WriteError::EmptyInput { flag: "template" });
     }
     let n = lines.len();
     Ok(Template {
@@ -117,21 +117,23 @@ pub fn parse(text: &str) -> Result<Template, WriteError> {
 /// A template that keeps `poem` except the asked lines (from 1), which become free.
 pub fn revise_template(poem: &str, lines: &[usize]) -> Result<String, WriteError> {
     let t = parse(poem).map_err(|e| match e {
-        WriteError::EmptyInput { .. } => WriteError::EmptyInput { flag: "--revise" },
+        WriteError::EmptyInput { .. } => WriteError::EmptyInput {
+            flag: "the poem to rewrite",
+        },
         WriteError::BadOption { what } => WriteError::BadOption {
-            what: what.replace("--template", "--revise"),
+            what: what.replace("template:", "the poem to rewrite:"),
         },
         e => e,
     })?;
     if lines.is_empty() {
         return Err(WriteError::BadOption {
-            what: "--revise needs --line N (or --lines N,M): which lines to rewrite".into(),
+            what: "no line to rewrite was given (say which, counting from 1)".into(),
         });
     }
     if let Some(&bad) = lines.iter().find(|&&k| k == 0 || k > t.lines.len()) {
         return Err(WriteError::BadOption {
             what: format!(
-                "--line {bad} is out of range: the poem has {} lines (count from 1)",
+                "line {bad} is out of range: the poem has {} lines (count from 1)",
                 t.lines.len()
             ),
         });
@@ -160,7 +162,7 @@ pub fn shaped(o: &Options) -> Result<Options, WriteError> {
     let t = parse(&o.template)?;
     if !o.begin.is_empty() || !o.acrostic.is_empty() || o.tune.is_some() {
         return Err(WriteError::BadOption {
-            what: "--template cannot be combined with --begin, --acrostic or --tune (write those characters into the template)".into(),
+            what: "a template cannot be combined with first words, an acrostic or a tune (write those characters into the template)".into(),
         });
     }
     let mut o = o.clone();
@@ -173,7 +175,7 @@ pub fn shaped(o: &Options) -> Result<Options, WriteError> {
             if t.lines.len() > n {
                 return Err(WriteError::BadOption {
                     what: format!(
-                        "--template has {} lines, more than the {n} of {} (shorten it, or drop --form)",
+                        "the template has {} lines, more than the {n} of {} (shorten it, or let its shape choose the form)",
                         t.lines.len(),
                         o.form.name_zh()
                     ),
@@ -182,7 +184,7 @@ pub fn shaped(o: &Options) -> Result<Options, WriteError> {
             if let Some((i, l)) = t.lines.iter().enumerate().find(|(_, l)| l.0.len() != len) {
                 return Err(WriteError::BadOption {
                     what: format!(
-                        "--template line {} has {} characters; {} lines have {len}",
+                        "line {} of the template has {} characters; {} lines have {len}",
                         i + 1,
                         l.0.len(),
                         o.form.name_zh()
@@ -265,7 +267,7 @@ mod tests {
         let e = shaped(&o(&"□□□□□，".repeat(5), Form::Wujue)).unwrap_err();
         assert!(e.to_string().contains("5 lines, more than the 4"), "{e}");
         let e = shaped(&o("明月□□□□□，", Form::Wujue)).unwrap_err();
-        assert!(e.to_string().contains("line 1 has 7 characters"), "{e}");
+        assert!(e.to_string().contains("line 1 of the template has 7 characters"), "{e}");
         let e = shaped(&Options {
             acrostic: "春".into(),
             ..o("明月□□□，", Form::Free)
@@ -368,7 +370,7 @@ mod tests {
         let e = revise_template(poem, &[5]).unwrap_err();
         assert!(
             e.to_string()
-                .contains("--line 5 is out of range: the poem has 4 lines"),
+                .contains("line 5 is out of range: the poem has 4 lines"),
             "{e}"
         );
         assert!(revise_template(poem, &[]).is_err());
