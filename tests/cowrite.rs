@@ -370,7 +370,10 @@ shiren_test!(
                 vec!["write", "--revise", GUANQUE, "--line", "5"],
                 "line 5 is out of range: the poem has 4 lines",
             ),
-            (vec!["write", "--revise", GUANQUE], "no line to rewrite was given"),
+            (
+                vec!["write", "--revise", GUANQUE],
+                "no line to rewrite was given",
+            ),
         ] {
             let err = dir.command().args(&args).fails();
             contains_all!(err, needle);

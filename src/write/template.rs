@@ -267,7 +267,11 @@ mod tests {
         let e = shaped(&o(&"□□□□□，".repeat(5), Form::Wujue)).unwrap_err();
         assert!(e.to_string().contains("5 lines, more than the 4"), "{e}");
         let e = shaped(&o("明月□□□□□，", Form::Wujue)).unwrap_err();
-        assert!(e.to_string().contains("line 1 of the template has 7 characters"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("line 1 of the template has 7 characters"),
+            "{e}"
+        );
         let e = shaped(&Options {
             acrostic: "春".into(),
             ..o("明月□□□，", Form::Free)
