@@ -3,8 +3,8 @@
 //! and every rule broken, by name and place.
 //!
 //! The rules themselves are not written again here: the five tone rules and
-//! the rhyme verdict come from [`rules::check_tones`] and
-//! [`rules::check_rhyme`] (the ones `eval` scores with and `write` plans
+//! the rhyme verdict come from [`super::rules::check_tones`] and
+//! [`super::rules::check_rhyme`] (the ones `eval` scores with and `write` plans
 //! by), so a poem passes `shiren check`'s tone rules exactly when it counts
 //! toward eval's `tones%`. This module adds what a person needs beyond a
 //! verdict: the form (detected or given), line length and line count, which
@@ -196,7 +196,7 @@ pub enum CheckError {
     NotRegulated(&'static str),
 }
 
-/// Characters that split a poem into lines; the same set as [`rules::split_lines`].
+/// Characters that split a poem into lines; the same set as [`super::rules::split_lines`].
 const LINE_ENDS: &[char] = &[
     '，', '。', '！', '？', '；', '、', ',', '.', '!', '?', ';', '\n',
 ];
@@ -207,7 +207,7 @@ const QUOTES: &[char] = &[
 ];
 
 /// The lines of a poem with the punctuation that closed each; the lines are
-/// those of [`rules::split_lines`].
+/// those of [`super::rules::split_lines`].
 pub fn lines_with_ends(text: &str) -> Vec<(Vec<char>, String)> {
     let mut out: Vec<(Vec<char>, String)> = Vec::new();
     let mut cur = Vec::new();
