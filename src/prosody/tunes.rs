@@ -57,6 +57,8 @@ pub struct Form {
     pub lines: Vec<PatternLine>,
     /// The tone of each rhyme set's feet: `Ping` or `Ze`.
     pub sets: Vec<Tone>,
+    /// The first ci of this form, as the corpus has it (lines and their punctuation).
+    pub example: String,
 }
 
 /// A tune: its name as the corpus gives it (aliases joined by ・) and its forms, most common first.
@@ -420,10 +422,15 @@ fn derive_form(lex: &Lexicon, cl: &Cilin, ci: &[Vec<(Vec<char>, char)>]) -> Form
             l.tones[last] = *tone;
         }
     }
+    let example = first
+        .iter()
+        .map(|(l, e)| l.iter().chain(std::iter::once(e)).collect::<String>())
+        .collect();
     Form {
         count: ci.len(),
         lines,
         sets,
+        example,
     }
 }
 
@@ -516,6 +523,8 @@ pub struct CiReport {
     /// Of those, the ones whose character fits.
     pub tones_kept: usize,
     pub tone_misses: Vec<Miss>,
+    /// Positions the pattern leaves free (either tone) with a character of definite tone.
+    pub tones_free: usize,
     /// Rhyme positions, and those whose foot is in its set's class.
     pub rhymes_checked: usize,
     pub rhymes_kept: usize,
@@ -558,7 +567,11 @@ pub fn check(
     for (i, ((l, _), p)) in lines.iter().zip(&form.lines).enumerate() {
         for (j, (&c, &want)) in l.iter().zip(&p.tones).enumerate() {
             let Some(t) = lex.tone(c) else { continue };
-            if want == Tone::Both || t == Tone::Both {
+            if t == Tone::Both {
+                continue;
+            }
+            if want == Tone::Both {
+                r.tones_free += 1;
                 continue;
             }
             r.tones_checked += 1;
@@ -621,13 +634,21 @@ pub struct HeldOut {
     pub fitted: usize,
     pub tones_checked: usize,
     pub tones_kept: usize,
+    /// Positions the patterns leave free (they accept either tone).
+    pub tones_free: usize,
     pub rhymes_checked: usize,
     pub rhymes_kept: usize,
 }
 
 impl HeldOut {
+    /// Of the positions the patterns fix, the share whose character keeps the tone.
     pub fn tone_rate(&self) -> f64 {
         self.tones_kept as f64 / self.tones_checked.max(1) as f64
+    }
+    /// Of all positions (free ones accept any tone), the share accepted.
+    pub fn position_rate(&self) -> f64 {
+        (self.tones_kept + self.tones_free) as f64
+            / (self.tones_checked + self.tones_free).max(1) as f64
     }
     pub fn rhyme_rate(&self) -> f64 {
         self.rhymes_kept as f64 / self.rhymes_checked.max(1) as f64
@@ -686,6 +707,7 @@ pub fn held_out<'t>(
         h.fitted += 1;
         h.tones_checked += r.tones_checked;
         h.tones_kept += r.tones_kept;
+        h.tones_free += r.tones_free;
         h.rhymes_checked += r.rhymes_checked;
         h.rhymes_kept += r.rhymes_kept;
     }
