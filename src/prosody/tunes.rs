@@ -45,13 +45,13 @@ pub struct PatternLine {
     pub end: char,
     /// Per position: `Ping` (平), `Ze` (仄), or `Both` (either, 中).
     pub tones: Vec<Tone>,
-    /// The rhyme set its last character belongs to (an index into `Form::sets`), if it rhymes.
+    /// The rhyme set its last character belongs to (an index into `TuneForm::sets`), if it rhymes.
     pub rhyme: Option<usize>,
 }
 
 /// One form of a tune (its main form or a variant).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Form {
+pub struct TuneForm {
     /// How many of the tune's ci have this form's line lengths.
     pub count: usize,
     pub lines: Vec<PatternLine>,
@@ -67,7 +67,7 @@ pub struct Tune {
     pub name: String,
     /// Ci of this tune in the texts it was derived from.
     pub count: usize,
-    pub forms: Vec<Form>,
+    pub forms: Vec<TuneForm>,
 }
 
 /// The derived 词谱 of every tune with at least [`MIN_CI`] ci, most ci first.
@@ -205,7 +205,7 @@ impl Cipu {
                         .then(a.0.len().cmp(&b.0.len()))
                         .then(a.0.cmp(&b.0))
                 });
-                let forms: Vec<Form> = groups
+                let forms: Vec<TuneForm> = groups
                     .iter()
                     .enumerate()
                     .filter(|(k, g)| {
@@ -254,7 +254,7 @@ impl Cipu {
     }
 
     /// Form `variant` (1: the main form) of tune `name`.
-    pub fn form(&self, name: &str, variant: usize) -> Result<(&Tune, &Form), TuneError> {
+    pub fn form(&self, name: &str, variant: usize) -> Result<(&Tune, &TuneForm), TuneError> {
         let t = self.tune(name)?;
         match variant.checked_sub(1).and_then(|v| t.forms.get(v)) {
             Some(f) => Ok((t, f)),
@@ -292,7 +292,7 @@ impl Cipu {
 
     /// The tune and form whose line lengths are those of `text`: of the
     /// forms that fit, the one with the most ci.
-    pub fn guess(&self, text: &str) -> Result<(&Tune, &Form), TuneError> {
+    pub fn guess(&self, text: &str) -> Result<(&Tune, &TuneForm), TuneError> {
         let lines = split_lines(text).unwrap_or_default();
         if lines.is_empty() {
             return Err(TuneError::Empty);
@@ -317,7 +317,7 @@ fn lens_text(lens: &[usize]) -> String {
 }
 
 /// One form from the ci that share its line lengths (at least one).
-fn derive_form(lex: &Lexicon, cl: &Cilin, ci: &[Vec<(Vec<char>, char)>]) -> Form {
+fn derive_form(lex: &Lexicon, cl: &Cilin, ci: &[Vec<(Vec<char>, char)>]) -> TuneForm {
     let first = &ci[0];
     let n = first.len();
     // Line ends: 。 where most ci close a sentence there.
@@ -426,7 +426,7 @@ fn derive_form(lex: &Lexicon, cl: &Cilin, ci: &[Vec<(Vec<char>, char)>]) -> Form
         .iter()
         .map(|(l, e)| l.iter().chain(std::iter::once(e)).collect::<String>())
         .collect();
-    Form {
+    TuneForm {
         count: ci.len(),
         lines,
         sets,
@@ -448,7 +448,23 @@ fn kept_tone(ping: usize, ze: usize) -> Tone {
     }
 }
 
-impl Form {
+impl TuneForm {
+    /// The tone line `i`, position `j` must have under `mode` (both from 0):
+    /// strict keeps every fixed tone; loose only those at even positions
+    /// (2, 4, 6, … counted from 1, as 二四六分明) and at line ends; off none.
+    /// `Both` means either.
+    pub fn tone_at(&self, mode: super::ToneMode, i: usize, j: usize) -> Tone {
+        let Some(l) = self.lines.get(i) else {
+            return Tone::Both;
+        };
+        let t = l.tones.get(j).copied().unwrap_or(Tone::Both);
+        match mode {
+            super::ToneMode::Strict => t,
+            super::ToneMode::Loose if j % 2 == 1 || j + 1 == l.len => t,
+            _ => Tone::Both,
+        }
+    }
+
     /// Line lengths, e.g. "7 7 7 7 7 7".
     pub fn shape(&self) -> String {
         lens_text(&self.lines.iter().map(|l| l.len).collect::<Vec<_>>())
@@ -548,7 +564,7 @@ pub fn check(
     lex: &Lexicon,
     cl: &Cilin,
     name: &str,
-    form: &Form,
+    form: &TuneForm,
     text: &str,
 ) -> Result<CiReport, TuneError> {
     let lines = split_lines(text).unwrap_or_default();
