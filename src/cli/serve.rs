@@ -187,11 +187,14 @@ fn load_poet(model: Option<&Path>, g: &Global) -> anyhow::Result<Arc<dyn Poet>> 
     // The writer borrows the model and vocabulary for the life of the server.
     let model: &'static Model = Box::leak(Box::new(loaded.model));
     let vocab: &'static Vocab = Box::leak(Box::new(loaded.vocab));
-    Ok(Arc::new(WriterPoet::new(
-        Lm::new(model, vocab),
-        lexicon,
-        about,
-    )))
+    // The ci tunes, for `form: <tune>` and the page's list; optional like the lexicon.
+    let cipu = crate::prosody::songci::Songci::load(&data_dir)
+        .map(|s| s.cipu())
+        .map_err(|e| eprintln!("shiren: warning: no ci tunes ({e:#}); serving the shi forms only"))
+        .unwrap_or_default();
+    Ok(Arc::new(
+        WriterPoet::new(Lm::new(model, vocab), lexicon, about).with_tunes(cipu),
+    ))
 }
 
 #[cfg(test)]
