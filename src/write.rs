@@ -388,6 +388,29 @@ impl<'a, M: CharModel> Writer<'a, M> {
         }
     }
 
+    /// Rhymes ci by `cilin` (a 词林正韵 table refined by the corpus, see
+    /// [`Cilin::refine`]) instead of the plain one built from the lexicon.
+    /// Ignored when it was built for another table of groups.
+    pub fn with_cilin(mut self, cilin: &Cilin) -> Writer<'a, M> {
+        let Some(lex) = self.lex else { return self };
+        if cilin.num_groups() != lex.num_groups() {
+            return self;
+        }
+        self.class_members = vec![Vec::new(); NUM_CLASSES];
+        for (id, c) in self.chars.iter().enumerate() {
+            self.token_classes[id].clear();
+            let Some(c) = *c else { continue };
+            if !is_han(c) {
+                continue;
+            }
+            for k in cilin.classes(lex, c) {
+                self.token_classes[id].push(k.index() as u16);
+                self.class_members[k.index()].push(id as u32);
+            }
+        }
+        self
+    }
+
     /// The token of `c` in this model, trying the other script when the
     /// model does not know it (a simplified model given 風 uses 风).
     pub fn token_of(&self, c: char) -> Option<u32> {
@@ -1053,8 +1076,9 @@ impl Cursor {
         let (_, members) = w.rhyme_tables(plan.ci.is_some());
         for (s, n) in n_feet.iter_mut().enumerate() {
             let level = set_level(plan, s);
-            let fits =
-                |n: usize| (0..members.len() as u16).any(|g| w.group_usable(g, &job.excluded, n, level));
+            let fits = |n: usize| {
+                (0..members.len() as u16).any(|g| w.group_usable(g, &job.excluded, n, level))
+            };
             if job.rhyme && !fits(*n) {
                 *n = 1;
             }
@@ -1109,7 +1133,8 @@ impl Cursor {
                         None => {
                             self.groups[s] = gs.iter().copied().find(|&g| {
                                 !job.excluded.contains(&g)
-                                    && level.is_none_or(|lv| Class::from_index(g as usize).level == lv)
+                                    && level
+                                        .is_none_or(|lv| Class::from_index(g as usize).level == lv)
                             })
                         }
                         Some(g) if !gs.contains(&g) => job.notes.push(
@@ -1217,7 +1242,11 @@ impl Cursor {
             return None;
         }
         match &plan.ci {
-            Some(f) => f.lines.get(i).filter(|l| j + 1 == l.len).and_then(|l| l.rhyme),
+            Some(f) => f
+                .lines
+                .get(i)
+                .filter(|l| j + 1 == l.len)
+                .and_then(|l| l.rhyme),
             None => (self.line_len > 0 && i % 2 == 1 && j + 1 == self.line_len).then_some(0),
         }
     }
@@ -1389,7 +1418,9 @@ fn check_options(o: &Options) -> Result<(), WriteError> {
             l.len == 0 || l.tones.len() != l.len || l.rhyme.is_some_and(|s| s >= t.sets.len())
         });
         if t.lines.is_empty() || broken {
-            return bad("the tune's pattern is empty or broken (rebuild it with `shiren tunes`)".into());
+            return bad(
+                "the tune's pattern is empty or broken (rebuild it with `shiren tunes`)".into(),
+            );
         }
     }
     Ok(())
@@ -2266,7 +2297,12 @@ mod tests {
                 ..opts(Form::Free)
             };
             for p in w.write_many(&o, 30, 3).unwrap() {
-                assert!(p.notes.is_empty() && p.tones == ToneMode::Strict, "{name} {}: {:?}", p.text, p.notes);
+                assert!(
+                    p.notes.is_empty() && p.tones == ToneMode::Strict,
+                    "{name} {}: {:?}",
+                    p.text,
+                    p.notes
+                );
                 assert_eq!(p.lines.len(), form.lines.len(), "{name} {}", p.text);
                 // Checked here against the form itself, not through prosody::tunes::check.
                 let mut feet: Vec<Vec<Class>> = vec![Vec::new(); form.sets.len()];
@@ -2278,7 +2314,11 @@ mod tests {
                     for (&c, &t) in chars.iter().zip(&want.tones) {
                         if t != Tone::Both {
                             let got = l.tone(c);
-                            assert!(got.is_some_and(|g| g.fits(t)), "{name} {}: {c} is not {t:?}", p.text);
+                            assert!(
+                                got.is_some_and(|g| g.fits(t)),
+                                "{name} {}: {c} is not {t:?}",
+                                p.text
+                            );
                         }
                     }
                     let last = line.chars.last().unwrap();
@@ -2295,7 +2335,12 @@ mod tests {
                         } else {
                             feet[s].retain(|k| classes.contains(k));
                         }
-                        assert!(!feet[s].is_empty(), "{name} {}: {} leaves set {s}'s 部", p.text, last.ch);
+                        assert!(
+                            !feet[s].is_empty(),
+                            "{name} {}: {} leaves set {s}'s 部",
+                            p.text,
+                            last.ch
+                        );
                     }
                 }
                 let want: Vec<String> = feet.iter().map(|f| f[0].name()).collect();
@@ -2321,7 +2366,10 @@ mod tests {
                 ..opts(Form::Free)
             };
             for p in w.write_many(&o, 20, 5).unwrap() {
-                assert!(p.rhyme_group.is_none() && p.lines.iter().all(|x| x.chars.iter().all(|c| !c.foot)));
+                assert!(
+                    p.rhyme_group.is_none()
+                        && p.lines.iter().all(|x| x.chars.iter().all(|c| !c.foot))
+                );
                 for (line, want) in p.lines.iter().zip(&form.lines) {
                     for (j, (c, &t)) in line.chars.iter().zip(&want.tones).enumerate() {
                         let kept = j % 2 == 1 || j + 1 == want.len;
@@ -2351,7 +2399,13 @@ mod tests {
         let mut bad = form.clone();
         bad.lines[0].rhyme = Some(5);
         let e = w
-            .write(&Options { tune: Some(bad), ..opts(Form::Free) }, &mut Rng::new(1))
+            .write(
+                &Options {
+                    tune: Some(bad),
+                    ..opts(Form::Free)
+                },
+                &mut Rng::new(1),
+            )
             .unwrap_err();
         assert!(e.to_string().contains("tune's pattern"), "{e}");
     }

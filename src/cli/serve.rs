@@ -188,13 +188,15 @@ fn load_poet(model: Option<&Path>, g: &Global) -> anyhow::Result<Arc<dyn Poet>> 
     let model: &'static Model = Box::leak(Box::new(loaded.model));
     let vocab: &'static Vocab = Box::leak(Box::new(loaded.vocab));
     // The ci tunes, for `form: <tune>` and the page's list; optional like the lexicon.
-    let cipu = crate::prosody::songci::Songci::load(&data_dir)
-        .map(|s| s.cipu())
-        .map_err(|e| eprintln!("shiren: warning: no ci tunes ({e:#}); serving the shi forms only"))
-        .unwrap_or_default();
-    Ok(Arc::new(
-        WriterPoet::new(Lm::new(model, vocab), lexicon, about).with_tunes(cipu),
-    ))
+    let poet = WriterPoet::new(Lm::new(model, vocab), lexicon, about);
+    let poet = match crate::prosody::songci::Songci::load(&data_dir) {
+        Ok(s) => poet.with_tunes(s.cipu, &s.cilin),
+        Err(e) => {
+            eprintln!("shiren: warning: no ci tunes ({e:#}); serving the shi forms only");
+            poet
+        }
+    };
+    Ok(Arc::new(poet))
 }
 
 #[cfg(test)]

@@ -41,13 +41,7 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
             .iter()
             .map(|(t, x)| (t.as_str(), x.as_str()))
             .collect();
-        let (_, h) = tunes::held_out(
-            &songci.lex,
-            &songci.cilin,
-            &pairs,
-            HELD_OUT_EVERY,
-            HELD_OUT_TUNES,
-        );
+        let (_, h) = tunes::held_out(&songci.lex, &pairs, HELD_OUT_EVERY, HELD_OUT_TUNES);
         if args.json {
             writeln!(out, "{}", serde_json::to_string_pretty(&h)?)?;
         } else {
@@ -55,7 +49,7 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let cipu = songci.cipu();
+    let cipu = &songci.cipu;
     match &args.name {
         Some(name) => {
             let t = cipu.tune(name)?;
@@ -67,9 +61,9 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
         }
         None => {
             if args.json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&cipu)?)?;
+                writeln!(out, "{}", serde_json::to_string_pretty(cipu)?)?;
             } else {
-                out.write_all(render_list(&cipu, songci.ci.len(), args.top).as_bytes())?;
+                out.write_all(render_list(cipu, songci.ci.len(), args.top).as_bytes())?;
             }
         }
     }
@@ -81,7 +75,13 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
 fn pad(s: &str, width: usize) -> String {
     let w: usize = s
         .chars()
-        .map(|c| if crate::prosody::is_han(c) || c == '・' { 2 } else { 1 })
+        .map(|c| {
+            if crate::prosody::is_han(c) || c == '・' {
+                2
+            } else {
+                1
+            }
+        })
         .sum();
     format!("{s}{}", " ".repeat(width.saturating_sub(w)))
 }

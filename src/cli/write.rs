@@ -10,8 +10,8 @@ use serde::Serialize;
 use super::Global;
 use crate::checkpoint;
 use crate::corpus::convert::Script;
-use crate::prosody::{Lexicon, ToneMode};
 use crate::prosody::songci::Songci;
+use crate::prosody::{Lexicon, ToneMode};
 use crate::write::{CharModel, Form, Options, Poem, Writer};
 
 /// The model shipped with the repository, relative to the working directory.
@@ -204,11 +204,14 @@ pub fn write_with<M: CharModel>(
     g: &Global,
 ) -> anyhow::Result<()> {
     let data_dir = crate::cache::data_dir(g.data_dir.as_deref())?;
-    if let Some(name) = &s.tune {
-        let songci = Songci::load(&data_dir)?;
-        let cipu = songci.cipu();
-        s.opts.tune = Some(cipu.form(name, s.variant)?.1.clone());
-    }
+    let songci = match &s.tune {
+        Some(name) => {
+            let songci = Songci::load(&data_dir)?;
+            s.opts.tune = Some(songci.cipu.form(name, s.variant)?.1.clone());
+            Some(songci)
+        }
+        None => None,
+    };
     let lex = if s.opts.rhyme || s.opts.tones != ToneMode::Off {
         Some(
             Lexicon::load(&data_dir, script)
@@ -217,7 +220,10 @@ pub fn write_with<M: CharModel>(
     } else {
         None
     };
-    let writer = Writer::new(model, lex.as_ref());
+    let mut writer = Writer::new(model, lex.as_ref());
+    if let Some(songci) = &songci {
+        writer = writer.with_cilin(&songci.cilin);
+    }
     let t0 = std::time::Instant::now();
     let poems = writer.write_many(&s.opts, s.count, s.seed)?;
     let elapsed = t0.elapsed();
@@ -309,7 +315,10 @@ mod tests {
         assert!(parse(&["--form", "sonnet"]).is_err());
         assert!(parse(&["--tones", "tight"]).is_err());
         assert!(parse(&["--tune", "浣溪沙", "--form", "qijue"]).is_err());
-        assert!(parse(&["--variant", "2"]).is_err(), "--variant needs --tune");
+        assert!(
+            parse(&["--variant", "2"]).is_err(),
+            "--variant needs --tune"
+        );
         let e = resolve(&parse(&["--begin", " "]).unwrap()).unwrap_err();
         assert!(e.to_string().contains("--begin is empty"), "{e}");
         let e = resolve(&parse(&["--count", "0"]).unwrap()).unwrap_err();

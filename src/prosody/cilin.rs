@@ -11,12 +11,16 @@
 //!
 //! Nine 平水韵 groups are split between two 部 (marked 半 in the source:
 //! 九佳 十灰 十三元 and their 上 and 去 partners). The split goes character
-//! by character and the lexicon does not record it, so a character of a split
-//! group belongs to both 部 here: a check accepts 来 as rhyming with 回 (第三部)
-//! and with 开 (第五部). This is the one place where the mapping is looser
-//! than the book.
+//! by character and the lexicon does not record it. [`Cilin::refine`] takes
+//! it from the poets: a character of a split group goes to the 部 its rhyme
+//! partners in the Song ci point to (开 rhymes with 怀, which is not 第三部,
+//! so 开 is 第五部; 回 rhymes with 归, which is only 第三部). A character with
+//! too few such partners stays in both 部, the one place where the mapping is
+//! looser than the book.
 //!
 //! Pure data and lookups by group name; no I/O.
+
+use std::collections::HashMap;
 
 use super::{Lexicon, Tone};
 
@@ -33,21 +37,21 @@ enum Section {
 /// 部 (1–19) of each group of a section, in the table's order (一东 is
 /// ordinal 1). Two entries: the group is split between two 部 (半).
 const SHANG_PING: [&[u8]; 15] = [
-    &[1],    // 一东
-    &[1],    // 二冬
-    &[2],    // 三江
-    &[3],    // 四支
-    &[3],    // 五微
-    &[4],    // 六鱼
-    &[4],    // 七虞
-    &[3],    // 八齐
+    &[1],     // 一东
+    &[1],     // 二冬
+    &[2],     // 三江
+    &[3],     // 四支
+    &[3],     // 五微
+    &[4],     // 六鱼
+    &[4],     // 七虞
+    &[3],     // 八齐
     &[5, 10], // 九佳 (半)
-    &[3, 5], // 十灰 (半)
-    &[6],    // 十一真
-    &[6],    // 十二文
-    &[6, 7], // 十三元 (半)
-    &[7],    // 十四寒
-    &[7],    // 十五删
+    &[3, 5],  // 十灰 (半)
+    &[6],     // 十一真
+    &[6],     // 十二文
+    &[6, 7],  // 十三元 (半)
+    &[7],     // 十四寒
+    &[7],     // 十五删
 ];
 const XIA_PING: [&[u8]; 15] = [
     &[7],  // 一先
@@ -204,7 +208,12 @@ fn numeral(n: usize) -> String {
 
 /// Reads a Chinese ordinal at the start of `s` (一 … 三十); returns it and the rest.
 fn parse_ordinal(s: &str) -> Option<(usize, &str)> {
-    let digit = |c: char| "一二三四五六七八九".chars().position(|d| d == c).map(|p| p + 1);
+    let digit = |c: char| {
+        "一二三四五六七八九"
+            .chars()
+            .position(|d| d == c)
+            .map(|p| p + 1)
+    };
     let mut n = 0;
     let mut cur = 0;
     let mut seen = false;
@@ -267,7 +276,15 @@ pub fn bu_of_group(name: &str) -> &'static [u8] {
 #[derive(Clone, Debug, Default)]
 pub struct Cilin {
     by_group: Vec<Vec<Class>>,
+    /// (character, split group) → the one 部 the character's rhymes put it in.
+    split: HashMap<(char, u16), u8>,
 }
+
+/// A split-group character is put in one 部 when it has at least this many
+/// telling rhyme partners…
+pub const SPLIT_MIN_VOTES: usize = 3;
+/// …and this share of them point to that 部.
+pub const SPLIT_MAJORITY: f64 = 0.75;
 
 impl Cilin {
     pub fn new(lex: &Lexicon) -> Cilin {
@@ -280,7 +297,80 @@ impl Cilin {
                     .collect()
             })
             .collect();
-        Cilin { by_group }
+        Cilin {
+            by_group,
+            split: HashMap::new(),
+        }
+    }
+
+    /// Number of 平水韵 groups this table was built for.
+    pub fn num_groups(&self) -> usize {
+        self.by_group.len()
+    }
+
+    /// Characters of split groups put in one 部 by [`Cilin::refine`].
+    pub fn num_split(&self) -> usize {
+        self.split.len()
+    }
+
+    /// Decides the 部 of split-group characters from `rhymes`: sets of
+    /// characters that rhyme together in real ci, each with its side (true:
+    /// level). For a character in a group split between 部 a and b, a partner
+    /// whose classes on that side hold a but not b votes a, and the other way
+    /// round; partners in neither or both do not vote. Only the table's own
+    /// classes vote, in one pass: letting decided characters vote again
+    /// cascades, because the Song poets often rhymed the two halves together
+    /// (晏殊's 浣溪沙 rhymes 杯 台 回 来 徊), and 回 ended up in 第五部.
+    pub fn refine(&mut self, lex: &Lexicon, rhymes: &[(Vec<char>, bool)]) {
+        // With no split decided yet, `classes` gives the table's own classes.
+        self.split.clear();
+        let mut votes: HashMap<(char, u16), HashMap<u8, usize>> = HashMap::new();
+        let mut told: HashMap<(char, u16), usize> = HashMap::new();
+        for (chars, level) in rhymes {
+            let classes: Vec<Vec<Class>> = chars
+                .iter()
+                .map(|&c| {
+                    let mut v = self.classes(lex, c);
+                    v.retain(|k| k.level == *level);
+                    v
+                })
+                .collect();
+            for (x, &c) in chars.iter().enumerate() {
+                for &g in lex.rhyme_groups(c) {
+                    let bu = self.by_group.get(g as usize).map_or(&[][..], |v| &v[..]);
+                    if bu.len() != 2 || bu[0].level != *level {
+                        continue;
+                    }
+                    let (a, b) = (bu[0].bu, bu[1].bu);
+                    for (y, other) in classes.iter().enumerate() {
+                        if y == x || chars[y] == c {
+                            continue;
+                        }
+                        let has = |n: u8| other.iter().any(|k| k.bu == n);
+                        let vote = match (has(a), has(b)) {
+                            (true, false) => a,
+                            (false, true) => b,
+                            _ => continue,
+                        };
+                        *votes.entry((c, g)).or_default().entry(vote).or_default() += 1;
+                        *told.entry((c, g)).or_default() += 1;
+                    }
+                }
+            }
+        }
+        let mut split = HashMap::new();
+        for (key, by_bu) in votes {
+            let n = told[&key];
+            if let Some((&bu, &k)) = by_bu
+                .iter()
+                .max_by_key(|(b, k)| (**k, std::cmp::Reverse(**b)))
+            {
+                if n >= SPLIT_MIN_VOTES && k as f64 >= SPLIT_MAJORITY * n as f64 {
+                    split.insert(key, bu);
+                }
+            }
+        }
+        self.split = split;
     }
 
     /// The rhyme classes of `c` (several when it has several readings or
@@ -289,7 +379,15 @@ impl Cilin {
         let mut out: Vec<Class> = lex
             .rhyme_groups(c)
             .iter()
-            .flat_map(|&g| self.by_group.get(g as usize).into_iter().flatten().copied())
+            .flat_map(|&g| {
+                let one = self.split.get(&(c, g)).copied();
+                self.by_group
+                    .get(g as usize)
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .filter(move |k| one.is_none_or(|b| k.bu == b))
+            })
             .collect();
         out.sort();
         out.dedup();
@@ -315,7 +413,15 @@ mod tests {
         assert_eq!(bu_of_group("入声十七洽"), &[19]);
         assert_eq!(bu_of_group("入聲十藥"), &[16], "药 joins 觉");
         assert_eq!(bu_of_group("入声十六叶"), &[18]);
-        for bad in ["", "仄", "上平声", "上平声四十东", "上平声一", "入声十八东", "一东"] {
+        for bad in [
+            "",
+            "仄",
+            "上平声",
+            "上平声四十东",
+            "上平声一",
+            "入声十八东",
+            "一东",
+        ] {
             assert!(bu_of_group(bad).is_empty(), "{bad}");
         }
         // Every 部 is reached, 15–19 only from 入.
@@ -342,8 +448,22 @@ mod tests {
         assert_eq!(parse_ordinal("三十陷"), Some((30, "陷")));
         assert_eq!(parse_ordinal("东"), None);
         assert_eq!(Class { bu: 7, level: true }.name(), "第七部平");
-        assert_eq!(Class { bu: 4, level: false }.name(), "第四部上去");
-        assert_eq!(Class { bu: 17, level: false }.name(), "第十七部入");
+        assert_eq!(
+            Class {
+                bu: 4,
+                level: false
+            }
+            .name(),
+            "第四部上去"
+        );
+        assert_eq!(
+            Class {
+                bu: 17,
+                level: false
+            }
+            .name(),
+            "第十七部入"
+        );
         for i in 0..NUM_CLASSES {
             assert_eq!(Class::from_index(i).index(), i);
         }
@@ -366,17 +486,72 @@ mod tests {
         assert_eq!(one('东'), vec![Class { bu: 1, level: true }]);
         // 上 (动) and 去 (送) are one class: 上去通押.
         assert_eq!(one('动'), one('送'));
-        assert_eq!(one('动'), vec![Class { bu: 1, level: false }]);
+        assert_eq!(
+            one('动'),
+            vec![Class {
+                bu: 1,
+                level: false
+            }]
+        );
         assert_ne!(one('竹'), one('送'), "入 stays apart");
-        assert_eq!(one('竹'), vec![Class { bu: 15, level: false }]);
+        assert_eq!(
+            one('竹'),
+            vec![Class {
+                bu: 15,
+                level: false
+            }]
+        );
         // 先 and 寒 are different 平水韵 groups but one 部.
         assert_eq!(one('先'), one('寒'));
         // A character read both ways has both sides.
         assert_eq!(
             one('看'),
-            vec![Class { bu: 7, level: false }, Class { bu: 7, level: true }]
+            vec![
+                Class {
+                    bu: 7,
+                    level: false
+                },
+                Class { bu: 7, level: true }
+            ]
         );
         assert_eq!(one('来').len(), 2, "split group: both 部");
         assert!(one('月').is_empty());
+    }
+
+    #[test]
+    fn split_groups_are_split_by_rhyme_partners() {
+        let lex = Lexicon::from_groups(&[
+            ("上平声十灰", Tone::Ping, "回杯开来台"),
+            ("上平声五微", Tone::Ping, "归飞"),
+            ("上平声九佳", Tone::Ping, "怀柴"),
+            ("下平声六麻", Tone::Ping, "花家"),
+            ("上平声四支", Tone::Ping, "时"),
+        ]);
+        let mut cl = Cilin::new(&lex);
+        let set = |s: &str| (s.chars().collect::<Vec<char>>(), true);
+        // 回 and 杯 rhyme with 第三部-only 归 飞 时; 开 with 怀 柴 (佳:
+        // 第五 or 第十部, not 第三); 柴 with 开 来 (灰: not 第十部) and with
+        // 花 once; 来 has two telling partners, 台 none.
+        let rhymes = vec![
+            set("回归飞"),
+            set("杯时归"),
+            set("回飞"),
+            set("杯飞"),
+            set("开怀柴"),
+            set("来怀"),
+            set("开柴来"),
+            set("台开来"),
+            set("柴花"),
+        ];
+        cl.refine(&lex, &rhymes);
+        let bu = |c| -> Vec<u8> { cl.classes(&lex, c).iter().map(|k| k.bu).collect() };
+        assert_eq!(bu('回'), vec![3]);
+        assert_eq!(bu('杯'), vec![3]);
+        assert_eq!(bu('开'), vec![5]);
+        assert_eq!(bu('柴'), vec![5], "3 votes for 第五部 against 1 for 第十部");
+        assert_eq!(bu('来'), vec![3, 5], "too few votes");
+        assert_eq!(bu('台'), vec![3, 5], "decided partners do not vote");
+        assert_eq!(bu('归'), vec![3], "unsplit groups are untouched");
+        assert_eq!(cl.num_split(), 4);
     }
 }

@@ -113,7 +113,8 @@ pub fn split_lines(text: &str) -> Option<Vec<(Vec<char>, char)>> {
             '）' | ')' | '】' | ']' | '》' => depth = depth.saturating_sub(1),
             _ if depth > 0 => {}
             c if is_han(c) => line.push(c),
-            '。' | '！' | '？' | '.' | '!' | '?' | '，' | '、' | '；' | '：' | ',' | ';' | ':' => {
+            '。' | '！' | '？' | '.' | '!' | '?' | '，' | '、' | '；' | '：' | ',' | ';' | ':' =>
+            {
                 let end = if matches!(c, '。' | '！' | '？' | '.' | '!' | '?') {
                     '。'
                 } else {
@@ -137,6 +138,9 @@ pub fn split_lines(text: &str) -> Option<Vec<(Vec<char>, char)>> {
     }
     Some(out)
 }
+
+/// A ci split into lines: each line's characters and closing punctuation.
+type Lines = Vec<(Vec<char>, char)>;
 
 /// The line lengths of a split ci, as one key.
 fn lengths(lines: &[(Vec<char>, char)]) -> Vec<usize> {
@@ -164,8 +168,7 @@ impl Cipu {
         ci: impl IntoIterator<Item = (&'t str, &'t str)>,
     ) -> Cipu {
         // tune → line lengths → the ci's lines
-        let mut by_tune: HashMap<String, HashMap<Vec<usize>, Vec<Vec<(Vec<char>, char)>>>> =
-            HashMap::new();
+        let mut by_tune: HashMap<String, HashMap<Vec<usize>, Vec<Lines>>> = HashMap::new();
         let mut order: Vec<String> = Vec::new();
         for (tune, text) in ci {
             let name = key(tune);
@@ -196,8 +199,7 @@ impl Cipu {
                 if count < MIN_CI {
                     return None;
                 }
-                let mut groups: Vec<(Vec<usize>, Vec<Vec<(Vec<char>, char)>>)> =
-                    groups.into_iter().collect();
+                let mut groups: Vec<(Vec<usize>, Vec<Lines>)> = groups.into_iter().collect();
                 // Most ci first; ties to fewer lines, then shorter lines, so the order is stable.
                 groups.sort_by(|a, b| {
                     b.1.len()
@@ -221,6 +223,58 @@ impl Cipu {
             .collect();
         tunes.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
         Cipu { tunes }
+    }
+
+    /// Derives the patterns as [`Cipu::derive`] does, after splitting the
+    /// split 平水韵 groups between their 部 by the rhymes of these same ci
+    /// (see [`Cilin::refine`]); returns the refined table with the patterns.
+    pub fn build<'t>(
+        lex: &Lexicon,
+        ci: impl IntoIterator<Item = (&'t str, &'t str)> + Clone,
+    ) -> (Cilin, Cipu) {
+        let mut cl = Cilin::new(lex);
+        let first = Cipu::derive(lex, &cl, ci.clone());
+        cl.refine(lex, &first.rhymes(ci.clone()));
+        let cipu = Cipu::derive(lex, &cl, ci);
+        (cl, cipu)
+    }
+
+    /// The characters that rhyme together in each ci that fits one of its
+    /// tune's forms: one entry per rhyme set, with its side (true: level).
+    pub fn rhymes<'t>(
+        &self,
+        ci: impl IntoIterator<Item = (&'t str, &'t str)>,
+    ) -> Vec<(Vec<char>, bool)> {
+        let by_name: HashMap<&str, &Tune> =
+            self.tunes.iter().map(|t| (t.name.as_str(), t)).collect();
+        let mut out = Vec::new();
+        for (tune, text) in ci {
+            let k = key(tune);
+            let Some(t) = by_name.get(k.as_str()) else {
+                continue;
+            };
+            let Some(lines) = split_lines(text) else {
+                continue;
+            };
+            let lens = lengths(&lines);
+            let Some(f) = t
+                .forms
+                .iter()
+                .find(|f| f.lines.iter().map(|l| l.len).eq(lens.iter().copied()))
+            else {
+                continue;
+            };
+            for (s, &tone) in f.sets.iter().enumerate() {
+                let feet: Vec<char> = lines
+                    .iter()
+                    .zip(&f.lines)
+                    .filter(|(_, p)| p.rhyme == Some(s))
+                    .map(|((l, _), _)| l[l.len() - 1])
+                    .collect();
+                out.push((feet, tone == Tone::Ping));
+            }
+        }
+        out
     }
 
     pub fn len(&self) -> usize {
@@ -389,17 +443,16 @@ fn derive_form(lex: &Lexicon, cl: &Cilin, ci: &[Vec<(Vec<char>, char)>]) -> Tune
     }
     let mut sets: Vec<Tone> = Vec::new();
     let mut set_of_root: HashMap<usize, usize> = HashMap::new();
-    for i in 0..n {
-        let r = root(&mut parent, i);
-        let members = (0..n).filter(|&k| root(&mut parent, k) == r).count();
-        if members < 2 {
+    let roots: Vec<usize> = (0..n).map(|i| root(&mut parent, i)).collect();
+    for (line, &r) in lines.iter_mut().zip(&roots) {
+        if roots.iter().filter(|&&k| k == r).count() < 2 {
             continue;
         }
         let s = *set_of_root.entry(r).or_insert_with(|| {
             sets.push(Tone::Both);
             sets.len() - 1
         });
-        lines[i].rhyme = Some(s);
+        line.rhyme = Some(s);
     }
     // Each set rhymes on the side most of its feet are on.
     for (s, tone) in sets.iter_mut().enumerate() {
@@ -676,9 +729,10 @@ impl HeldOut {
 /// common tunes against the form whose line lengths they have. Every
 /// position of every held-out ci counts: a miss is a miss even where the
 /// poet wrote a known variation the pattern calls fixed.
+/// The split groups are split by the rhymes of the same ci the patterns come
+/// from (see [`Cipu::build`]), never by held-out ones.
 pub fn held_out<'t>(
     lex: &Lexicon,
-    cl: &Cilin,
     ci: &[(&'t str, &'t str)],
     every: usize,
     top: usize,
@@ -696,7 +750,8 @@ pub fn held_out<'t>(
             train.push((tune, text));
         }
     }
-    let cipu = Cipu::derive(lex, cl, train);
+    let (cl, cipu) = Cipu::build(lex, train);
+    let cl = &cl;
     let mut h = HeldOut::default();
     let top: Vec<&Tune> = cipu.tunes.iter().take(top).collect();
     h.tunes = top.len();
@@ -771,8 +826,7 @@ mod tests {
     /// The set `copies` times over (MIN_CI is 20).
     fn derive(copies: usize) -> Cipu {
         let set = ci_set();
-        let many: Vec<(&str, &str)> = std::iter::repeat(set.iter().copied())
-            .take(copies)
+        let many: Vec<(&str, &str)> = std::iter::repeat_n(set.iter().copied(), copies)
             .flatten()
             .collect();
         Cipu::derive(&lex(), &Cilin::new(&lex()), many)
@@ -782,7 +836,10 @@ mod tests {
     fn lines_split_on_punctuation_and_drop_notes_and_damage() {
         let l = split_lines("明月几时有？把酒问青天。转朱阁、低绮户（一作窗），照无眠").unwrap();
         let lens: Vec<(usize, char)> = l.iter().map(|(c, e)| (c.len(), *e)).collect();
-        assert_eq!(lens, vec![(5, '。'), (5, '。'), (3, '，'), (3, '，'), (3, '。')]);
+        assert_eq!(
+            lens,
+            vec![(5, '。'), (5, '。'), (3, '，'), (3, '，'), (3, '。')]
+        );
         assert!(split_lines("一□新词，去年。").is_none());
         assert_eq!(split_lines("").unwrap(), vec![]);
     }
@@ -854,28 +911,56 @@ mod tests {
         let cl = Cilin::new(&lx);
         let cipu = derive(5);
         let (t, f) = cipu.form("甲", 1).unwrap();
-        let good = check(&lx, &cl, &t.name, f, "白日新词酒一杯，春山落日旧亭开。春阳小下几时回。")
-            .unwrap();
+        let good = check(
+            &lx,
+            &cl,
+            &t.name,
+            f,
+            "白日新词酒一杯，春山落日旧亭开。春阳小下几时回。",
+        )
+        .unwrap();
         assert!(good.ok(), "{good:?}");
         assert_eq!(good.rhymes_checked, 3);
         assert_eq!(good.classes, vec![Some("第三部平".into())]);
         // 春 at line 1 position 2 (wants 仄), and 泪 (oblique) at a level rhyme.
-        let bad = check(&lx, &cl, &t.name, f, "白春新词酒一杯，春山落日旧亭开。春阳小下几时泪。")
-            .unwrap();
+        let bad = check(
+            &lx,
+            &cl,
+            &t.name,
+            f,
+            "白春新词酒一杯，春山落日旧亭开。春阳小下几时泪。",
+        )
+        .unwrap();
         assert_eq!(
-            bad.tone_misses.iter().map(|m| (m.line, m.pos, m.ch)).collect::<Vec<_>>(),
+            bad.tone_misses
+                .iter()
+                .map(|m| (m.line, m.pos, m.ch))
+                .collect::<Vec<_>>(),
             vec![(0, 1, '春'), (2, 6, '泪')]
         );
         assert_eq!(bad.rhyme_misses.len(), 1);
         assert_eq!(bad.rhyme_misses[0].ch, '泪');
         // 先 is level but of 第七部: the rhyme misses, the tone does not.
-        let other = check(&lx, &cl, &t.name, f, "白日新词酒一杯，春山落日旧亭开。春阳小下几时天。")
-            .unwrap();
+        let other = check(
+            &lx,
+            &cl,
+            &t.name,
+            f,
+            "白日新词酒一杯，春山落日旧亭开。春阳小下几时天。",
+        )
+        .unwrap();
         assert!(other.tone_misses.is_empty() && other.rhyme_misses.len() == 1);
         let e = check(&lx, &cl, &t.name, f, "白日新词酒一杯，春山。").unwrap_err();
-        assert!(e.to_string().contains("lines have 7 2 characters; 甲 has lines of 7 7 7"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("lines have 7 2 characters; 甲 has lines of 7 7 7"),
+            "{e}"
+        );
         assert_eq!(cipu.guess("春花一曲，日落月明。").unwrap().1.shape(), "4 4");
-        assert!(matches!(cipu.guess("春花，日落。"), Err(TuneError::NoTuneFits { .. })));
+        assert!(matches!(
+            cipu.guess("春花，日落。"),
+            Err(TuneError::NoTuneFits { .. })
+        ));
         assert!(matches!(cipu.guess("，。"), Err(TuneError::Empty)));
     }
 
@@ -894,14 +979,16 @@ mod tests {
     #[test]
     fn held_out_ci_are_checked_against_patterns_derived_without_them() {
         let set = ci_set();
-        let many: Vec<(&str, &str)> = std::iter::repeat(set.iter().copied())
-            .take(5)
+        let many: Vec<(&str, &str)> = std::iter::repeat_n(set.iter().copied(), 5)
             .flatten()
             .collect();
-        let (cipu, h) = held_out(&lex(), &Cilin::new(&lex()), &many, 5, 20);
+        let (cipu, h) = held_out(&lex(), &many, 5, 20);
         assert_eq!(cipu.len(), 1);
         // Every 5th ci of 甲 (30 undamaged + 5 damaged = 35 → 7 held out).
         assert_eq!((h.tunes, h.ci), (1, 7));
-        assert!(h.fitted >= 5 && h.tone_rate() > 0.9 && h.rhyme_rate() > 0.9, "{h:?}");
+        assert!(
+            h.fitted >= 5 && h.tone_rate() > 0.9 && h.rhyme_rate() > 0.9,
+            "{h:?}"
+        );
     }
 }

@@ -569,7 +569,10 @@ mod tests {
         assert!(e.message.contains("`sonnet`"), "{}", e.message);
         // Han that names no form is a ci tune, rhymed by default; the writer looks it up.
         let s = spec(r#"{"form":"浣溪沙"}"#).unwrap();
-        assert_eq!((s.form, s.tune.as_deref(), s.rhyme), (FormId::Free, Some("浣溪沙"), true));
+        assert_eq!(
+            (s.form, s.tune.as_deref(), s.rhyme),
+            (FormId::Free, Some("浣溪沙"), true)
+        );
         assert!(spec(r#"{"form":"浣溪沙","acrostic":"春夏"}"#).is_err());
         assert!(spec(r#"{"form":"浣<b>"}"#).is_err());
     }

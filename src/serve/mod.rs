@@ -351,7 +351,10 @@ mod tests {
         let p = with_tunes(page(), &["浣溪沙".into(), "a\"<b>".into()]);
         let form = &p[p.find("<select id=\"form\">").unwrap()..];
         let form = &form[..form.find("</select>").unwrap()];
-        assert!(form.contains("<optgroup label=\"词牌\"><option value=\"浣溪沙\">浣溪沙</option>"), "{form}");
+        assert!(
+            form.contains("<optgroup label=\"词牌\"><option value=\"浣溪沙\">浣溪沙</option>"),
+            "{form}"
+        );
         assert!(form.contains("a&quot;&lt;b&gt;") && !form.contains("<b>"));
         let plain = with_tunes(page(), &[]);
         assert!(!plain.contains("词牌") && !plain.contains("<!--TUNES-->"));

@@ -23,6 +23,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::api::{ApiError, CharOut, FormId, LineOut, PoemOut, ToneMark, Tones, WriteSpec};
+use crate::prosody::cilin::Cilin;
 use crate::prosody::tunes::Cipu;
 use crate::prosody::{Lexicon, Tone, ToneMode};
 use crate::write::{CharModel, Form, Options, Poem, Request, WriteError, Writer, BATCH};
@@ -93,9 +94,10 @@ impl<M: CharModel + Send + Sync + 'static> WriterPoet<M> {
         }
     }
 
-    /// Offers the tunes of `cipu` (`form` may then name one).
-    pub fn with_tunes(mut self, cipu: Cipu) -> WriterPoet<M> {
+    /// Offers the tunes of `cipu` (`form` may then name one), rhymed by `cilin`.
+    pub fn with_tunes(mut self, cipu: Cipu, cilin: &Cilin) -> WriterPoet<M> {
         self.cipu = cipu;
+        self.writer = self.writer.with_cilin(cilin);
         self
     }
 
