@@ -338,9 +338,6 @@ impl<'a, M: CharModel> Writer<'a, M> {
         let mut by_req: [Vec<u32>; 4] = Default::default();
         let mut token_groups = vec![Vec::new(); v];
         let mut group_members = vec![Vec::new(); lex.map_or(0, |l| l.num_groups())];
-        let cilin = lex.map(Cilin::new);
-        let mut token_classes = vec![Vec::new(); v];
-        let mut class_members = vec![Vec::new(); if lex.is_some() { NUM_CLASSES } else { 0 }];
         let mut tone = vec![None; v];
         let mut free_ok = vec![false; v];
         for (id, c) in chars.iter().enumerate() {
@@ -365,14 +362,8 @@ impl<'a, M: CharModel> Writer<'a, M> {
                     group_members[g as usize].push(id32);
                 }
             }
-            if let (Some(l), Some(cl)) = (lex, &cilin) {
-                for k in cl.classes(l, c) {
-                    token_classes[id].push(k.index() as u16);
-                    class_members[k.index()].push(id32);
-                }
-            }
         }
-        Writer {
+        let w = Writer {
             model,
             lex,
             ids,
@@ -381,10 +372,14 @@ impl<'a, M: CharModel> Writer<'a, M> {
             by_req,
             token_groups,
             group_members,
-            token_classes,
-            class_members,
+            token_classes: vec![Vec::new(); v],
+            class_members: Vec::new(),
             tone,
             free_ok,
+        };
+        match lex {
+            Some(l) => w.with_cilin(&Cilin::new(l)),
+            None => w,
         }
     }
 
@@ -1299,7 +1294,8 @@ impl Cursor {
             None => self.tone_plan.req(i, j),
         };
         // The precomputed list for this tone requirement, or the rhyme group's members.
-        let pool: &[u32] = match (is_foot, self.groups[s]) {
+        // A tune may have no rhyme set at all: `get`, not an index.
+        let pool: &[u32] = match (is_foot, self.groups.get(s).copied().flatten()) {
             (true, Some(g)) => &members[g as usize],
             _ => &w.by_req[req_index(req)],
         };
@@ -2395,6 +2391,18 @@ mod tests {
             })
         });
         assert!(broken);
+        // A form without rhyme sets (a rare variant) writes with rhyme on.
+        let mut plain = form.clone();
+        plain.sets.clear();
+        plain.lines.iter_mut().for_each(|l| l.rhyme = None);
+        let o = Options {
+            tune: Some(plain),
+            rhyme: true,
+            tones: ToneMode::Strict,
+            ..opts(Form::Free)
+        };
+        let p = w.write(&o, &mut Rng::new(3)).unwrap();
+        assert!(p.rhyme_group.is_none() && p.lines.len() == 7, "{}", p.text);
         // A broken form is refused with one line.
         let mut bad = form.clone();
         bad.lines[0].rhyme = Some(5);
