@@ -40,7 +40,10 @@ shiren_test!(
             .command_real_data()
             .args(["write", "--tune", "浣溪沙", "--variant", "9"])
             .fails();
-        assert!(e.contains("--variant 9") && e.contains("use 1 to"), "{e}");
+        assert!(
+            e.contains("no form 9") && e.contains("(--variant 1 to"),
+            "{e}"
+        );
         let e = dir
             .command_real_data()
             .args(["write", "--tune", "xyz"])

@@ -81,7 +81,7 @@ pub struct Cipu {
 pub enum TuneError {
     #[error("unknown tune `{name}`{close}")]
     UnknownTune { name: String, close: String },
-    #[error("tune {name} has {forms} form(s); --variant {variant} is not one of them (use 1 to {forms})")]
+    #[error("tune {name} has {forms} form(s), so there is no form {variant} (pick 1 to {forms})")]
     UnknownVariant {
         name: String,
         variant: usize,
@@ -89,13 +89,13 @@ pub enum TuneError {
     },
     #[error("the ci has no lines (give its text with punctuation)")]
     Empty,
-    #[error("the ci's lines have {got} characters; {name} has lines of {want} (check the text and its punctuation, or give another --tune)")]
+    #[error("the ci's lines have {got} characters; {name} has lines of {want} (check the text and its punctuation, or name another tune)")]
     Shape {
         name: String,
         got: String,
         want: String,
     },
-    #[error("no tune has lines of {got} characters (give --tune NAME, or check the punctuation)")]
+    #[error("no tune has lines of {got} characters (name the tune, or check the punctuation)")]
     NoTuneFits { got: String },
 }
 
@@ -866,7 +866,7 @@ mod tests {
         assert_eq!(f.rhyme_kind(), "平韵");
         assert_eq!(t.forms[1].shape(), "4 4");
         let e = cipu.form("甲", 3).unwrap_err().to_string();
-        assert!(e.contains("--variant 3") && e.contains("use 1 to 2"), "{e}");
+        assert!(e.contains("no form 3") && e.contains("pick 1 to 2"), "{e}");
         assert!(cipu.form("甲", 0).is_err());
         let e = cipu.tune("乙丙").unwrap_err().to_string();
         assert!(e.contains("unknown tune `乙丙`") && e.contains("甲"), "{e}");
