@@ -19,14 +19,15 @@ pub mod suggest;
 pub mod template;
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::corpus::convert::{to_simplified, to_traditional};
 use crate::model::{Model, State as ModelState, StepWeights};
+use crate::prosody::cilin::{Cilin, Class, NUM_CLASSES};
 use crate::prosody::rules::{TonePlan, ToneReq};
+use crate::prosody::tunes::TuneForm;
 use crate::prosody::{is_han, Lexicon, Tone, ToneMode};
 use crate::rng::Rng;
 use crate::vocab::Vocab;
@@ -116,8 +117,6 @@ pub enum WriteError {
     AcrosticAndTune,
     #[error("the model's vocabulary has no `{ch}`, which a fixed form needs at line ends (write the free form instead)")]
     MissingPunct { ch: char },
-    #[error("unknown tune `{name}`{close}")]
-    UnknownTune { name: String, close: String },
     #[error("{what}")]
     BadOption { what: String },
     #[error("no character of the model's vocabulary can stand at line {line}, position {pos}, even with every constraint relaxed")]
@@ -197,8 +196,10 @@ pub struct Options {
     /// Characters kept where they stand, □ or ? for the free positions (see [`template`]).
     pub template: String,
     pub form: Form,
-    /// A ci tune's line pattern (see [`Tunes`]); overrides `form`.
-    pub tune: Option<Vec<LineSpec>>,
+    /// A ci tune's form (its lines, tones and rhyme sets, see
+    /// [`crate::prosody::tunes`]); overrides `form`. Its tones apply under
+    /// `tones`, its rhyme sets (by 词林正韵) under `rhyme`.
+    pub tune: Option<TuneForm>,
     /// Softmax temperature; 0 means always the likeliest allowed character.
     pub temperature: f32,
     /// Keep only the k likeliest allowed characters (0: all).
@@ -290,6 +291,9 @@ pub struct Writer<'a, M: CharModel> {
     token_groups: Vec<Vec<u16>>,
     /// Tokens in each level group (by group id; empty for oblique groups).
     group_members: Vec<Vec<u32>>,
+    /// For ci: the 词林正韵 classes of each token (see [`Class::index`]), and the tokens of each class.
+    token_classes: Vec<Vec<u16>>,
+    class_members: Vec<Vec<u32>>,
     tone: Vec<Option<Tone>>,
     /// Free mode: Han plus sentence punctuation and line breaks.
     free_ok: Vec<bool>,
@@ -366,7 +370,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
                 }
             }
         }
-        Writer {
+        let w = Writer {
             model,
             lex,
             ids,
@@ -375,14 +379,43 @@ impl<'a, M: CharModel> Writer<'a, M> {
             by_req,
             token_groups,
             group_members,
+            token_classes: vec![Vec::new(); v],
+            class_members: Vec::new(),
             tone,
             free_ok,
+        };
+        match lex {
+            Some(l) => w.with_cilin(&Cilin::new(l)),
+            None => w,
         }
     }
 
     /// The lexicon the writer was built with, if any.
     pub fn lexicon(&self) -> Option<&'a Lexicon> {
         self.lex
+    }
+
+    /// Rhymes ci by `cilin` (a 词林正韵 table refined by the corpus, see
+    /// [`Cilin::refine`]) instead of the plain one built from the lexicon.
+    /// Ignored when it was built for another table of groups.
+    pub fn with_cilin(mut self, cilin: &Cilin) -> Writer<'a, M> {
+        let Some(lex) = self.lex else { return self };
+        if cilin.num_groups() != lex.num_groups() {
+            return self;
+        }
+        self.class_members = vec![Vec::new(); NUM_CLASSES];
+        for (id, c) in self.chars.iter().enumerate() {
+            self.token_classes[id].clear();
+            let Some(c) = *c else { continue };
+            if !is_han(c) {
+                continue;
+            }
+            for k in cilin.classes(lex, c) {
+                self.token_classes[id].push(k.index() as u16);
+                self.class_members[k.index()].push(id as u32);
+            }
+        }
+        self
     }
 
     /// The token of `c` in this model, trying the other script when the
@@ -477,16 +510,15 @@ impl<'a, M: CharModel> Writer<'a, M> {
 
     /// The constraints one poem starts with, and notes on any that cannot apply.
     fn job(&self, opts: &Options, rng: Rng) -> Job {
-        let regulated = match &opts.tune {
-            Some(t) => regulated_len(t).is_some(),
-            None => opts.form.shape().is_some(),
-        };
+        // A tune brings its own tones and rhyme sets, whatever its line lengths.
+        let regulated = opts.tune.is_some() || opts.form.shape().is_some();
         let mut job = Job {
             rng,
             notes: Vec::new(),
             tones: if regulated { opts.tones } else { ToneMode::Off },
             rhyme: opts.rhyme && regulated,
             excluded: Vec::new(),
+            ci: opts.tune.is_some(),
         };
         if (opts.rhyme || opts.tones != ToneMode::Off) && !regulated {
             job.notes
@@ -586,7 +618,15 @@ impl<'a, M: CharModel> Writer<'a, M> {
             });
         }
         let layout: Option<Vec<LineSpec>> = match (&opts.tune, opts.form.shape()) {
-            (Some(t), _) => Some(t.clone()),
+            (Some(t), _) => Some(
+                t.lines
+                    .iter()
+                    .map(|l| LineSpec {
+                        len: l.len,
+                        end: l.end,
+                    })
+                    .collect(),
+            ),
             (None, Some((n, len))) => {
                 let n = if heads.is_empty() { n } else { heads.len() };
                 Some(
@@ -667,6 +707,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
         }
         Ok(Plan {
             layout,
+            ci: opts.tune.clone(),
             heads,
             locks,
             begin,
@@ -700,10 +741,24 @@ impl<'a, M: CharModel> Writer<'a, M> {
             .collect()
     }
 
-    /// Whether level group `g` can still be chosen: not excluded, and with
+    /// The rhyme tables in use: 平水韵 level groups for shi, 词林正韵
+    /// classes for ci (`ci`): each token's groups, and each group's tokens.
+    fn rhyme_tables(&self, ci: bool) -> (&[Vec<u16>], &[Vec<u32>]) {
+        if ci {
+            (&self.token_classes, &self.class_members)
+        } else {
+            (&self.token_groups, &self.group_members)
+        }
+    }
+
+    /// Whether group `g` can still be chosen: not excluded, on the side the
+    /// rhyme wants (`level`: ci only; shi groups are all level), and with
     /// enough characters in the vocabulary to give every foot its own.
-    fn group_usable(&self, g: u16, excluded: &[u16], n_feet: usize) -> bool {
-        !excluded.contains(&g) && self.group_members[g as usize].len() >= n_feet.max(1)
+    fn group_usable(&self, g: u16, excluded: &[u16], n_feet: usize, level: Option<bool>) -> bool {
+        let (_, members) = self.rhyme_tables(level.is_some());
+        !excluded.contains(&g)
+            && level.is_none_or(|lv| Class::from_index(g as usize).level == lv)
+            && members[g as usize].len() >= n_feet.max(1)
     }
 
     /// The rhyme group for the first foot: of the sampled character's groups,
@@ -714,18 +769,20 @@ impl<'a, M: CharModel> Writer<'a, M> {
         cands: &[(u32, f32)],
         excluded: &[u16],
         n_feet: usize,
+        level: Option<bool>,
     ) -> Option<u16> {
+        let (token_groups, _) = self.rhyme_tables(level.is_some());
         let mass = |g: u16| -> f32 {
             cands
                 .iter()
-                .filter(|(id, _)| self.token_groups[*id as usize].contains(&g))
+                .filter(|(id, _)| token_groups[*id as usize].contains(&g))
                 .map(|(_, p)| *p)
                 .sum()
         };
-        self.token_groups[token as usize]
+        token_groups[token as usize]
             .iter()
             .copied()
-            .filter(|&g| self.group_usable(g, excluded, n_feet))
+            .filter(|&g| self.group_usable(g, excluded, n_feet, level))
             .max_by(|&a, &b| mass(a).total_cmp(&mass(b)).then(b.cmp(&a)))
     }
 
@@ -898,6 +955,8 @@ struct Job {
     rhyme: bool,
     /// Rhyme groups given up on after a dead end.
     excluded: Vec<u16>,
+    /// Writing a ci: rhyme groups are 词林正韵 classes.
+    ci: bool,
 }
 
 impl Job {
@@ -906,7 +965,11 @@ impl Job {
     fn back_off(&mut self, lex: Option<&Lexicon>, dead: DeadEnd) -> Result<(), WriteError> {
         let (line, pos) = (dead.line + 1, dead.pos + 1);
         if let (Some(g), true) = (dead.group, self.excluded.len() < 3) {
-            let name = lex.map_or("", |l| l.group_name(g));
+            let name = match (self.ci, lex) {
+                (true, _) => Class::from_index(g as usize).name(),
+                (false, Some(l)) => l.group_name(g).to_string(),
+                (false, None) => String::new(),
+            };
             self.notes.push(format!(
                 "no character fits line {line}, position {pos} in rhyme group {name}; trying another group"
             ));
@@ -981,7 +1044,7 @@ impl<'p, M: CharModel> Row<'p, M> {
         match self.cur.choose(w, self.plan, logits, &mut self.job) {
             Step::Feed(t) => self.feed = Some(t),
             Step::Done => {
-                let mut poem = self.cur.finish(w, &self.job);
+                let mut poem = self.cur.finish(w, self.plan, &self.job);
                 if let (Some(lex), false) = (w.lex, self.plan.locks.is_empty()) {
                     let kept: Vec<(usize, usize)> = self.plan.locks.keys().copied().collect();
                     poem.notes.extend(template::kept_faults(lex, &poem, &kept));
@@ -1015,11 +1078,14 @@ enum Step {
 
 /// Where one try at a poem stands.
 struct Cursor {
+    /// The common line length of a regulated poem (0 for free verse and ci).
     line_len: usize,
-    /// Characters each first-foot group must have (every foot its own, when possible).
-    n_feet: usize,
+    /// Characters each rhyme set's first-foot group must have (every foot its own, when possible).
+    n_feet: Vec<usize>,
     tone_plan: TonePlan,
-    group: Option<u16>,
+    /// The group each rhyme set is held to, once chosen: one set for shi,
+    /// the tune's sets for ci (each a 词林正韵 class).
+    groups: Vec<Option<u16>>,
     feet: Vec<u32>,
     out: Vec<u32>,
     /// Line and position (from 0) of the next character.
@@ -1032,13 +1098,28 @@ struct Cursor {
 impl Cursor {
     fn new<M: CharModel>(w: &Writer<M>, plan: &Plan, job: &Job) -> Cursor {
         let layout = plan.layout.as_deref();
-        let line_len = layout.and_then(regulated_len).unwrap_or(0);
+        // A ci's tones and rhymes come from its tune, not from the 近体诗 rules.
+        let line_len = match plan.ci {
+            Some(_) => 0,
+            None => layout.and_then(regulated_len).unwrap_or(0),
+        };
+        let mut n_feet: Vec<usize> = match &plan.ci {
+            Some(f) => (0..f.sets.len())
+                .map(|s| f.lines.iter().filter(|l| l.rhyme == Some(s)).count())
+                .collect(),
+            None => vec![layout.map_or(0, |l| l.len()) / 2],
+        };
         // Groups for the first foot need a character for every foot; if no
         // group is that large in this vocabulary, any group with one will do.
-        let mut n_feet = layout.map_or(0, |l| l.len()) / 2;
-        let groups = w.group_members.len() as u16;
-        if job.rhyme && !(0..groups).any(|g| w.group_usable(g, &job.excluded, n_feet)) {
-            n_feet = 1;
+        let (_, members) = w.rhyme_tables(plan.ci.is_some());
+        for (s, n) in n_feet.iter_mut().enumerate() {
+            let level = set_level(plan, s);
+            let fits = |n: usize| {
+                (0..members.len() as u16).any(|g| w.group_usable(g, &job.excluded, n, level))
+            };
+            if job.rhyme && !fits(*n) {
+                *n = 1;
+            }
         }
         // Kept characters steer the plan before writing starts: their tones
         // fix the key positions around them, and kept feet fix the group.
@@ -1078,9 +1159,12 @@ impl Cursor {
         };
         Cursor {
             line_len,
+            // A kept foot's group holds the first (shi's only) rhyme set.
+            groups: (0..n_feet.len())
+                .map(|s| if s == 0 { group } else { None })
+                .collect(),
             n_feet,
             tone_plan,
-            group,
             feet: Vec::new(),
             out: Vec::new(),
             i: 0,
@@ -1108,15 +1192,28 @@ impl Cursor {
             None if self.out.len() >= plan.max_len => return Step::Done,
             None => Slot::Char,
         };
-        let is_foot = job.rhyme && self.line_len > 0 && i % 2 == 1 && j + 1 == self.line_len;
+        let set = if matches!(slot, Slot::Char) {
+            self.foot_set(plan, job, i, j)
+        } else {
+            None
+        };
+        let is_foot = set.is_some();
+        let s = set.unwrap_or(0);
+        let level = set_level(plan, s);
         let forced = self.forced(w, plan);
         let token = match forced {
             Some(t) => {
                 if is_foot {
                     // A foot the user wrote: it picks the group if none is chosen yet.
-                    let gs = &w.token_groups[t as usize];
-                    match self.group {
-                        None => self.group = gs.iter().copied().find(|g| !job.excluded.contains(g)),
+                    let gs = &w.rhyme_tables(plan.ci.is_some()).0[t as usize];
+                    match self.groups[s] {
+                        None => {
+                            self.groups[s] = gs.iter().copied().find(|&g| {
+                                !job.excluded.contains(&g)
+                                    && level
+                                        .is_none_or(|lv| Class::from_index(g as usize).level == lv)
+                            })
+                        }
                         Some(g) if !gs.contains(&g) => job.notes.push(
                             "the given text's rhyme foot is outside the chosen rhyme group".into(),
                         ),
@@ -1128,12 +1225,12 @@ impl Cursor {
             }
             None => {
                 // 1. The allowed characters at this position, with their logits.
-                self.allowed(w, plan, logits, job, is_foot);
+                self.allowed(w, plan, logits, job, set);
                 if self.cands.is_empty() {
                     return Step::Dead(DeadEnd {
                         line: i,
                         pos: j,
-                        group: if is_foot { self.group } else { None },
+                        group: if is_foot { self.groups[s] } else { None },
                         foot: is_foot,
                     });
                 }
@@ -1145,8 +1242,9 @@ impl Cursor {
                     plan.top_p,
                     &mut job.rng,
                 );
-                if is_foot && self.group.is_none() {
-                    self.group = w.choose_group(token, &self.cands, &job.excluded, self.n_feet);
+                if is_foot && self.groups[s].is_none() {
+                    self.groups[s] =
+                        w.choose_group(token, &self.cands, &job.excluded, self.n_feet[s], level);
                 }
                 if is_foot {
                     self.feet.push(token);
@@ -1213,15 +1311,37 @@ impl Cursor {
         }
     }
 
-    /// Fills `cands` with the tokens allowed next and their logits.
+    /// The rhyme set of line `i`, position `j` (from 0) when it is a rhyme
+    /// foot under `job`: set 0 at the ends of lines 2, 4, … of a regulated
+    /// poem; the tune's set at a ci's rhyme positions.
+    fn foot_set(&self, plan: &Plan, job: &Job, i: usize, j: usize) -> Option<usize> {
+        if !job.rhyme {
+            return None;
+        }
+        match &plan.ci {
+            Some(f) => f
+                .lines
+                .get(i)
+                .filter(|l| j + 1 == l.len)
+                .and_then(|l| l.rhyme),
+            None => (self.line_len > 0 && i % 2 == 1 && j + 1 == self.line_len).then_some(0),
+        }
+    }
+
+    /// Fills `cands` with the tokens allowed next and their logits; `set`:
+    /// the rhyme set when this position is a foot.
     fn allowed<M: CharModel>(
         &mut self,
         w: &Writer<M>,
         plan: &Plan,
         logits: &[f32],
         job: &Job,
-        is_foot: bool,
+        set: Option<usize>,
     ) {
+        let is_foot = set.is_some();
+        let s = set.unwrap_or(0);
+        let level = set_level(plan, s);
+        let (token_groups, members) = w.rhyme_tables(plan.ci.is_some());
         let (i, j) = (self.i, self.j);
         // Greedy is top-1; otherwise only the top k can be drawn, so only they are kept.
         let k = if plan.temperature == 0.0 {
@@ -1251,23 +1371,27 @@ impl Cursor {
             self.best.finish(&mut self.cands);
             return;
         }
-        let req = self.tone_plan.req(i, j);
+        let req = match &plan.ci {
+            Some(f) => ci_req(f.tone_at(job.tones, i, j)),
+            None => self.tone_plan.req(i, j),
+        };
         // The precomputed list for this tone requirement, or the rhyme group's members.
-        let pool: &[u32] = match (is_foot, self.group) {
-            (true, Some(g)) => &w.group_members[g as usize],
+        // A tune may have no rhyme set at all: `get`, not an index.
+        let pool: &[u32] = match (is_foot, self.groups.get(s).copied().flatten()) {
+            (true, Some(g)) => &members[g as usize],
             _ => &w.by_req[req_index(req)],
         };
         for &id in pool {
             let t = id as usize;
             if is_foot {
-                let gs = &w.token_groups[t];
+                let gs = &token_groups[t];
                 if !req.allows(w.tone[t]) || gs.is_empty() {
                     continue;
                 }
-                if self.group.is_none()
+                if self.groups[s].is_none()
                     && !gs
                         .iter()
-                        .any(|&g| w.group_usable(g, &job.excluded, self.n_feet))
+                        .any(|&g| w.group_usable(g, &job.excluded, self.n_feet[s], level))
                 {
                     continue;
                 }
@@ -1277,7 +1401,7 @@ impl Cursor {
             }
             self.best.push(id, logits[t]);
         }
-        if self.best.is_empty() && is_foot && self.group.is_some() {
+        if self.best.is_empty() && is_foot && self.groups[s].is_some() {
             for &id in &self.feet {
                 self.best.push(id, logits[id as usize]);
             }
@@ -1285,14 +1409,30 @@ impl Cursor {
         self.best.finish(&mut self.cands);
     }
 
-    fn finish<M: CharModel>(&self, w: &Writer<M>, job: &Job) -> Poem {
-        let mut poem = w.finish(
-            &self.out,
-            self.line_len,
-            if job.rhyme { self.group } else { None },
-            job.tones,
-            job.rhyme,
-        );
+    fn finish<M: CharModel>(&self, w: &Writer<M>, plan: &Plan, job: &Job) -> Poem {
+        let group = if job.rhyme && plan.ci.is_none() {
+            self.groups[0]
+        } else {
+            None
+        };
+        let mut poem = w.finish(&self.out, self.line_len, group, job.tones, job.rhyme);
+        if let (Some(f), true) = (&plan.ci, job.rhyme) {
+            // A ci's feet are its tune's rhyme positions; its classes are named per set.
+            for (l, p) in poem.lines.iter_mut().zip(&f.lines) {
+                if p.rhyme.is_some() && l.chars.len() == p.len {
+                    if let Some(m) = l.chars.last_mut() {
+                        m.foot = true;
+                    }
+                }
+            }
+            let names: Vec<String> = self
+                .groups
+                .iter()
+                .flatten()
+                .map(|&g| Class::from_index(g as usize).name())
+                .collect();
+            poem.rhyme_group = (!names.is_empty()).then(|| names.join("、"));
+        }
         poem.notes = job.notes.clone();
         poem
     }
@@ -1301,6 +1441,8 @@ impl Cursor {
 /// The checked input of one `write` call.
 struct Plan {
     layout: Option<Vec<LineSpec>>,
+    /// Writing a ci: its tune's form (tones per position, rhyme sets).
+    ci: Option<TuneForm>,
     heads: Vec<u32>,
     /// Characters kept at (line, position), from 0: acrostic heads, a template's.
     locks: HashMap<(usize, usize), u32>,
@@ -1311,6 +1453,24 @@ struct Plan {
     temperature: f32,
     top_k: usize,
     top_p: f32,
+}
+
+/// What a ci position's pattern tone asks of a character (either: anything,
+/// even a character of unknown tone).
+fn ci_req(t: Tone) -> ToneReq {
+    match t {
+        Tone::Ping => ToneReq::Ping,
+        Tone::Ze => ToneReq::Ze,
+        Tone::Both => ToneReq::Any,
+    }
+}
+
+/// The side rhyme set `s` rhymes on for a ci (true: level); `None` for shi,
+/// whose rhyme groups are all level.
+fn set_level(plan: &Plan, s: usize) -> Option<bool> {
+    plan.ci
+        .as_ref()
+        .map(|f| f.set_tone(s).is_none_or(|t| t == Tone::Ping))
 }
 
 /// The common line length when every line has 5 or 7 characters, all the same.
@@ -1334,8 +1494,13 @@ fn check_options(o: &Options) -> Result<(), WriteError> {
         return bad("max_len must be at least 1".into());
     }
     if let Some(t) = &o.tune {
-        if t.is_empty() || t.iter().any(|l| l.len == 0) {
-            return bad("the tune's pattern is empty".into());
+        let broken = t.lines.iter().any(|l| {
+            l.len == 0 || l.tones.len() != l.len || l.rhyme.is_some_and(|s| s >= t.sets.len())
+        });
+        if t.lines.is_empty() || broken {
+            return bad(
+                "the tune's pattern is empty or broken (rebuild it with `shiren tunes`)".into(),
+            );
         }
     }
     Ok(())
@@ -1494,151 +1659,6 @@ fn unrank_key(k: u64) -> (u32, f32) {
         !mono
     };
     (u32::MAX - k as u32, f32::from_bits(b))
-}
-
-/// The most common line pattern of each ci tune in the Song ci collection.
-#[derive(Clone, Debug, Default)]
-pub struct Tunes {
-    /// tune name (simplified) → (number of ci, most common pattern).
-    tunes: HashMap<String, (usize, Vec<LineSpec>)>,
-}
-
-#[derive(serde::Deserialize)]
-struct CiRecord {
-    paragraphs: Vec<String>,
-    rhythmic: String,
-}
-
-impl Tunes {
-    /// Reads `dist/songci/ci.song.*.json` of the unpacked chinese-poetry package.
-    pub fn load(package: &Path) -> anyhow::Result<Tunes> {
-        let dir = package.join("dist/songci");
-        let mut records = Vec::new();
-        let rd = std::fs::read_dir(&dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !(name.starts_with("ci.song.") && name.ends_with(".json")) {
-                continue;
-            }
-            let bytes = std::fs::read(e.path())
-                .map_err(|err| anyhow::anyhow!("{}: {err}", e.path().display()))?;
-            let v: Vec<CiRecord> = serde_json::from_slice(&bytes)
-                .map_err(|err| anyhow::anyhow!("{}: {err}", e.path().display()))?;
-            records.extend(v.into_iter().map(|r| (r.rhythmic, r.paragraphs.concat())));
-        }
-        anyhow::ensure!(
-            !records.is_empty(),
-            "{}: no ci.song.*.json files (delete the corpus package folder to refetch it)",
-            dir.display()
-        );
-        Ok(Tunes::from_ci(
-            records.iter().map(|(a, b)| (a.as_str(), b.as_str())),
-        ))
-    }
-
-    /// Builds the table from (tune, text) pairs.
-    pub fn from_ci<'t>(ci: impl IntoIterator<Item = (&'t str, &'t str)>) -> Tunes {
-        let mut counts: HashMap<String, HashMap<Vec<LineSpec>, usize>> = HashMap::new();
-        for (tune, text) in ci {
-            let p = pattern_of(text);
-            if !p.is_empty() {
-                *counts
-                    .entry(tune.trim().to_string())
-                    .or_default()
-                    .entry(p)
-                    .or_default() += 1;
-            }
-        }
-        let tunes = counts
-            .into_iter()
-            .map(|(name, pats)| {
-                let n = pats.values().sum();
-                // Most common; ties go to the shorter, then the smaller, so the choice is stable.
-                let best = pats
-                    .into_iter()
-                    .max_by(|a, b| {
-                        a.1.cmp(&b.1)
-                            .then(b.0.len().cmp(&a.0.len()))
-                            .then(b.0.iter().map(|l| l.len).cmp(a.0.iter().map(|l| l.len)))
-                    })
-                    .map(|(p, _)| p)
-                    .unwrap_or_default();
-                (name, (n, best))
-            })
-            .collect();
-        Tunes { tunes }
-    }
-
-    pub fn len(&self) -> usize {
-        self.tunes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tunes.is_empty()
-    }
-
-    /// The pattern of tune `name` (simplified or traditional), or an error listing close names.
-    pub fn pattern(&self, name: &str) -> Result<&[LineSpec], WriteError> {
-        let key = to_simplified(name.trim());
-        if let Some((_, p)) = self.tunes.get(&key) {
-            return Ok(p);
-        }
-        // Close names: most characters in common, then most ci.
-        let mut close: Vec<(usize, usize, &str)> = self
-            .tunes
-            .iter()
-            .map(|(t, (n, _))| {
-                (
-                    t.chars().filter(|c| key.contains(*c)).count(),
-                    *n,
-                    t.as_str(),
-                )
-            })
-            .filter(|x| x.0 > 0)
-            .collect();
-        close.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2)));
-        let names: Vec<&str> = close.iter().take(6).map(|x| x.2).collect();
-        let close = if names.is_empty() {
-            let mut common: Vec<(&usize, &str)> = self
-                .tunes
-                .iter()
-                .map(|(t, (n, _))| (n, t.as_str()))
-                .collect();
-            common.sort_by(|a, b| b.0.cmp(a.0).then(a.1.cmp(b.1)));
-            let top: Vec<&str> = common.iter().take(6).map(|x| x.1).collect();
-            format!(" (common tunes: {})", top.join("、"))
-        } else {
-            format!(" (close names: {})", names.join("、"))
-        };
-        Err(WriteError::UnknownTune {
-            name: name.to_string(),
-            close,
-        })
-    }
-}
-
-/// A ci's line pattern: the length of each run of Han characters and the
-/// punctuation after it (，、；： as ，and 。！？ as 。).
-pub fn pattern_of(text: &str) -> Vec<LineSpec> {
-    let mut out = Vec::new();
-    let mut len = 0;
-    for c in text.chars() {
-        if is_han(c) {
-            len += 1;
-        } else if len > 0 {
-            let end = match c {
-                '。' | '！' | '？' | '.' | '!' | '?' => '。',
-                '，' | '、' | '；' | '：' | ',' | ';' | ':' => '，',
-                _ => continue, // brackets, spaces: not a line end
-            };
-            out.push(LineSpec { len, end });
-            len = 0;
-        }
-    }
-    if len > 0 {
-        out.push(LineSpec { len, end: '。' });
-    }
-    out
 }
 
 #[cfg(test)]
@@ -2242,65 +2262,240 @@ mod tests {
         assert!((hits as f64 / n as f64 - 0.665).abs() < 0.02, "{hits}");
     }
 
-    #[test]
-    fn tune_pattern_is_the_most_common_and_unknown_names_list_close_ones() {
-        let ci = [
-            ("浣溪沙", "一曲新词酒一杯，去年天气旧亭台。夕阳西下几时回。"),
-            ("浣溪沙", "无可奈何花落去，似曾相识燕归来。小园香径独徘徊。"),
-            ("浣溪沙", "短句，长一点的句子。"),
-            ("水调歌头", "明月几时有？把酒问青天。"),
-        ];
-        let t = Tunes::from_ci(ci);
-        assert_eq!(t.len(), 2);
-        let p = t.pattern("浣溪沙").unwrap();
-        assert_eq!(
-            p,
-            &[
-                LineSpec { len: 7, end: '，' },
-                LineSpec { len: 7, end: '。' },
-                LineSpec { len: 7, end: '。' }
-            ]
-        );
-        assert_eq!(
-            t.pattern("水調歌頭").unwrap()[0],
-            LineSpec { len: 5, end: '。' }
-        );
-        let e = t.pattern("浣纱").unwrap_err().to_string();
-        assert!(
-            e.contains("unknown tune `浣纱`") && e.contains("浣溪沙"),
-            "{e}"
-        );
-        // Writing to a tune follows its pattern exactly.
-        let m = toy();
-        let w = Writer::new(&m, None);
-        let o = Options {
-            tune: Some(p.to_vec()),
-            ..opts(Form::Free)
-        };
-        let poem = w.write(&o, &mut Rng::new(4)).unwrap();
-        let got: Vec<(usize, String)> = poem
-            .lines
+    /// A form typed from a 词谱: one row per line, 平 仄 or 中 (either) per
+    /// position, and the line's rhyme set.
+    fn tune_form(rows: &[(&str, Option<usize>)], sets: &[Tone]) -> TuneForm {
+        use crate::prosody::tunes::PatternLine;
+        let lines = rows
             .iter()
-            .map(|l| (l.chars.len(), l.end.clone()))
+            .map(|&(p, rhyme)| PatternLine {
+                len: p.chars().count(),
+                end: if rhyme.is_some() { '。' } else { '，' },
+                tones: p
+                    .chars()
+                    .map(|c| match c {
+                        '平' => Tone::Ping,
+                        '仄' => Tone::Ze,
+                        _ => Tone::Both,
+                    })
+                    .collect(),
+                rhyme,
+            })
             .collect();
-        assert_eq!(
-            got,
-            vec![(7, "，".into()), (7, "。".into()), (7, "。".into())]
-        );
+        TuneForm {
+            count: 0,
+            lines,
+            sets: sets.to_vec(),
+            example: String::new(),
+        }
+    }
+
+    /// Three tunes as 龙榆生《唐宋词格律》 gives them: 浣溪沙 (level rhyme),
+    /// 如梦令 (oblique rhyme, 上去通押), 菩萨蛮 (four rhyme sets, 仄 平 仄 平).
+    fn standard_tunes() -> Vec<(&'static str, TuneForm)> {
+        let (p, z) = (Tone::Ping, Tone::Ze);
+        let r = Some(0);
+        vec![
+            (
+                "浣溪沙",
+                tune_form(
+                    &[
+                        ("中仄中平中仄平", r),
+                        ("中平中仄仄平平", r),
+                        ("中平中仄仄平平", r),
+                        ("中仄中平平仄仄", None),
+                        ("中平中仄仄平平", r),
+                        ("中平中仄仄平平", r),
+                    ],
+                    &[p],
+                ),
+            ),
+            (
+                "如梦令",
+                tune_form(
+                    &[
+                        ("中仄中平中仄", r),
+                        ("中仄中平中仄", r),
+                        ("中仄仄平平", None),
+                        ("中仄中平中仄", r),
+                        ("平仄", r),
+                        ("平仄", r),
+                        ("中仄中平中仄", r),
+                    ],
+                    &[z],
+                ),
+            ),
+            (
+                "菩萨蛮",
+                tune_form(
+                    &[
+                        ("中平中仄平平仄", Some(0)),
+                        ("中平中仄平平仄", Some(0)),
+                        ("中仄仄平平", Some(1)),
+                        ("中平中仄平", Some(1)),
+                        ("中平平仄仄", Some(2)),
+                        ("中仄平平仄", Some(2)),
+                        ("中仄仄平平", Some(3)),
+                        ("中平中仄平", Some(3)),
+                    ],
+                    &[z, p, z, p],
+                ),
+            ),
+        ]
+    }
+
+    /// The toy characters in real 平水韵 groups, so that 词林正韵 applies:
+    /// 一东 (第一部), 一先 and 十五删 (both 第七部), 上声四纸 and 去声四寘
+    /// (第三部, 上去通押), 入声六月 (第十八部).
+    fn ci_lex() -> Lexicon {
+        Lexicon::from_groups(&[
+            ("上平声一东", Tone::Ping, PING_A),
+            ("下平声一先", Tone::Ping, PING_B),
+            ("上平声十五删", Tone::Ping, PING_C),
+            ("上声四纸", Tone::Ze, "里海古"),
+            ("去声四寘", Tone::Ze, "欲见去上"),
+            ("入声六月", Tone::Ze, "月雪白日入目一尽"),
+            ("上平声十四寒", Tone::Ping, "看"),
+            ("去声十五翰", Tone::Ze, "看"),
+        ])
     }
 
     #[test]
-    #[ignore = "needs the real corpus (fetched)"]
-    fn real_tunes_have_their_known_patterns() {
-        let dir = crate::cache::data_dir(None).unwrap();
-        let package = crate::corpus::fetch::ensure_package(&dir).unwrap();
-        let t = Tunes::load(&package).unwrap();
-        assert_eq!(t.len(), 1421);
-        let lens =
-            |name: &str| -> Vec<usize> { t.pattern(name).unwrap().iter().map(|l| l.len).collect() };
-        assert_eq!(lens("浣溪沙"), vec![7; 6]);
-        assert_eq!(lens("鹧鸪天"), vec![7, 7, 7, 7, 3, 3, 7, 7, 7]);
-        let e = t.pattern("浣溪纱").unwrap_err().to_string();
-        assert!(e.contains("浣溪沙"), "{e}");
+    fn ci_under_strict_tones_keep_every_fixed_tone_and_rhyme_in_one_bu() {
+        let m = toy();
+        let l = ci_lex();
+        let cl = Cilin::new(&l);
+        let w = Writer::new(&m, Some(&l));
+        for (name, form) in standard_tunes() {
+            let o = Options {
+                tune: Some(form.clone()),
+                rhyme: true,
+                tones: ToneMode::Strict,
+                ..opts(Form::Free)
+            };
+            for p in w.write_many(&o, 30, 3).unwrap() {
+                assert!(
+                    p.notes.is_empty() && p.tones == ToneMode::Strict,
+                    "{name} {}: {:?}",
+                    p.text,
+                    p.notes
+                );
+                assert_eq!(p.lines.len(), form.lines.len(), "{name} {}", p.text);
+                // Checked here against the form itself, not through prosody::tunes::check.
+                let mut feet: Vec<Vec<Class>> = vec![Vec::new(); form.sets.len()];
+                let mut first_foot = vec![true; form.sets.len()];
+                for (line, want) in p.lines.iter().zip(&form.lines) {
+                    let chars: Vec<char> = line.text.chars().collect();
+                    assert_eq!(chars.len(), want.len, "{name} {}", p.text);
+                    assert_eq!(line.end.chars().next(), Some(want.end));
+                    for (&c, &t) in chars.iter().zip(&want.tones) {
+                        if t != Tone::Both {
+                            let got = l.tone(c);
+                            assert!(
+                                got.is_some_and(|g| g.fits(t)),
+                                "{name} {}: {c} is not {t:?}",
+                                p.text
+                            );
+                        }
+                    }
+                    let last = line.chars.last().unwrap();
+                    assert_eq!(last.foot, want.rhyme.is_some(), "{name} {}", p.text);
+                    if let Some(s) = want.rhyme {
+                        let level = form.sets[s] == Tone::Ping;
+                        let classes: Vec<Class> = cl
+                            .classes(&l, last.ch)
+                            .into_iter()
+                            .filter(|k| k.level == level)
+                            .collect();
+                        if std::mem::take(&mut first_foot[s]) {
+                            feet[s] = classes;
+                        } else {
+                            feet[s].retain(|k| classes.contains(k));
+                        }
+                        assert!(
+                            !feet[s].is_empty(),
+                            "{name} {}: {} leaves set {s}'s 部",
+                            p.text,
+                            last.ch
+                        );
+                    }
+                }
+                let want: Vec<String> = feet.iter().map(|f| f[0].name()).collect();
+                let got = p.rhyme_group.clone().unwrap_or_default();
+                for n in &want {
+                    assert!(got.contains(n.as_str()), "{name}: {got} vs {want:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ci_tones_loose_and_off_and_rhyme_off() {
+        let m = toy();
+        let l = ci_lex();
+        let w = Writer::new(&m, Some(&l));
+        let form = standard_tunes().remove(1).1; // 如梦令
+        for tones in [ToneMode::Loose, ToneMode::Off] {
+            let o = Options {
+                tune: Some(form.clone()),
+                rhyme: false,
+                tones,
+                ..opts(Form::Free)
+            };
+            for p in w.write_many(&o, 20, 5).unwrap() {
+                assert!(
+                    p.rhyme_group.is_none()
+                        && p.lines.iter().all(|x| x.chars.iter().all(|c| !c.foot))
+                );
+                for (line, want) in p.lines.iter().zip(&form.lines) {
+                    for (j, (c, &t)) in line.chars.iter().zip(&want.tones).enumerate() {
+                        let kept = j % 2 == 1 || j + 1 == want.len;
+                        if tones == ToneMode::Loose && kept && t != Tone::Both {
+                            assert!(c.tone.is_some_and(|g| g.fits(t)), "{}", p.text);
+                        }
+                    }
+                }
+            }
+        }
+        // Off writes something that breaks the pattern somewhere: the masks above did the work.
+        let o = Options {
+            tune: Some(form.clone()),
+            tones: ToneMode::Off,
+            ..opts(Form::Free)
+        };
+        let broken = w.write_many(&o, 20, 5).unwrap().iter().any(|p| {
+            p.lines.iter().zip(&form.lines).any(|(line, want)| {
+                line.chars
+                    .iter()
+                    .zip(&want.tones)
+                    .any(|(c, &t)| t != Tone::Both && !c.tone.is_some_and(|g| g.fits(t)))
+            })
+        });
+        assert!(broken);
+        // A form without rhyme sets (a rare variant) writes with rhyme on.
+        let mut plain = form.clone();
+        plain.sets.clear();
+        plain.lines.iter_mut().for_each(|l| l.rhyme = None);
+        let o = Options {
+            tune: Some(plain),
+            rhyme: true,
+            tones: ToneMode::Strict,
+            ..opts(Form::Free)
+        };
+        let p = w.write(&o, &mut Rng::new(3)).unwrap();
+        assert!(p.rhyme_group.is_none() && p.lines.len() == 7, "{}", p.text);
+        // A broken form is refused with one line.
+        let mut bad = form.clone();
+        bad.lines[0].rhyme = Some(5);
+        let e = w
+            .write(
+                &Options {
+                    tune: Some(bad),
+                    ..opts(Form::Free)
+                },
+                &mut Rng::new(1),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("tune's pattern"), "{e}");
     }
 }

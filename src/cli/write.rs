@@ -10,8 +10,9 @@ use serde::Serialize;
 use super::Global;
 use crate::checkpoint;
 use crate::corpus::convert::Script;
+use crate::prosody::songci::Songci;
 use crate::prosody::{Lexicon, ToneMode};
-use crate::write::{template, CharModel, Form, Options, Poem, Tunes, Writer};
+use crate::write::{template, CharModel, Form, Options, Poem, Writer};
 
 /// The model shipped with the repository, relative to the working directory.
 pub const DEFAULT_MODEL: &str = "models/tang-small";
@@ -49,9 +50,12 @@ pub struct Args {
     /// Form: wujue (五绝 4×5), qijue (七绝 4×7), wulv (五律 8×5), qilv (七律 8×7) or free [default: free; qijue lines with --acrostic]
     #[arg(long, value_name = "FORM")]
     pub form: Option<Form>,
-    /// Write to a ci tune's most common line pattern in the Song ci collection (e.g. 浣溪沙)
+    /// Write a ci to a tune (e.g. 浣溪沙): its lines, its tones under --tones, its rhyme under 词林正韵; `shiren tunes` lists them
     #[arg(long, value_name = "NAME", conflicts_with_all = ["form", "acrostic"])]
     pub tune: Option<String>,
+    /// Which form of the tune: 1 its main form (正体), 2… its variants (又一体) as `shiren tunes NAME` numbers them
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "tune")]
+    pub variant: usize,
     /// Number of poems
     #[arg(long, short = 'n', default_value_t = 1, value_name = "N")]
     pub count: usize,
@@ -70,13 +74,13 @@ pub struct Args {
     /// Free form: the most characters per poem, punctuation included
     #[arg(long, default_value_t = 128, value_name = "N")]
     pub max_len: usize,
-    /// Rhyme lines 2, 4, 6, 8 in one 平水韵 group [default: on for wujue, qijue, wulv, qilv]
+    /// Rhyme lines 2, 4, 6, 8 in one 平水韵 group, or a tune's rhyme lines by 词林正韵 [default: on for wujue, qijue, wulv, qilv and tunes]
     #[arg(long, overrides_with = "no_rhyme")]
     pub rhyme: bool,
     /// Do not enforce rhyme
     #[arg(long, overrides_with = "rhyme")]
     pub no_rhyme: bool,
-    /// Tone rules: off, loose (二四六分明 and line-end tones) or strict (also 三平尾, 粘, 对)
+    /// Tone rules: off, loose (二四六分明 and line-end tones; for a tune, its tones at even positions and line ends) or strict (also 三平尾, 粘, 对; for a tune, all its fixed tones)
     #[arg(long, default_value = "off", value_name = "MODE")]
     pub tones: ToneMode,
     /// Print JSON (poems with per-character tones and rhyme feet) instead of text
@@ -111,6 +115,8 @@ pub struct Settings {
     pub model: PathBuf,
     pub opts: Options,
     pub tune: Option<String>,
+    /// The tune's form, from 1.
+    pub variant: usize,
     pub count: usize,
     pub seed: u64,
     pub json: bool,
@@ -147,7 +153,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
     } else {
         template_form.unwrap_or(Form::Free)
     });
-    let regulated = form.shape().is_some() && args.tune.is_none();
+    let regulated = form.shape().is_some() || args.tune.is_some();
     let rhyme = if args.no_rhyme {
         false
     } else {
@@ -187,6 +193,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
             tag: None,
         },
         tune: args.tune.clone(),
+        variant: args.variant,
         count,
         seed,
         json: args.json,
@@ -238,11 +245,14 @@ pub fn write_with<M: CharModel>(
     g: &Global,
 ) -> anyhow::Result<()> {
     let data_dir = crate::cache::data_dir(g.data_dir.as_deref())?;
-    if let Some(name) = &s.tune {
-        let package = corpus_package(&data_dir)?;
-        let tunes = Tunes::load(&package).context("reading the Song ci tunes")?;
-        s.opts.tune = Some(tunes.pattern(name)?.to_vec());
-    }
+    let songci = match &s.tune {
+        Some(name) => {
+            let songci = Songci::load(&data_dir)?;
+            s.opts.tune = Some(songci.cipu.form(name, s.variant)?.1.clone());
+            Some(songci)
+        }
+        None => None,
+    };
     let lex = if s.opts.rhyme || s.opts.tones != ToneMode::Off {
         Some(
             Lexicon::load(&data_dir, script)
@@ -251,7 +261,10 @@ pub fn write_with<M: CharModel>(
     } else {
         None
     };
-    let writer = Writer::new(model, lex.as_ref());
+    let mut writer = Writer::new(model, lex.as_ref());
+    if let Some(songci) = &songci {
+        writer = writer.with_cilin(&songci.cilin);
+    }
     let t0 = std::time::Instant::now();
     let poems = writer.write_many(&s.opts, s.count, s.seed)?;
     let elapsed = t0.elapsed();
@@ -311,11 +324,6 @@ pub fn render_text(poems: &[Poem]) -> String {
     s
 }
 
-/// The unpacked chinese-poetry package, for the ci tunes.
-fn corpus_package(data_dir: &Path) -> anyhow::Result<PathBuf> {
-    crate::corpus::fetch::ensure_package(data_dir)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,6 +353,11 @@ mod tests {
         assert!(s.opts.rhyme);
         let s = resolve(&parse(&["--form", "wulv", "--tones", "strict"]).unwrap()).unwrap();
         assert_eq!(s.opts.tones, ToneMode::Strict);
+        let s = resolve(&parse(&["--tune", "如梦令", "--variant", "2"]).unwrap()).unwrap();
+        assert!(s.opts.rhyme, "a tune rhymes by default");
+        assert_eq!((s.tune.as_deref(), s.variant), (Some("如梦令"), 2));
+        let s = resolve(&parse(&["--tune", "如梦令", "--no-rhyme"]).unwrap()).unwrap();
+        assert!(!s.opts.rhyme);
     }
 
     #[test]
@@ -352,6 +365,10 @@ mod tests {
         assert!(parse(&["--form", "sonnet"]).is_err());
         assert!(parse(&["--tones", "tight"]).is_err());
         assert!(parse(&["--tune", "浣溪沙", "--form", "qijue"]).is_err());
+        assert!(
+            parse(&["--variant", "2"]).is_err(),
+            "--variant needs --tune"
+        );
         let e = resolve(&parse(&["--begin", " "]).unwrap()).unwrap_err();
         assert!(e.to_string().contains("--begin is empty"), "{e}");
         let e = resolve(&parse(&["--count", "0"]).unwrap()).unwrap_err();
