@@ -52,6 +52,9 @@ pub struct Args {
     /// Also write a markdown report with plots (PNG files beside it)
     #[arg(long, value_name = "FILE.md")]
     pub report: Option<PathBuf>,
+    /// Only measure which characters the training poems (5- and 7-character forms) repeat often enough to be let repeat, and print them
+    #[arg(long)]
+    pub repeat_chars: bool,
 }
 
 /// Validated settings.
@@ -214,6 +217,10 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
         data.valid.len(),
         data.test.len()
     ));
+    if args.repeat_chars {
+        print!("{}", repeat_chars(&data.train));
+        return Ok(());
+    }
     let lex = Lexicon::load(&data_dir, meta.script)?;
     say("lexicon loaded");
     let mut card = eval::evaluate(&mut model, &vocab, &lex, &data, &set.eval, &say)?;
@@ -230,6 +237,36 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
     }
     say("done");
     Ok(())
+}
+
+/// The characters the regulated training poems repeat often, as a table and
+/// as the Rust list `prosody::repeats::FREE_CHARS` holds.
+fn repeat_chars(train: &[String]) -> String {
+    use crate::prosody::repeats::{free_chars, FREE_MIN_POEMS, FREE_MIN_RATE};
+    let poems: Vec<Vec<&str>> = train
+        .iter()
+        .filter(|t| corpus::Form::of_text(t) != corpus::Form::Other)
+        .map(|t| corpus::split_lines(t))
+        .collect();
+    let found = free_chars(&poems, FREE_MIN_POEMS, FREE_MIN_RATE);
+    let mut s = format!(
+        "{} regulated training poems; characters in at least {:.1}% of them that at least {:.1}% of their poems repeat (3+ uses, or twice in a line apart)\n\nchar  poems  repeated  rate\n",
+        poems.len(),
+        100.0 * FREE_MIN_POEMS,
+        100.0 * FREE_MIN_RATE
+    );
+    for r in &found {
+        s += &format!(
+            "{}    {:>6}  {:>8}  {:.1}%\n",
+            r.ch,
+            r.poems,
+            r.repeated,
+            100.0 * r.rate()
+        );
+    }
+    let list: Vec<String> = found.iter().map(|r| format!("'{}'", r.ch)).collect();
+    s += &format!("\nFREE_CHARS: &[char] = &[{}];\n", list.join(", "));
+    s
 }
 
 // ---------------------------------------------------------------------------
@@ -508,6 +545,7 @@ mod tests {
             distinct_over: 10,
             copied_lines_pct: 1.0,
             unseen_4grams_pct: 90.0,
+            repeats: Default::default(),
         };
         let rows: Vec<Row> = FORMS
             .iter()

@@ -14,6 +14,7 @@
 //! scores with [`rules`], and the web page marks tones with it.
 
 pub mod fetch;
+pub mod repeats;
 pub mod rules;
 
 use std::collections::HashMap;

@@ -207,6 +207,7 @@ pub fn options(spec: &WriteSpec) -> Options {
             Tones::Strict => ToneMode::Strict,
         },
         tag: None,
+        ..Options::default()
     }
 }
 
