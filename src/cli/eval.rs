@@ -55,6 +55,9 @@ pub struct Args {
     /// Only measure which characters the training poems (5- and 7-character forms) repeat often enough to be let repeat, and print them
     #[arg(long)]
     pub repeat_chars: bool,
+    /// Only run the sweep of sampling settings behind write's defaults (--samples poems per form and setting; 200 takes minutes) and print it as a markdown table
+    #[arg(long, conflicts_with = "repeat_chars")]
+    pub sweep: bool,
 }
 
 /// Validated settings.
@@ -223,6 +226,9 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
     }
     let lex = Lexicon::load(&data_dir, meta.script)?;
     say("lexicon loaded");
+    if args.sweep {
+        return sweep(&model, &vocab, &lex, &data, &set.eval, &say);
+    }
     let mut card = eval::evaluate(&mut model, &vocab, &lex, &data, &set.eval, &say)?;
     card.model = set.checkpoint.display().to_string();
     card.corpus = meta.corpus.clone();
@@ -236,6 +242,51 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
         write_report(md, &card, set.metrics.as_deref())?;
     }
     say("done");
+    Ok(())
+}
+
+/// `--sweep`: each setting of [`eval::sweep_grid`] against held-out poems.
+fn sweep(
+    model: &crate::model::Model,
+    vocab: &crate::vocab::Vocab,
+    lex: &Lexicon,
+    data: &Split,
+    set: &Settings,
+    say: &dyn Fn(&str),
+) -> anyhow::Result<()> {
+    use crate::write::{Lm, Writer};
+    let mut rng = crate::rng::Rng::new(set.seed);
+    let real: Vec<(corpus::Form, Vec<String>)> = FORMS
+        .iter()
+        .map(|&f| {
+            let mut p: Vec<String> = data
+                .valid
+                .iter()
+                .chain(&data.test)
+                .filter(|t| corpus::Form::of_text(t) == f)
+                .cloned()
+                .collect();
+            rng.shuffle(&mut p);
+            (f, p)
+        })
+        .collect();
+    let index = eval::CopyIndex::build(&data.train);
+    let lm = Lm::new(model, vocab);
+    let writer = Writer::new(&lm, Some(lex));
+    let rows = eval::sweep(
+        &writer,
+        &real,
+        &index,
+        &eval::sweep_grid(),
+        set.samples,
+        set.seed,
+        say,
+    )?;
+    println!(
+        "{} poems per form and setting (五绝 七绝 五律 七律, means over the forms), seed {}\n",
+        set.samples, set.seed
+    );
+    print!("{}", eval::sweep_table(&rows));
     Ok(())
 }
 

@@ -11,16 +11,16 @@
 //! The rule ([`banned`]), checked one character at a time like rhyme and
 //! tones: no rhyme foot twice in a poem (line 1's last character counts as
 //! one), no character more than twice in a poem, and none twice in one line
-//! except as a reduplicated pair. Characters of [`FREE_CHARS`] may repeat:
-//! real poems repeat them often (不, 无, 一 …). That list is measured, not
-//! chosen: [`free_chars`] over the training poems, printed by
-//! `shiren eval --repeat-chars`.
+//! except as a reduplicated pair. Characters of [`FREE_CHARS`] may stand
+//! twice in a line apart (相看不相见): real poems repeat them most (半, 一,
+//! 相, 不 …). That list is measured, not chosen: [`free_chars`] over the
+//! training poems, printed by `shiren eval --repeat-chars`.
 //!
 //! Pure functions over characters (or any token type): no model, no I/O.
 
 use std::collections::HashMap;
 
-/// Characters that may repeat in a poem and in a line (rhyme feet aside):
+/// Characters that may stand twice in one line, apart (still twice at most in a poem):
 /// those of [`free_chars`] over the Tang training poems at
 /// [`FREE_MIN_POEMS`] and [`FREE_MIN_RATE`], as `shiren eval --repeat-chars`
 /// prints them.
@@ -51,12 +51,12 @@ pub fn banned<T: Copy + Eq>(
     out.clear();
     let all = || done.iter().flat_map(|l| l.iter()).chain(line.iter());
     for (k, &x) in all().enumerate() {
-        if free(x) || out.contains(&x) || all().take(k).any(|&y| y == x) {
+        if out.contains(&x) || all().take(k).any(|&y| y == x) {
             continue; // each token once, at its first use
         }
         let uses = all().filter(|&&y| y == x).count();
-        // Twice in the line is fine only as a pair: right after itself.
-        let in_line = line.contains(&x) && line.last() != Some(&x);
+        // Twice in the line is fine as a pair (right after itself), or for a free character.
+        let in_line = line.contains(&x) && line.last() != Some(&x) && !free(x);
         if uses >= 2 || in_line {
             out.push(x);
         }
@@ -244,8 +244,9 @@ mod tests {
         assert_eq!(banned_after(&[], "风吹春", false, &[]), ['吹', '风']);
         // after the pair, 春 has had its two uses
         assert_eq!(banned_after(&[], "春春", false, &[]), ['春']);
-        // a free character may repeat anywhere (见 may not)
-        assert_eq!(banned_after(&[], "不见不", false, &['不']), ['见']);
+        // a free character may come back in its line (见 may not), still twice at most
+        assert_eq!(banned_after(&[], "见不", false, &['不']), ['见']);
+        assert_eq!(banned_after(&[], "不见不", false, &['不']), ['不', '见']);
     }
 
     #[test]
