@@ -332,3 +332,17 @@ fn eval_command_end_to_end() {
             .starts_with(b"\x89PNG"));
     }
 }
+
+/// The free characters of the repetition rule are the ones the corpus gives.
+#[test]
+#[ignore = "needs the real corpus (fetched)"]
+fn the_free_characters_are_measured_on_the_corpus() {
+    use shiren::prosody::repeats::FREE_CHARS;
+    let out = Dir::new()
+        .command_real_data()
+        .args(["eval", "--repeat-chars"])
+        .stdout();
+    let want: Vec<String> = FREE_CHARS.iter().map(|c| format!("'{c}'")).collect();
+    let want = format!("FREE_CHARS: &[char] = &[{}];", want.join(", "));
+    contains_all!(out, &want);
+}
