@@ -722,10 +722,9 @@ pub struct Settings {
     pub max_len: usize,
 }
 
-/// Sampling temperature of the report card: 1, the model's own distribution
-/// (the one perplexity scores). `shiren write` defaults to 0.8, which reads
-/// more safely but repeats more (its distinct-2 is 12–17% under the real
-/// poems' on the shipped model, against 4–7% at 1).
+/// Sampling temperature of the report card's plain rows: 1, the model's own
+/// distribution (the one perplexity scores). The "write's defaults" rows
+/// sample as `shiren write` does, drafts and repetition rule included.
 pub const TEMPERATURE: f32 = 1.0;
 
 impl Default for Settings {

@@ -226,7 +226,7 @@ pub struct Options {
 }
 
 /// Drafts per poem by default (see `docs/quality.md` for the sweep behind it).
-pub const DEFAULT_DRAFTS: usize = 1;
+pub const DEFAULT_DRAFTS: usize = 4;
 
 impl Default for Options {
     fn default() -> Options {
@@ -235,7 +235,9 @@ impl Default for Options {
             acrostic: String::new(),
             form: Form::Free,
             tune: None,
-            temperature: 0.8,
+            // write's defaults, chosen by `shiren eval --sweep` (docs/quality.md):
+            // the likeliest drafts among settings as varied as real poems
+            temperature: 1.0,
             top_k: 200,
             top_p: 1.0,
             max_len: 128,

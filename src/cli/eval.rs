@@ -31,7 +31,7 @@ pub struct Args {
     /// Orders of the Kneser–Ney n-gram baselines, comma-separated (none: `--ngram ''`)
     #[arg(long, value_name = "N,…", default_value = "3,5", value_delimiter = ',')]
     pub ngram: Vec<String>,
-    /// Sampling temperature, as `shiren write --temperature`; 1 samples the model's own distribution (write's default is 0.8)
+    /// Sampling temperature, as `shiren write --temperature`; 1 samples the model's own distribution (the write's-defaults rows use write's own settings)
     #[arg(long, value_name = "T", default_value_t = crate::eval::TEMPERATURE)]
     pub temperature: f32,
     /// Sample among the k likeliest characters, as `shiren write --top-k` (0: all)
