@@ -1825,6 +1825,7 @@ mod tests {
         Options {
             form,
             temperature: 1.0,
+            drafts: 1,
             ..Options::default()
         }
     }
@@ -1971,7 +1972,7 @@ mod tests {
                 ..opts(form)
             };
             let (unnoted, _) = broken(&o);
-            assert!(unnoted >= 20, "{form:?}: the rule backed off in {} of 40", 40 - unnoted);
+            assert!(unnoted >= 10, "{form:?}: the rule backed off in {} of 40", 40 - unnoted);
             // the rule is what keeps them clean: without it this toy model repeats
             let (_, without) = broken(&Options {
                 repeats: false,

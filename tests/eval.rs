@@ -175,8 +175,9 @@ fn evaluate_a_tiny_trained_model() {
         assert!((0.0..=1.0).contains(&r.distinct1) && (0.0..=1.0).contains(&r.distinct2));
     }
 
-    // Targets: perplexity, two free-running forms, four strict, four × (copying, distinct).
-    assert_eq!(card.targets.len(), 1 + 2 + 4 + 8, "{:#?}", card.targets);
+    // Targets: perplexity, two free-running forms, four strict, four × (copying, distinct),
+    // four × write's defaults (three repetition rates, distinct-2, drafts' log-prob).
+    assert_eq!(card.targets.len(), 1 + 2 + 4 + 8 + 4 * 5, "{:#?}", card.targets);
     assert!(
         card.targets[3..7].iter().all(|t| t.met),
         "{:#?}",
@@ -190,7 +191,7 @@ fn evaluate_a_tiny_trained_model() {
         "{text}"
     );
     let json: serde_json::Value = serde_json::to_value(&card).unwrap();
-    assert_eq!(json["rows"].as_array().unwrap().len(), 16);
+    assert_eq!(json["rows"].as_array().unwrap().len(), 20);
     assert_eq!(json["rows"][1]["kind"], "strict");
     let md = card.to_markdown(&[("plot".into(), "x.png".into())]);
     assert!(md.contains("| part |") && md.contains("![plot](x.png)"));
