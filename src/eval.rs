@@ -514,9 +514,24 @@ pub fn default_targets(rows: &[Row]) -> Vec<Target> {
         let (mr, rr) = (&m.repeats, &real.repeats);
         let lines = m.poems * form.shape().map_or(1, |(n, _)| n);
         for (what, got, want, unit) in [
-            ("poems using a character 3+ times", mr.uses_three_pct, rr.uses_three_pct, m.poems),
-            ("line 1's end reused as a rhyme foot", mr.first_end_reused_pct, rr.first_end_reused_pct, m.poems),
-            ("lines repeating a character apart", mr.line_repeats_pct, rr.line_repeats_pct, lines),
+            (
+                "poems using a character 3+ times",
+                mr.uses_three_pct,
+                rr.uses_three_pct,
+                m.poems,
+            ),
+            (
+                "line 1's end reused as a rhyme foot",
+                mr.first_end_reused_pct,
+                rr.first_end_reused_pct,
+                m.poems,
+            ),
+            (
+                "lines repeating a character apart",
+                mr.line_repeats_pct,
+                rr.line_repeats_pct,
+                lines,
+            ),
         ] {
             let limit = (REPEAT_SLACK * want).max(100.0 / unit.max(1) as f64);
             t.push(Target {
@@ -527,7 +542,10 @@ pub fn default_targets(rows: &[Row]) -> Vec<Target> {
         }
         let rel = (m.distinct2 - real.distinct2) / real.distinct2.max(1e-9);
         t.push(Target {
-            what: format!("{name} defaults: distinct-2 within 10% of real ({:.3})", real.distinct2),
+            what: format!(
+                "{name} defaults: distinct-2 within 10% of real ({:.3})",
+                real.distinct2
+            ),
             value: format!("{:.3} ({:+.1}%)", m.distinct2, 100.0 * rel),
             met: rel.abs() <= 0.10,
         });
@@ -1082,13 +1100,24 @@ pub fn sweep<M: CharModel + Sync>(
             };
             let poems = write_sliced(writer, &opts, samples, seed ^ k as u64)?;
             let texts: Vec<&str> = poems.iter().map(|p| p.text.as_str()).collect();
-            let mut r = score(*form, Kind::Default, &texts, &lex, index, real_row.distinct_over);
+            let mut r = score(
+                *form,
+                Kind::Default,
+                &texts,
+                &lex,
+                index,
+                real_row.distinct_over,
+            );
             r.repeats = r.repeats.with_scores(&poems);
             rows.push((r, real_row.distinct2));
         }
         let secs = t0.elapsed().as_secs_f64();
         out.push(mean_row(&rows, Some(*st), secs));
-        say(&format!("sweep {}/{}: {st:?} ({secs:.1} s)", k + 1, grid.len()));
+        say(&format!(
+            "sweep {}/{}: {st:?} ({secs:.1} s)",
+            k + 1,
+            grid.len()
+        ));
     }
     Ok(out)
 }
@@ -1403,17 +1432,32 @@ mod tests {
             ..RepeatRow::default()
         };
         let model = RepeatRow {
-            uses_three_pct: 4.5,        // exactly 1.5× real: met
-            first_end_reused_pct: 1.3,  // over 1.2: not met
-            line_repeats_pct: 0.0125,   // one line in 8,000, where real has none: met
+            uses_three_pct: 4.5,       // exactly 1.5× real: met
+            first_end_reused_pct: 1.3, // over 1.2: not met
+            line_repeats_pct: 0.0125,  // one line in 8,000, where real has none: met
             score: Some(-4.0),
             draft_score: Some(-4.2),
         };
-        let rows = vec![row(Kind::Default, 0.70, model), row(Kind::Real, 0.771, real)];
+        let rows = vec![
+            row(Kind::Default, 0.70, model),
+            row(Kind::Real, 0.771, real),
+        ];
         let got: Vec<bool> = default_targets(&rows).iter().map(|t| t.met).collect();
-        assert_eq!(got, [true, false, true, true, true], "{:?}", default_targets(&rows));
-        let worse = RepeatRow { score: Some(-4.3), line_repeats_pct: 0.05, ..model };
-        let rows = vec![row(Kind::Default, 0.60, worse), row(Kind::Real, 0.771, real)];
+        assert_eq!(
+            got,
+            [true, false, true, true, true],
+            "{:?}",
+            default_targets(&rows)
+        );
+        let worse = RepeatRow {
+            score: Some(-4.3),
+            line_repeats_pct: 0.05,
+            ..model
+        };
+        let rows = vec![
+            row(Kind::Default, 0.60, worse),
+            row(Kind::Real, 0.771, real),
+        ];
         let got: Vec<bool> = default_targets(&rows).iter().map(|t| t.met).collect();
         assert_eq!(got, [true, false, false, false, false]);
     }

@@ -1397,7 +1397,13 @@ impl Cursor {
             .split(|&t| !w.chars[t as usize].is_some_and(is_han))
             .collect();
         let line = lines.pop().unwrap_or(&[]);
-        repeats::banned(&lines, line, foot, |t| w.may_repeat[t as usize], &mut self.banned);
+        repeats::banned(
+            &lines,
+            line,
+            foot,
+            |t| w.may_repeat[t as usize],
+            &mut self.banned,
+        );
         for &t in &self.banned {
             self.ban[t as usize / 64] |= 1u64 << (t % 64);
         }
@@ -1972,7 +1978,11 @@ mod tests {
                 ..opts(form)
             };
             let (unnoted, _) = broken(&o);
-            assert!(unnoted >= 10, "{form:?}: the rule backed off in {} of 40", 40 - unnoted);
+            assert!(
+                unnoted >= 10,
+                "{form:?}: the rule backed off in {} of 40",
+                40 - unnoted
+            );
             // the rule is what keeps them clean: without it this toy model repeats
             let (_, without) = broken(&Options {
                 repeats: false,
@@ -1996,7 +2006,15 @@ mod tests {
         let a = w.write_many(&o, 6, 5).unwrap();
         assert_eq!(a, w.write_many(&o, 6, 5).unwrap());
         let single = w
-            .write_many(&Options { drafts: 1, all_drafts: false, ..o.clone() }, 6, 5)
+            .write_many(
+                &Options {
+                    drafts: 1,
+                    all_drafts: false,
+                    ..o.clone()
+                },
+                6,
+                5,
+            )
             .unwrap();
         for (p, one) in a.iter().zip(&single) {
             assert_eq!(p.drafts.len(), 4);
@@ -2004,9 +2022,15 @@ mod tests {
             assert_eq!(p.score, max, "{:?}", p.drafts);
             let kept: Vec<&Draft> = p.drafts.iter().filter(|d| d.kept).collect();
             assert_eq!(kept.len(), 1);
-            assert_eq!((kept[0].text.as_str(), kept[0].score), (p.text.as_str(), p.score));
+            assert_eq!(
+                (kept[0].text.as_str(), kept[0].score),
+                (p.text.as_str(), p.score)
+            );
             // draft 0 is the poem one draft writes
-            assert_eq!((p.drafts[0].text.as_str(), p.drafts[0].score), (one.text.as_str(), one.score));
+            assert_eq!(
+                (p.drafts[0].text.as_str(), p.drafts[0].score),
+                (one.text.as_str(), one.score)
+            );
             assert!(p.score >= one.score && one.score < 0.0);
         }
         // the score is the mean log-probability of the chosen characters
@@ -2027,7 +2051,12 @@ mod tests {
             sum / n as f64
         };
         for p in &single {
-            assert!((logp(p) - p.score as f64).abs() < 1e-4, "{} vs {}", logp(p), p.score);
+            assert!(
+                (logp(p) - p.score as f64).abs() < 1e-4,
+                "{} vs {}",
+                logp(p),
+                p.score
+            );
         }
     }
 

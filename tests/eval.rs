@@ -177,7 +177,12 @@ fn evaluate_a_tiny_trained_model() {
 
     // Targets: perplexity, two free-running forms, four strict, four × (copying, distinct),
     // four × write's defaults (three repetition rates, distinct-2, drafts' log-prob).
-    assert_eq!(card.targets.len(), 1 + 2 + 4 + 8 + 4 * 5, "{:#?}", card.targets);
+    assert_eq!(
+        card.targets.len(),
+        1 + 2 + 4 + 8 + 4 * 5,
+        "{:#?}",
+        card.targets
+    );
     assert!(
         card.targets[3..7].iter().all(|t| t.met),
         "{:#?}",

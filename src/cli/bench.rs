@@ -260,8 +260,18 @@ fn decode_rows(reps: usize, g: &Global) -> anyhow::Result<()> {
     let cases = [
         ("batch 1, 1 draft".to_string(), 1, 1, 16),
         ("batch 64, 1 draft".to_string(), 64, 1, 1),
-        (format!("batch 1, {DEFAULT_DRAFTS} drafts (default)"), 1, DEFAULT_DRAFTS, 16),
-        (format!("batch 64, {DEFAULT_DRAFTS} drafts (default)"), 64, DEFAULT_DRAFTS, 1),
+        (
+            format!("batch 1, {DEFAULT_DRAFTS} drafts (default)"),
+            1,
+            DEFAULT_DRAFTS,
+            16,
+        ),
+        (
+            format!("batch 64, {DEFAULT_DRAFTS} drafts (default)"),
+            64,
+            DEFAULT_DRAFTS,
+            1,
+        ),
     ];
     for (label, n, drafts, calls) in cases {
         let mut rates = Vec::new();

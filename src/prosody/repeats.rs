@@ -25,7 +25,8 @@ use std::collections::HashMap;
 /// [`FREE_MIN_POEMS`] and [`FREE_MIN_RATE`], as `shiren eval --repeat-chars`
 /// prints them.
 pub const FREE_CHARS: &[char] = &[
-    '半', '一', '相', '于', '非', '如', '同', '求', '即', '种', '无', '也', '为', '枝', '不', '满', '狂', '郎',
+    '半', '一', '相', '于', '非', '如', '同', '求', '即', '种', '无', '也', '为', '枝', '不', '满',
+    '狂', '郎',
 ];
 
 /// A character is measured for [`FREE_CHARS`] only if at least this share of
@@ -109,7 +110,7 @@ pub fn first_end_reused(lines: &[&str]) -> bool {
         .iter()
         .skip(1)
         .step_by(2)
-        .any(|l| l.chars().last() == Some(first))
+        .any(|l| l.ends_with(first))
 }
 
 /// Whether a line holds one character twice, not side by side.
@@ -256,9 +257,15 @@ mod tests {
         assert_eq!(banned_after(&done, "山", false, &[]), ['山']);
         // at line 4's foot: line 1's end 尽 and line 2's foot 流 are out
         let done = ["白日依山尽", "黄河入海流", "欲穷千里目"];
-        assert_eq!(banned_after(&done, "更上楼", true, &[]), ['上', '尽', '更', '流']);
+        assert_eq!(
+            banned_after(&done, "更上楼", true, &[]),
+            ['上', '尽', '更', '流']
+        );
         // a free character is still no second foot
-        assert_eq!(banned_after(&done, "更上楼", true, &['流']), ['上', '尽', '更', '流']);
+        assert_eq!(
+            banned_after(&done, "更上楼", true, &['流']),
+            ['上', '尽', '更', '流']
+        );
         // not at a foot, they are allowed
         assert_eq!(banned_after(&done, "更上楼", false, &[]), ['上', '更']);
     }
@@ -267,10 +274,15 @@ mod tests {
     fn first_break_finds_the_place() {
         assert_eq!(first_break(&["白日依山尽", "黄河入海流"], |_| false), None);
         assert_eq!(
-            first_break(&["满城秋草五云峰", "海月西南十二峰"], |_| false),
+            first_break(&["满城秋草五云峰", "海月西南十二峰"], |_| {
+                false
+            }),
             Some((2, 7, '峰'))
         );
-        assert_eq!(first_break(&["孤窗冷月满窗书"], |_| false), Some((1, 6, '窗')));
+        assert_eq!(
+            first_break(&["孤窗冷月满窗书"], |_| false),
+            Some((1, 6, '窗'))
+        );
         assert_eq!(first_break(&["孤窗冷月满窗书"], |c| c == '窗'), None);
         assert_eq!(first_break(&["年年岁岁花相似"], |_| false), None);
     }
@@ -285,7 +297,10 @@ mod tests {
         assert!(!line_repeats("年年岁岁花相似"));
         let mut t = RepeatTally::default();
         t.add(&["孤窗冷月满窗书", "年年岁岁花相似"]);
-        assert_eq!((t.poems, t.lines, t.line_repeats, t.uses_three), (1, 2, 1, 0));
+        assert_eq!(
+            (t.poems, t.lines, t.line_repeats, t.uses_three),
+            (1, 2, 1, 0)
+        );
         assert_eq!(t.line_repeats_pct(), 50.0);
     }
 

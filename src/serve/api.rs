@@ -224,8 +224,13 @@ impl WriteRequest {
         let count = in_range_u("count", self.count, 1, 1, limits.max_count as u64)? as usize;
         // the defaults are `shiren write`'s
         let d = crate::write::Options::default();
-        let temperature =
-            in_range_f("temperature", self.temperature, d.temperature as f64, 0.0, 3.0)? as f32;
+        let temperature = in_range_f(
+            "temperature",
+            self.temperature,
+            d.temperature as f64,
+            0.0,
+            3.0,
+        )? as f32;
         let top_k = in_range_u("top_k", self.top_k, d.top_k as u64, 0, 100_000)? as usize;
         let top_p = in_range_f("top_p", self.top_p, d.top_p as f64, 0.01, 1.0)? as f32;
         let max_len = in_range_u(
