@@ -106,11 +106,7 @@ pub fn first_end_reused(lines: &[&str]) -> bool {
     let Some(first) = lines.first().and_then(|l| l.chars().last()) else {
         return false;
     };
-    lines
-        .iter()
-        .skip(1)
-        .step_by(2)
-        .any(|l| l.ends_with(first))
+    lines.iter().skip(1).step_by(2).any(|l| l.ends_with(first))
 }
 
 /// Whether a line holds one character twice, not side by side.
