@@ -1,8 +1,9 @@
 //! Writing poems: sampling characters from a model under form, rhyme and tone
 //! constraints.
 //!
-//! The heart is one commented loop, [`Writer::attempt`], in the shape of
-//! nanoGPT's `generate`: step the model, turn the constraints at this position
+//! The heart is one commented step, `Cursor::choose`, run for every poem by
+//! the loop in `Writer::run`, in the shape of nanoGPT's `generate`: step the
+//! model (all poems in one batch), turn the constraints at this position
 //! into the set of allowed characters, scale by temperature, keep the top k,
 //! keep the top p, sample with the seeded generator, append. Everything the
 //! constraints need per character (is it Han, its tone, its rhyme groups) is
@@ -13,6 +14,9 @@
 //! [`CharModel`] is implemented for the trained network and, in the tests,
 //! for a bigram table. Not here: loading checkpoints or the lexicon, and
 //! printing (that is `cli/write.rs`); the rules themselves (`prosody`).
+
+pub mod suggest;
+pub mod template;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -104,20 +108,20 @@ pub enum WriteError {
         code: u32,
         other: &'static str,
     },
-    #[error("--acrostic: `{ch}` is not a Han character (give one Han character per line)")]
+    #[error("acrostic: `{ch}` is not a Han character (give one Han character per line)")]
     NotHan { ch: char },
-    #[error("--begin: `{ch}` does not fit line {line}, position {pos} of the form (a line has {len} characters, then ，or 。)")]
+    #[error("begin: `{ch}` does not fit line {line}, position {pos} of the form (a line has {len} characters, then ，or 。)")]
     BeginDoesNotFit {
         ch: char,
         line: usize,
         pos: usize,
         len: usize,
     },
-    #[error("--begin and --acrostic cannot be combined (the acrostic already fixes each line's first character)")]
+    #[error("first words and an acrostic cannot be combined (the acrostic already fixes each line's first character)")]
     BeginAndAcrostic,
-    #[error("--acrostic and --tune cannot be combined (the tune fixes the line count)")]
+    #[error("an acrostic and a tune cannot be combined (the tune fixes the line count)")]
     AcrosticAndTune,
-    #[error("the model's vocabulary has no `{ch}`, which a fixed form needs at line ends (use --form free)")]
+    #[error("the model's vocabulary has no `{ch}`, which a fixed form needs at line ends (write the free form instead)")]
     MissingPunct { ch: char },
     #[error("unknown tune `{name}`{close}")]
     UnknownTune { name: String, close: String },
@@ -197,6 +201,8 @@ pub struct Options {
     pub begin: String,
     /// 藏头诗: line i starts with the i-th character; the line count follows the text.
     pub acrostic: String,
+    /// Characters kept where they stand, □ or ? for the free positions (see [`template`]).
+    pub template: String,
     pub form: Form,
     /// A ci tune's line pattern (see [`Tunes`]); overrides `form`.
     pub tune: Option<Vec<LineSpec>>,
@@ -233,6 +239,7 @@ impl Default for Options {
         Options {
             begin: String::new(),
             acrostic: String::new(),
+            template: String::new(),
             form: Form::Free,
             tune: None,
             // write's defaults, chosen by `shiren eval --sweep` (docs/quality.md):
@@ -419,6 +426,11 @@ impl<'a, M: CharModel> Writer<'a, M> {
         }
     }
 
+    /// The lexicon the writer was built with, if any.
+    pub fn lexicon(&self) -> Option<&'a Lexicon> {
+        self.lex
+    }
+
     /// The token of `c` in this model, trying the other script when the
     /// model does not know it (a simplified model given 風 uses 风).
     pub fn token_of(&self, c: char) -> Option<u32> {
@@ -460,12 +472,17 @@ impl<'a, M: CharModel> Writer<'a, M> {
     /// service gathers concurrent requests this way). One result per request:
     /// its poems, or its first error.
     pub fn write_requests(&self, reqs: &[Request]) -> Vec<Result<Vec<Poem>, WriteError>> {
-        let plans: Vec<Result<Plan, WriteError>> = reqs
+        // A template's shape becomes the form (or layout) both the plan and the job see.
+        let shaped: Vec<Result<Options, WriteError>> = reqs
             .iter()
             .map(|r| {
                 check_options(&r.opts)?;
-                self.plan(&r.opts)
+                template::shaped(&r.opts)
             })
+            .collect();
+        let plans: Vec<Result<Plan, WriteError>> = shaped
+            .iter()
+            .map(|o| self.plan(o.as_ref().map_err(Clone::clone)?))
             .collect();
         let mut out: Vec<Result<Vec<Poem>, WriteError>> = plans
             .iter()
@@ -474,13 +491,13 @@ impl<'a, M: CharModel> Writer<'a, M> {
         // One row per draft of each poem; `slots` says which request each poem is for.
         let mut rows = Vec::new();
         let mut slots = Vec::new();
-        for (q, (r, plan)) in reqs.iter().zip(&plans).enumerate() {
-            if let Ok(plan) = plan {
+        for (q, ((r, plan), opts)) in reqs.iter().zip(&plans).zip(&shaped).enumerate() {
+            if let (Ok(plan), Ok(opts)) = (plan, opts) {
                 let base = Rng::new(r.seed);
                 for k in 0..r.count {
                     let rng = base.fork(k as u64);
                     for d in 0..r.opts.drafts.max(1) {
-                        let job = self.job(&r.opts, draft_rng(&rng, d));
+                        let job = self.job(opts, draft_rng(&rng, d));
                         rows.push(Row::new(self, plan, job, slots.len()));
                     }
                     slots.push(q);
@@ -506,6 +523,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
     /// Writes one poem with `rng`, which is left where the first draft's draws ended.
     pub fn write(&self, opts: &Options, rng: &mut Rng) -> Result<Poem, WriteError> {
         check_options(opts)?;
+        let opts = &template::shaped(opts)?;
         let plan = self.plan(opts)?;
         let mut rows: Vec<Row<'_, M>> = (0..opts.drafts.max(1))
             .map(|d| Row::new(self, &plan, self.job(opts, draft_rng(rng, d)), 0))
@@ -602,8 +620,8 @@ impl<'a, M: CharModel> Writer<'a, M> {
 
     /// Turns the options into a layout and the forced tokens, checking the input.
     fn plan(&self, opts: &Options) -> Result<Plan, WriteError> {
-        let heads = self.input_tokens(&opts.acrostic, "--acrostic")?;
-        let begin = self.input_tokens(&opts.begin, "--begin")?;
+        let heads = self.input_tokens(&opts.acrostic, "acrostic")?;
+        let begin = self.input_tokens(&opts.begin, "begin")?;
         if !heads.is_empty() && !begin.is_empty() {
             return Err(WriteError::BeginAndAcrostic);
         }
@@ -620,7 +638,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
         }
         if heads.len() > MAX_ACROSTIC {
             return Err(WriteError::TooLong {
-                flag: "--acrostic",
+                flag: "acrostic",
                 len: heads.len(),
                 max: MAX_ACROSTIC,
                 hint: "",
@@ -649,10 +667,10 @@ impl<'a, M: CharModel> Writer<'a, M> {
             let cap: usize = layout.iter().map(|l| l.len + 1).sum();
             if begin.len() > cap {
                 return Err(WriteError::TooLong {
-                    flag: "--begin",
+                    flag: "begin",
                     len: begin.len(),
                     max: cap,
-                    hint: ", or use --form free",
+                    hint: ", or write the free form",
                 });
             }
             // Each given character must fall where the form has room for it:
@@ -679,19 +697,37 @@ impl<'a, M: CharModel> Writer<'a, M> {
             }
         } else if begin.len() >= opts.max_len {
             return Err(WriteError::TooLong {
-                flag: "--begin",
+                flag: "begin",
                 len: begin.len(),
                 max: opts.max_len.saturating_sub(1),
-                hint: ", or raise --max-len",
+                hint: ", or raise the maximum length",
             });
         }
         let tag = match &opts.tune {
             None => self.model.form_tag(opts.tag.unwrap_or(opts.form)),
             Some(_) => None,
         };
+        // Kept characters: the acrostic's heads, and a template's characters.
+        let mut locks: HashMap<(usize, usize), u32> = heads
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| ((i, 0), t))
+            .collect();
+        if !opts.template.is_empty() {
+            for (i, j, c) in template::parse(&opts.template)?.kept() {
+                let t = self.token_of(c).ok_or(WriteError::UnknownChar {
+                    flag: "template",
+                    ch: c,
+                    code: c as u32,
+                    other: "traditional or simplified",
+                })?;
+                locks.insert((i, j), t);
+            }
+        }
         Ok(Plan {
             layout,
             heads,
+            locks,
             begin,
             tag,
             max_len: opts.max_len,
@@ -1058,7 +1094,14 @@ impl<'p, M: CharModel> Row<'p, M> {
         self.feed = None;
         match self.cur.choose(w, self.plan, logits, &mut self.job) {
             Step::Feed(t) => self.feed = Some(t),
-            Step::Done => self.poem = Some(Ok(self.cur.finish(w, &self.job))),
+            Step::Done => {
+                let mut poem = self.cur.finish(w, &self.job);
+                if let (Some(lex), false) = (w.lex, self.plan.locks.is_empty()) {
+                    let kept: Vec<(usize, usize)> = self.plan.locks.keys().copied().collect();
+                    poem.notes.extend(template::kept_faults(lex, &poem, &kept));
+                }
+                self.poem = Some(Ok(poem));
+            }
             // Each dead end loosens one constraint or fails, so this ends.
             Step::Dead(dead) => match self.job.back_off(w.lex, dead) {
                 Ok(()) => *self = Row::new(w, self.plan, self.job.clone(), self.request),
@@ -1119,11 +1162,47 @@ impl Cursor {
         if job.rhyme && !(0..groups).any(|g| w.group_usable(g, &job.excluded, n_feet)) {
             n_feet = 1;
         }
+        // Kept characters steer the plan before writing starts: their tones
+        // fix the key positions around them, and kept feet fix the group.
+        let mut tone_plan = TonePlan::new(job.tones, line_len);
+        let mut locks: Vec<(&(usize, usize), &u32)> = plan.locks.iter().collect();
+        locks.sort();
+        for (&(i, j), &t) in &locks {
+            tone_plan.lock(i, j, w.tone[t as usize]);
+        }
+        // The group: one every kept foot is in, preferring one a kept first
+        // line's end is in too (蛇 is in 四支 and 六麻: beside 花 it is 六麻).
+        let group = if job.rhyme && line_len > 0 {
+            let groups_at = |i: usize| {
+                plan.locks
+                    .get(&(i, line_len - 1))
+                    .map(|&t| &w.token_groups[t as usize])
+            };
+            let feet: Vec<&Vec<u16>> = (1..).step_by(2).take(64).filter_map(groups_at).collect();
+            let head = groups_at(0);
+            feet.first().and_then(|first| {
+                let ok = |g: &&u16| !job.excluded.contains(g);
+                let shared: Vec<u16> = first
+                    .iter()
+                    .filter(ok)
+                    .filter(|g| feet.iter().all(|f| f.contains(g)))
+                    .copied()
+                    .collect();
+                shared
+                    .iter()
+                    .find(|g| head.is_some_and(|h| h.contains(g)))
+                    .or(shared.first())
+                    .or_else(|| first.iter().find(ok))
+                    .copied()
+            })
+        } else {
+            None
+        };
         Cursor {
             line_len,
             n_feet,
-            tone_plan: TonePlan::new(job.tones, line_len),
-            group: None,
+            tone_plan,
+            group,
             feet: Vec::new(),
             out: Vec::new(),
             i: 0,
@@ -1263,14 +1342,14 @@ impl Cursor {
         }
     }
 
-    /// A token the plan forces at the cursor: the user's first words, the
-    /// acrostic's head, the form's punctuation.
+    /// A token the plan forces at the cursor: the user's first words, a
+    /// kept character (an acrostic's head, a template's), the form's punctuation.
     fn forced<M: CharModel>(&self, w: &Writer<M>, plan: &Plan) -> Option<u32> {
         let (i, j) = (self.i, self.j);
         if self.out.len() < plan.begin.len() {
             Some(plan.begin[self.out.len()])
-        } else if j == 0 && i < plan.heads.len() {
-            Some(plan.heads[i])
+        } else if let Some(&t) = plan.locks.get(&(i, j)) {
+            Some(t)
         } else {
             match plan.layout.as_deref() {
                 Some(l) if i < l.len() && j == l[i].len => Some(w.ids[&l[i].end]),
@@ -1424,6 +1503,8 @@ fn log_sum_exp(row: &[f32]) -> f64 {
 struct Plan {
     layout: Option<Vec<LineSpec>>,
     heads: Vec<u32>,
+    /// Characters kept at (line, position), from 0: acrostic heads, a template's.
+    locks: HashMap<(usize, usize), u32>,
     begin: Vec<u32>,
     /// Fed after BEGIN: the form's tag.
     tag: Option<u32>,
@@ -1443,15 +1524,15 @@ fn check_options(o: &Options) -> Result<(), WriteError> {
     let bad = |what: String| Err(WriteError::BadOption { what });
     if !(o.temperature >= 0.0 && o.temperature.is_finite()) {
         return bad(format!(
-            "--temperature must be 0 or more, got {}",
+            "temperature must be 0 or more, got {}",
             o.temperature
         ));
     }
     if !(o.top_p > 0.0 && o.top_p <= 1.0) {
-        return bad(format!("--top-p must be in (0, 1], got {}", o.top_p));
+        return bad(format!("top_p must be in (0, 1], got {}", o.top_p));
     }
     if o.max_len == 0 {
-        return bad("--max-len must be at least 1".into());
+        return bad("max_len must be at least 1".into());
     }
     if let Some(t) = &o.tune {
         if t.is_empty() || t.iter().any(|l| l.len == 0) {
@@ -2147,17 +2228,14 @@ mod tests {
                 acrostic: "  ".into(),
                 ..opts(Form::Qijue)
             }),
-            WriteError::EmptyInput { flag: "--acrostic" }
+            WriteError::EmptyInput { flag: "acrostic" }
         ));
         assert!(matches!(
             err(Options {
                 begin: "东".repeat(25),
                 ..opts(Form::Wujue)
             }),
-            WriteError::TooLong {
-                flag: "--begin",
-                ..
-            }
+            WriteError::TooLong { flag: "begin", .. }
         ));
         assert!(matches!(
             err(Options {
@@ -2165,7 +2243,7 @@ mod tests {
                 ..opts(Form::Qijue)
             }),
             WriteError::TooLong {
-                flag: "--acrostic",
+                flag: "acrostic",
                 ..
             }
         ));

@@ -9,8 +9,14 @@ mod macros;
 // Tiny corpora in each source format, written by the tests.
 mod hay;
 
+// Writing with a person: `shiren check`, `write --template/--revise`, the prompt with piped input.
+mod cowrite;
+
 // `shiren corpus`: readers, cleaning rules, bad input, the real corpus (ignored).
 mod corpus;
+
+// README.md and docs/: size, links and anchors, generated blocks, no work items.
+mod docs;
 
 // `shiren eval` and its measures: a tiny trained model evaluated end to end.
 mod eval;

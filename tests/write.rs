@@ -157,7 +157,7 @@ shiren_test!(
             "3",
             "--seed",
             "4",
-            "--drafts",
+            "--best-of",
             "3",
             "--all-drafts",
             "--json",
@@ -182,8 +182,8 @@ shiren_test!(
 shiren_test!(
     bad_draft_flags_are_refused,
     |_dir: Dir, mut cmd: TestCommand| {
-        let err = cmd.args(["write", "--drafts", "0"]).fails();
-        contains_all!(err, "--drafts 0", "1..=64");
+        let err = cmd.args(["write", "--best-of", "0"]).fails();
+        contains_all!(err, "--best-of 0", "1..=64");
         let out = Dir::new()
             .command()
             .args(["write", "--all-drafts"])
