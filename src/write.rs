@@ -26,6 +26,7 @@ use serde::Serialize;
 use crate::corpus::convert::{to_simplified, to_traditional};
 use crate::model::{Model, State as ModelState, StepWeights};
 use crate::prosody::cilin::{Cilin, Class, NUM_CLASSES};
+use crate::prosody::repeats;
 use crate::prosody::rules::{TonePlan, ToneReq};
 use crate::prosody::tunes::TuneForm;
 use crate::prosody::{is_han, Lexicon, Tone, ToneMode};
@@ -52,6 +53,12 @@ pub trait CharModel: Sync {
     /// trained with form tags (see `TrainConfig::form_tags`).
     fn form_tag(&self, _form: Form) -> Option<u32> {
         None
+    }
+    /// Whether the logits [`CharModel::step`] writes are log-probabilities
+    /// already (a two-level head writes them so); if not, drafts' scores
+    /// normalise each row.
+    fn logits_are_log_probs(&self) -> bool {
+        false
     }
     /// The state before the first token.
     fn initial_state(&self) -> Self::State;
@@ -215,7 +222,18 @@ pub struct Options {
     /// form being written. Free-running evaluation sets it with `form: Free`,
     /// so that the model alone keeps (or breaks) the form it was asked for.
     pub tag: Option<Form>,
+    /// Hold regulated poems to the repetition rule of [`repeats`]: no rhyme
+    /// foot twice, no character more than twice, none twice in a line.
+    pub repeats: bool,
+    /// Drafts written per poem, side by side; the one with the highest
+    /// [`Poem::score`] is kept (1: the first draft, as written).
+    pub drafts: usize,
+    /// Keep every draft's text and score in [`Poem::drafts`].
+    pub all_drafts: bool,
 }
+
+/// Drafts per poem by default (see `docs/quality.md` for the sweep behind it).
+pub const DEFAULT_DRAFTS: usize = 4;
 
 impl Default for Options {
     fn default() -> Options {
@@ -225,13 +243,18 @@ impl Default for Options {
             template: String::new(),
             form: Form::Free,
             tune: None,
-            temperature: 0.8,
+            // write's defaults, chosen by `shiren eval --sweep` (docs/quality.md):
+            // the likeliest drafts among settings as varied as real poems
+            temperature: 1.0,
             top_k: 200,
             top_p: 1.0,
             max_len: 128,
             rhyme: false,
             tones: ToneMode::Off,
             tag: None,
+            repeats: true,
+            drafts: DEFAULT_DRAFTS,
+            all_drafts: false,
         }
     }
 }
@@ -273,6 +296,24 @@ pub struct Poem {
     pub rhyme: bool,
     /// What was relaxed on the way (printed with --verbose).
     pub notes: Vec<String>,
+    /// Mean log-probability (nats) of the characters the sampler chose, under
+    /// the model's own distribution (temperature 1, no masks): the score
+    /// that picks the best of several drafts. Given characters (--begin,
+    /// acrostic heads) and the form's punctuation do not count.
+    pub score: f32,
+    /// Every draft of this poem with its score, the kept one included (only
+    /// when [`Options::all_drafts`] asks for them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drafts: Vec<Draft>,
+}
+
+/// One candidate of a poem written with several drafts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Draft {
+    pub text: String,
+    pub score: f32,
+    /// The draft kept as the poem (the highest score; the first on ties).
+    pub kept: bool,
 }
 
 /// A model and a lexicon, with everything the constraints need per token
@@ -297,6 +338,8 @@ pub struct Writer<'a, M: CharModel> {
     tone: Vec<Option<Tone>>,
     /// Free mode: Han plus sentence punctuation and line breaks.
     free_ok: Vec<bool>,
+    /// Characters the repetition rule lets repeat ([`repeats::FREE_CHARS`]).
+    may_repeat: Vec<bool>,
 }
 
 /// Punctuation the free mode may write, and which of it closes a line.
@@ -347,10 +390,12 @@ impl<'a, M: CharModel> Writer<'a, M> {
         let mut group_members = vec![Vec::new(); lex.map_or(0, |l| l.num_groups())];
         let mut tone = vec![None; v];
         let mut free_ok = vec![false; v];
+        let mut may_repeat = vec![false; v];
         for (id, c) in chars.iter().enumerate() {
             let Some(c) = *c else { continue };
             let id32 = id as u32;
             ids.entry(c).or_insert(id32);
+            may_repeat[id] = repeats::is_free(c);
             free_ok[id] = is_han(c) || FREE_PUNCT.contains(&c);
             if !is_han(c) {
                 continue;
@@ -383,6 +428,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
             class_members: Vec::new(),
             tone,
             free_ok,
+            may_repeat,
         };
         match lex {
             Some(l) => w.with_cilin(&Cilin::new(l)),
@@ -475,37 +521,49 @@ impl<'a, M: CharModel> Writer<'a, M> {
             .iter()
             .map(|p| p.as_ref().map(|_| Vec::new()).map_err(Clone::clone))
             .collect();
+        // One row per draft of each poem; `slots` says which request each poem is for.
         let mut rows = Vec::new();
+        let mut slots = Vec::new();
         for (q, ((r, plan), opts)) in reqs.iter().zip(&plans).zip(&shaped).enumerate() {
             if let (Ok(plan), Ok(opts)) = (plan, opts) {
                 let base = Rng::new(r.seed);
-                rows.extend(
-                    (0..r.count)
-                        .map(|k| Row::new(self, plan, self.job(opts, base.fork(k as u64)), q)),
-                );
+                for k in 0..r.count {
+                    let rng = base.fork(k as u64);
+                    for d in 0..r.opts.drafts.max(1) {
+                        let job = self.job(opts, draft_rng(&rng, d));
+                        rows.push(Row::new(self, plan, job, slots.len()));
+                    }
+                    slots.push(q);
+                }
             }
         }
+        let mut drafts: Vec<Vec<Result<Poem, WriteError>>> = vec![Vec::new(); slots.len()];
         for chunk in rows.chunks_mut(BATCH) {
-            for (row, poem) in self.run(chunk) {
-                match (&mut out[row], poem) {
-                    (Ok(poems), Ok(p)) => poems.push(p),
-                    (slot @ Ok(_), Err(e)) => *slot = Err(e),
-                    (Err(_), _) => {}
-                }
+            for (slot, poem) in self.run(chunk) {
+                drafts[slot].push(poem);
+            }
+        }
+        for (q, d) in slots.into_iter().zip(drafts) {
+            match (&mut out[q], best_draft(d, reqs[q].opts.all_drafts)) {
+                (Ok(poems), Ok(p)) => poems.push(p),
+                (slot @ Ok(_), Err(e)) => *slot = Err(e),
+                (Err(_), _) => {}
             }
         }
         out
     }
 
-    /// Writes one poem with `rng`, which is left where the poem's draws ended.
+    /// Writes one poem with `rng`, which is left where the first draft's draws ended.
     pub fn write(&self, opts: &Options, rng: &mut Rng) -> Result<Poem, WriteError> {
         check_options(opts)?;
         let opts = &template::shaped(opts)?;
         let plan = self.plan(opts)?;
-        let mut rows = [Row::new(self, &plan, self.job(opts, rng.clone()), 0)];
-        let (_, poem) = self.run(&mut rows).pop().expect("one row, one poem");
+        let mut rows: Vec<Row<'_, M>> = (0..opts.drafts.max(1))
+            .map(|d| Row::new(self, &plan, self.job(opts, draft_rng(rng, d)), 0))
+            .collect();
+        let drafts = self.run(&mut rows).into_iter().map(|(_, p)| p).collect();
         *rng = rows[0].job.rng.clone();
-        poem
+        best_draft(drafts, opts.all_drafts)
     }
 
     /// The constraints one poem starts with, and notes on any that cannot apply.
@@ -519,6 +577,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
             rhyme: opts.rhyme && regulated,
             excluded: Vec::new(),
             ci: opts.tune.is_some(),
+            repeats: opts.repeats && regulated,
         };
         if (opts.rhyme || opts.tones != ToneMode::Off) && !regulated {
             job.notes
@@ -847,6 +906,8 @@ impl<'a, M: CharModel> Writer<'a, M> {
             tones,
             rhyme,
             notes: Vec::new(),
+            score: 0.0,
+            drafts: Vec::new(),
         }
     }
 }
@@ -887,6 +948,9 @@ impl CharModel for Lm<'_> {
     }
     fn form_tag(&self, form: Form) -> Option<u32> {
         self.vocab.tag(form.name_zh())
+    }
+    fn logits_are_log_probs(&self) -> bool {
+        self.model.cfg.shortlist > 0
     }
     fn initial_state(&self) -> ModelState {
         self.model.new_state(1)
@@ -957,6 +1021,56 @@ struct Job {
     excluded: Vec<u16>,
     /// Writing a ci: rhyme groups are 词林正韵 classes.
     ci: bool,
+    /// The repetition rule is in force (regulated lines only).
+    repeats: bool,
+}
+
+/// Draft `d`'s stream of a poem whose stream is `rng`: draft 0 draws from
+/// `rng` itself, so one draft writes what a poem without drafts writes.
+fn draft_rng(rng: &Rng, d: usize) -> Rng {
+    if d == 0 {
+        rng.clone()
+    } else {
+        rng.fork(d as u64)
+    }
+}
+
+/// The kept draft: the highest score, the first on ties; the first error if
+/// every draft failed. With `all`, the kept poem lists every draft.
+fn best_draft(drafts: Vec<Result<Poem, WriteError>>, all: bool) -> Result<Poem, WriteError> {
+    let best = drafts
+        .iter()
+        .enumerate()
+        .filter_map(|(k, d)| d.as_ref().ok().map(|p| (k, p.score)))
+        .fold(None, |acc: Option<(usize, f32)>, (k, sc)| match acc {
+            Some((_, b)) if b >= sc => acc,
+            _ => Some((k, sc)),
+        });
+    let Some((kept, _)) = best else {
+        return drafts.into_iter().next().expect("at least one draft");
+    };
+    let list: Vec<Draft> = if all {
+        drafts
+            .iter()
+            .enumerate()
+            .filter_map(|(k, d)| {
+                d.as_ref().ok().map(|p| Draft {
+                    text: p.text.clone(),
+                    score: p.score,
+                    kept: k == kept,
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut poem = drafts
+        .into_iter()
+        .nth(kept)
+        .expect("kept is a draft")
+        .expect("kept is a poem");
+    poem.drafts = list;
+    Ok(poem)
 }
 
 impl Job {
@@ -1093,6 +1207,14 @@ struct Cursor {
     j: usize,
     best: TopK,
     cands: Vec<(u32, f32)>,
+    /// What the repetition rule forbids at the cursor, as a list and as bits by token.
+    banned: Vec<u32>,
+    ban: Vec<u64>,
+    /// The rule left nothing at the cursor and was set aside there.
+    relaxed: bool,
+    /// Summed log-probability of the chosen tokens, and how many.
+    logp: f64,
+    chosen: usize,
 }
 
 impl Cursor {
@@ -1171,6 +1293,15 @@ impl Cursor {
             j: 0,
             best: TopK::default(),
             cands: Vec::with_capacity(w.han.len()),
+            banned: Vec::new(),
+            ban: if job.repeats {
+                vec![0; w.chars.len().div_ceil(64)]
+            } else {
+                Vec::new()
+            },
+            relaxed: false,
+            logp: 0.0,
+            chosen: 0,
         }
     }
 
@@ -1226,6 +1357,13 @@ impl Cursor {
             None => {
                 // 1. The allowed characters at this position, with their logits.
                 self.allowed(w, plan, logits, job, set);
+                if self.relaxed {
+                    job.notes.push(format!(
+                        "no character fits line {}, position {} without repeating one; repetition allowed there",
+                        i + 1,
+                        j + 1
+                    ));
+                }
                 if self.cands.is_empty() {
                     return Step::Dead(DeadEnd {
                         line: i,
@@ -1242,6 +1380,13 @@ impl Cursor {
                     plan.top_p,
                     &mut job.rng,
                 );
+                // The draft's score: the model's own log-probability of the choice.
+                self.logp += if w.model.logits_are_log_probs() {
+                    logits[token as usize] as f64
+                } else {
+                    logits[token as usize] as f64 - log_sum_exp(logits)
+                };
+                self.chosen += 1;
                 if is_foot && self.groups[s].is_none() {
                     self.groups[s] =
                         w.choose_group(token, &self.cands, &job.excluded, self.n_feet[s], level);
@@ -1381,25 +1526,44 @@ impl Cursor {
             (true, Some(g)) => &members[g as usize],
             _ => &w.by_req[req_index(req)],
         };
-        for &id in pool {
-            let t = id as usize;
-            if is_foot {
-                let gs = &token_groups[t];
-                if !req.allows(w.tone[t]) || gs.is_empty() {
+        // The repetition rule is one more mask; where it leaves nothing, it is
+        // set aside for this position (and noted) rather than failing the poem.
+        let rule = job.repeats && self.line_len > 0;
+        if rule {
+            let at_foot = i % 2 == 1 && j + 1 == self.line_len;
+            self.fill_banned(w, at_foot);
+        }
+        self.relaxed = false;
+        for pass in 0..2 {
+            let strict = rule && pass == 0 && !self.banned.is_empty();
+            for &id in pool {
+                let t = id as usize;
+                if is_foot {
+                    let gs = &token_groups[t];
+                    if !req.allows(w.tone[t]) || gs.is_empty() {
+                        continue;
+                    }
+                    if self.groups[s].is_none()
+                        && !gs
+                            .iter()
+                            .any(|&g| w.group_usable(g, &job.excluded, self.n_feet[s], level))
+                    {
+                        continue;
+                    }
+                    if self.feet.contains(&id) {
+                        continue; // no foot twice, unless nothing else is left (below)
+                    }
+                }
+                if strict && self.is_banned(id) {
                     continue;
                 }
-                if self.groups[s].is_none()
-                    && !gs
-                        .iter()
-                        .any(|&g| w.group_usable(g, &job.excluded, self.n_feet[s], level))
-                {
-                    continue;
-                }
-                if self.feet.contains(&id) {
-                    continue; // no foot twice, unless nothing else is left (below)
-                }
+                self.best.push(id, logits[t]);
             }
-            self.best.push(id, logits[t]);
+            if !self.best.is_empty() || !strict {
+                break;
+            }
+            self.relaxed = true;
+            self.best.reset(k);
         }
         if self.best.is_empty() && is_foot && self.groups[s].is_some() {
             for &id in &self.feet {
@@ -1434,8 +1598,45 @@ impl Cursor {
             poem.rhyme_group = (!names.is_empty()).then(|| names.join("、"));
         }
         poem.notes = job.notes.clone();
+        poem.score = if self.chosen == 0 {
+            0.0
+        } else {
+            (self.logp / self.chosen as f64) as f32
+        };
         poem
     }
+
+    /// Sets `banned` and its bits to what the repetition rule forbids next.
+    fn fill_banned<M: CharModel>(&mut self, w: &Writer<M>, foot: bool) {
+        for &t in &self.banned {
+            self.ban[t as usize / 64] &= !(1u64 << (t % 64));
+        }
+        let mut lines: Vec<&[u32]> = self
+            .out
+            .split(|&t| !w.chars[t as usize].is_some_and(is_han))
+            .collect();
+        let line = lines.pop().unwrap_or(&[]);
+        repeats::banned(
+            &lines,
+            line,
+            foot,
+            |t| w.may_repeat[t as usize],
+            &mut self.banned,
+        );
+        for &t in &self.banned {
+            self.ban[t as usize / 64] |= 1u64 << (t % 64);
+        }
+    }
+
+    fn is_banned(&self, t: u32) -> bool {
+        self.ban[t as usize / 64] >> (t % 64) & 1 != 0
+    }
+}
+
+/// log Σ exp(row), for models whose logits are not log-probabilities.
+fn log_sum_exp(row: &[f32]) -> f64 {
+    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    m + row.iter().map(|&x| (x as f64 - m).exp()).sum::<f64>().ln()
 }
 
 /// The checked input of one `write` call.
@@ -1731,6 +1932,7 @@ mod tests {
         Options {
             form,
             temperature: 1.0,
+            drafts: 1,
             ..Options::default()
         }
     }
@@ -1822,7 +2024,12 @@ mod tests {
                     p.rhyme_group.as_deref(),
                     Some(l.group_name(r.rhyme_group.unwrap()))
                 );
-                assert!(p.notes.is_empty(), "{:?}", p.notes);
+                // (this toy vocabulary is small enough to run out of unrepeated characters)
+                assert!(
+                    p.notes.iter().all(|n| n.contains("repetition allowed")),
+                    "{:?}",
+                    p.notes
+                );
                 // Characters of unknown tone (龘) only at positions no rule looks at.
                 for line in &lines {
                     let n = line.len();
@@ -1840,6 +2047,117 @@ mod tests {
                     (0..p.lines.len()).map(|i| i % 2 == 1).collect::<Vec<_>>()
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_repetition_rule_holds_in_every_form_unless_noted() {
+        let m = toy();
+        let l = lex();
+        let w = Writer::new(&m, Some(&l));
+        for form in [Form::Wujue, Form::Qijue, Form::Wulv, Form::Qilv] {
+            let broken = |o: &Options| {
+                let poems = w.write_many(o, 40, 7).unwrap();
+                let mut unnoted = 0;
+                let mut broken = 0;
+                for p in &poems {
+                    let lines: Vec<&str> = p.lines.iter().map(|l| l.text.as_str()).collect();
+                    let noted = p.notes.iter().any(|n| n.contains("repetition allowed"));
+                    let b = repeats::first_break(&lines, repeats::is_free);
+                    assert!(
+                        !o.repeats || noted || b.is_none(),
+                        "{form:?}: {b:?} in {}",
+                        p.text
+                    );
+                    unnoted += !noted as usize;
+                    broken += b.is_some() as usize;
+                }
+                (unnoted, broken)
+            };
+            let o = Options {
+                rhyme: true,
+                ..opts(form)
+            };
+            let (unnoted, _) = broken(&o);
+            assert!(
+                unnoted >= 10,
+                "{form:?}: the rule backed off in {} of 40",
+                40 - unnoted
+            );
+            // the rule is what keeps them clean: without it this toy model repeats
+            let (_, without) = broken(&Options {
+                repeats: false,
+                ..o.clone()
+            });
+            assert!(without > 0, "{form:?}");
+        }
+    }
+
+    #[test]
+    fn drafts_are_seeded_and_the_kept_one_scores_highest() {
+        let m = toy();
+        let l = lex();
+        let w = Writer::new(&m, Some(&l));
+        let o = Options {
+            rhyme: true,
+            drafts: 4,
+            all_drafts: true,
+            ..opts(Form::Qijue)
+        };
+        let a = w.write_many(&o, 6, 5).unwrap();
+        assert_eq!(a, w.write_many(&o, 6, 5).unwrap());
+        let single = w
+            .write_many(
+                &Options {
+                    drafts: 1,
+                    all_drafts: false,
+                    ..o.clone()
+                },
+                6,
+                5,
+            )
+            .unwrap();
+        for (p, one) in a.iter().zip(&single) {
+            assert_eq!(p.drafts.len(), 4);
+            let max = p.drafts.iter().map(|d| d.score).fold(f32::MIN, f32::max);
+            assert_eq!(p.score, max, "{:?}", p.drafts);
+            let kept: Vec<&Draft> = p.drafts.iter().filter(|d| d.kept).collect();
+            assert_eq!(kept.len(), 1);
+            assert_eq!(
+                (kept[0].text.as_str(), kept[0].score),
+                (p.text.as_str(), p.score)
+            );
+            // draft 0 is the poem one draft writes
+            assert_eq!(
+                (p.drafts[0].text.as_str(), p.drafts[0].score),
+                (one.text.as_str(), one.score)
+            );
+            assert!(p.score >= one.score && one.score < 0.0);
+        }
+        // the score is the mean log-probability of the chosen characters
+        let logp = |p: &Poem| {
+            let mut prev = BEGIN;
+            let mut sum = 0f64;
+            let mut n = 0;
+            let mut logits = vec![0f32; m.vocab_size()];
+            for c in p.text.chars() {
+                let t = w.token_of(c).unwrap();
+                m.step(&mut (), prev, &mut logits);
+                if is_han(c) {
+                    sum += logits[t as usize] as f64 - log_sum_exp(&logits);
+                    n += 1;
+                }
+                prev = t;
+            }
+            sum / n as f64
+        };
+        for p in &single {
+            assert!(
+                (logp(p) - p.score as f64).abs() < 1e-4,
+                "{} vs {}",
+                logp(p),
+                p.score
+            );
         }
     }
 

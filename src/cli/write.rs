@@ -60,14 +60,23 @@ pub struct Args {
     #[arg(long, short = 'n', default_value_t = 1, value_name = "N")]
     pub count: usize,
     /// Softmax temperature (0: always the likeliest character)
-    #[arg(long, default_value_t = 0.8, value_name = "T")]
+    #[arg(long, default_value_t = Options::default().temperature, value_name = "T")]
     pub temperature: f32,
     /// Sample among the K likeliest allowed characters (0: all)
-    #[arg(long, default_value_t = 200, value_name = "K")]
+    #[arg(long, default_value_t = Options::default().top_k, value_name = "K")]
     pub top_k: usize,
     /// Sample among the likeliest characters whose probability adds up to P (1: all)
-    #[arg(long, default_value_t = 1.0, value_name = "P")]
+    #[arg(long, default_value_t = Options::default().top_p, value_name = "P")]
     pub top_p: f32,
+    /// Drafts written per poem; the one with the highest mean log-probability per character is kept
+    #[arg(long, default_value_t = crate::write::DEFAULT_DRAFTS, value_name = "N")]
+    pub best_of: usize,
+    /// With --json: every --best-of draft's text and score under each poem
+    #[arg(long, requires = "json")]
+    pub all_drafts: bool,
+    /// Repetition in 5- and 7-character lines: limit (no rhyme foot twice, no character three times in a poem or twice in a line, save 年年-like pairs and common function characters) or allow
+    #[arg(long, value_enum, default_value_t = Repeats::Limit, value_name = "MODE")]
+    pub repeats: Repeats,
     /// Random seed; the same seed writes the same poems [default: from the clock, shown with --verbose]
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
@@ -109,6 +118,16 @@ pub struct Args {
     pub interactive: bool,
 }
 
+/// `--repeats`: hold regulated lines to the repetition rule, or not.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Repeats {
+    Limit,
+    Allow,
+}
+
+/// The most drafts per poem (each costs a whole poem).
+pub const MAX_DRAFTS: usize = 64;
+
 /// The checked settings of one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -134,6 +153,11 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
     anyhow::ensure!(
         count <= 100_000,
         "{flag} {count} is more than 100000 (write in batches)"
+    );
+    anyhow::ensure!(
+        (1..=MAX_DRAFTS).contains(&args.best_of),
+        "--best-of {} is outside 1..={MAX_DRAFTS} (each draft costs a whole poem)",
+        args.best_of
     );
     let acrostic = args.acrostic.clone().unwrap_or_default();
     // A rewrite is a template: the kept lines whole, the asked ones free.
@@ -191,6 +215,9 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
             rhyme,
             tones: args.tones,
             tag: None,
+            repeats: args.repeats == Repeats::Limit,
+            drafts: args.best_of,
+            all_drafts: args.all_drafts,
         },
         tune: args.tune.clone(),
         variant: args.variant,
@@ -403,6 +430,8 @@ mod tests {
             tones: ToneMode::Off,
             rhyme: false,
             notes: Vec::new(),
+            score: 0.0,
+            drafts: Vec::new(),
         };
         let s = render_text(&[
             poem(vec![line("白日依山尽", "，"), line("黄河入海流", "。")]),

@@ -18,6 +18,7 @@
 pub mod check;
 pub mod cilin;
 pub mod fetch;
+pub mod repeats;
 pub mod rules;
 pub mod songci;
 pub mod tunes;

@@ -176,11 +176,11 @@ pub struct WriteRequest {
     pub form: Option<String>,
     /// Poems to write [default: 1].
     pub count: Option<u64>,
-    /// Softmax temperature; 0 = always the likeliest character [default: 0.8].
+    /// Softmax temperature; 0 = always the likeliest character [default: `shiren write`'s].
     pub temperature: Option<f64>,
-    /// Keep only the k likeliest characters; 0 = off [default: 200].
+    /// Keep only the k likeliest characters; 0 = off [default: `shiren write`'s].
     pub top_k: Option<u64>,
-    /// Nucleus sampling mass; 1 = off [default: 1].
+    /// Nucleus sampling mass; 1 = off [default: `shiren write`'s].
     pub top_p: Option<f64>,
     /// Same seed, same poems [default: chosen by the server and returned].
     pub seed: Option<u64>,
@@ -254,9 +254,17 @@ impl WriteRequest {
             ));
         }
         let count = in_range_u("count", self.count, 1, 1, limits.max_count as u64)? as usize;
-        let temperature = in_range_f("temperature", self.temperature, 0.8, 0.0, 3.0)? as f32;
-        let top_k = in_range_u("top_k", self.top_k, 200, 0, 100_000)? as usize;
-        let top_p = in_range_f("top_p", self.top_p, 1.0, 0.01, 1.0)? as f32;
+        // the defaults are `shiren write`'s
+        let d = crate::write::Options::default();
+        let temperature = in_range_f(
+            "temperature",
+            self.temperature,
+            d.temperature as f64,
+            0.0,
+            3.0,
+        )? as f32;
+        let top_k = in_range_u("top_k", self.top_k, d.top_k as u64, 0, 100_000)? as usize;
+        let top_p = in_range_f("top_p", self.top_p, d.top_p as f64, 0.01, 1.0)? as f32;
         let max_len = in_range_u(
             "max_len",
             self.max_len,

@@ -291,6 +291,7 @@ pub fn options(spec: &WriteSpec) -> Options {
             Tones::Strict => ToneMode::Strict,
         },
         tag: None,
+        ..Options::default()
     }
 }
 
