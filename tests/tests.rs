@@ -26,3 +26,6 @@ mod train;
 
 // `shiren write`: bad input and the missing shipped model.
 mod write;
+
+// Hostile input: sizes, non-files, loops, bombs, damaged checkpoints, two trainers at once.
+mod hardening;
