@@ -278,8 +278,9 @@ pub fn read_file(path: &Path, opts: &ReadOptions) -> Result<FileRecords, CorpusE
     }
 }
 
+/// An error list's records carry ids, not necessarily verse.
 fn read_json(path: &Path) -> Result<FileRecords, CorpusError> {
-    parse_json(path, &read_utf8(path)?)
+    parse_json_records(path, &read_utf8(path)?, false)
 }
 
 #[derive(serde::Deserialize)]
@@ -302,6 +303,14 @@ struct JsonPoem {
 
 /// Parses a chinese-poetry JSON array. A syntax error names the line and column.
 pub fn parse_json(path: &Path, content: &str) -> Result<FileRecords, CorpusError> {
+    parse_json_records(path, content, true)
+}
+
+fn parse_json_records(
+    path: &Path,
+    content: &str,
+    need_verse: bool,
+) -> Result<FileRecords, CorpusError> {
     let json_err = |e: serde_json::Error| CorpusError::Json {
         path: path.display().to_string(),
         line: e.line(),
@@ -323,7 +332,12 @@ pub fn parse_json(path: &Path, content: &str) -> Result<FileRecords, CorpusError
     };
     let shown = path.display().to_string();
     // An array of something else (an author list, a config) has no verse at all.
-    if !poems.is_empty() && poems.iter().all(|p| p.paragraphs.is_none() && p.content.is_none()) {
+    if need_verse
+        && !poems.is_empty()
+        && poems
+            .iter()
+            .all(|p| p.paragraphs.is_none() && p.content.is_none())
+    {
         return Err(CorpusError::WrongShape { path: shown });
     }
     let records = poems
