@@ -153,6 +153,8 @@ pub struct Loaded {
 pub enum CheckpointError {
     #[error("{dir}: no checkpoint here (expected a folder with config.json, vocab.json and model.safetensors, such as runs/NAME/best written by `shiren train`)")]
     NotACheckpoint { dir: String },
+    #[error("{msg}")]
+    NoneYet { msg: String },
     #[error("{path}: missing (the checkpoint is incomplete; copy the whole folder again)")]
     Missing { path: String },
     #[error("{path}: {source}")]
@@ -563,6 +565,26 @@ pub fn find_in(dir: &Path, names: &[&str]) -> Option<PathBuf> {
     names.iter().map(|n| dir.join(n)).find(|d| holds(d))
 }
 
+/// Why `dir` holds no checkpoint, in one line: a run folder that has not
+/// written one yet, or the files a checkpoint folder lacks.
+pub fn not_found(dir: &Path) -> String {
+    if dir.join("metrics.csv").is_file() || dir.join(crate::limits::LOCK_FILE).is_file() {
+        return format!(
+            "{}: a run folder with no checkpoint yet (last/ is written at the run's first evaluation); train again without --resume, or wait for it",
+            dir.display()
+        );
+    }
+    let missing: Vec<&str> = [CONFIG_FILE, MODEL_FILE]
+        .into_iter()
+        .filter(|f| !dir.join(f).is_file())
+        .collect();
+    format!(
+        "{}: neither a checkpoint ({} missing) nor a run folder with best/ or last/",
+        dir.display(),
+        missing.join(" and ")
+    )
+}
+
 /// Reads and checks config.json alone (format version, then the fields).
 pub fn load_meta(dir: &Path) -> Result<Meta, CheckpointError> {
     recover(dir)?;
@@ -574,6 +596,12 @@ pub fn load_meta(dir: &Path) -> Result<Meta, CheckpointError> {
     let path = dir.join(CONFIG_FILE);
     let bytes = read(&path)?;
     let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| damaged(&path, e))?;
+    if value.get("format").is_none() && value.get("model").is_none() {
+        // a run folder's own config.json holds its training settings
+        return Err(CheckpointError::NoneYet {
+            msg: not_found(dir),
+        });
+    }
     let format = value.get("format").and_then(|v| v.as_str()).unwrap_or("");
     let version = value.get("version").and_then(|v| v.as_u64());
     if format != FORMAT || version != Some(VERSION as u64) {

@@ -409,6 +409,30 @@ impl<'a, M: CharModel> Writer<'a, M> {
         out.pop().expect("one result per request")
     }
 
+    /// [`Self::write_many`]'s poems, handed to `emit` [`BATCH`] at a time as
+    /// each batch is written: memory stays that of one batch whatever `count`
+    /// is, and the first poems show at once.
+    pub fn write_each<E: From<WriteError>>(
+        &self,
+        opts: &Options,
+        count: usize,
+        seed: u64,
+        mut emit: impl FnMut(Poem) -> Result<(), E>,
+    ) -> Result<(), E> {
+        check_options(opts)?;
+        let plan = self.plan(opts)?;
+        let base = Rng::new(seed);
+        for start in (0..count).step_by(BATCH) {
+            let mut rows: Vec<Row<'_, M>> = (start..count.min(start + BATCH))
+                .map(|k| Row::new(self, &plan, self.job(opts, base.fork(k as u64)), 0))
+                .collect();
+            for (_, poem) in self.run(&mut rows) {
+                emit(poem?)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Many requests' poems written side by side, [`BATCH`] at a time, so that
     /// each model step is one batched product for all of them (the web
     /// service gathers concurrent requests this way). One result per request:

@@ -116,3 +116,216 @@ shiren_test!(
         assert!(e.contains("paragraphs") && !e.contains("--min-len"), "{e}");
     }
 );
+
+// ---------------------------------------------------------------------------
+// sizes from flags and config files
+
+/// `n` 五绝 over a small alphabet, as poems.txt.
+fn poems_txt(n: usize) -> String {
+    let alphabet: Vec<char> = "春花秋月夜山水风云雨江天".chars().collect();
+    let mut out = String::new();
+    for i in 0..n {
+        out.push_str(&format!("题{i}:"));
+        for l in 0..4 {
+            for k in 0..5 {
+                out.push(alphabet[(i * 7 + l * 3 + k * (1 + i % 3)) % alphabet.len()]);
+            }
+            out.push(if l % 2 == 0 { '，' } else { '。' });
+        }
+        out.push('\n');
+    }
+    out
+}
+
+const TINY: &[&str] = &[
+    "train",
+    "--file",
+    "poems.txt",
+    "--cell",
+    "gru",
+    "--layers",
+    "1",
+    "--hidden",
+    "8",
+    "--embed",
+    "4",
+    "--batch",
+    "4",
+    "--epochs",
+    "1",
+    "--eval-interval",
+    "5",
+    "--min-count",
+    "1",
+    "--threads",
+    "1",
+];
+
+/// Runs `cmd` and insists it fails with one line within `secs` seconds.
+fn fails_fast(cmd: &mut TestCommand, secs: u64) -> String {
+    let t0 = Instant::now();
+    let e = cmd.fails();
+    assert!(
+        t0.elapsed() < Duration::from_secs(secs),
+        "took {:?}: {e}",
+        t0.elapsed()
+    );
+    e
+}
+
+shiren_test!(
+    oversized_model_flags_are_refused_before_allocating,
+    |dir: Dir, _cmd: TestCommand| {
+        dir.create("poems.txt", poems_txt(40));
+        // aborted with `memory allocation of … bytes failed` (exit 134)
+        for (flag, value, says) in [
+            ("--hidden", "1000000", "hidden"),
+            ("--layers", "100000000", "layers"),
+            ("--max-len", "1000000000", "max_len"),
+            ("--batch", "1000000000", "batch"),
+        ] {
+            let mut c = dir.command();
+            let mut base: Vec<&str> = TINY.to_vec();
+            if let Some(i) = base.iter().position(|a| *a == flag) {
+                base.drain(i..i + 2);
+            }
+            c.args(base).args([flag, value, "--out", "r"]);
+            let e = fails_fast(&mut c, 30);
+            assert!(e.contains(says) && e.contains("at most"), "{flag}: {e}");
+        }
+    }
+);
+
+shiren_test!(
+    thread_counts_past_four_per_core_are_refused,
+    |_dir: Dir, mut cmd: TestCommand| {
+        // spawned threads until the machine gave out
+        let e = fails_fast(
+            cmd.args(["--threads", "1000000000", "corpus", "stats", "--file", "x"]),
+            10,
+        );
+        assert!(e.contains("--threads 1000000000 is more than"), "{e}");
+    }
+);
+
+shiren_test!(
+    eval_and_write_refuse_poem_counts_past_the_limit,
+    |_dir: Dir, mut cmd: TestCommand| {
+        // eval --samples 1000000000 aborted on a 68 GB allocation
+        let e = fails_fast(cmd.args(["eval", "--samples", "1000000000"]), 10);
+        assert!(e.contains("--samples") && e.contains("100000"), "{e}");
+    }
+);
+
+// ---------------------------------------------------------------------------
+// the run folder
+
+shiren_test!(
+    a_second_trainer_on_a_run_folder_is_refused_naming_the_first,
+    |dir: Dir, mut cmd: TestCommand| {
+        dir.create("poems.txt", poems_txt(40));
+        std::fs::create_dir_all(dir.join("r")).unwrap();
+        // this process holds the lock as a running trainer would
+        let lock = shiren::limits::RunLock::take(&dir.join("r")).unwrap();
+        let out = cmd.args(TINY).args(["--out", "r"]).output();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let e = stderr.lines().last().unwrap_or("");
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            e.starts_with("shiren: r: another shiren")
+                && e.contains(&format!("(PID {})", std::process::id())),
+            "{stderr}"
+        );
+        assert!(!dir.join("r/last").exists(), "the second run wrote");
+        // a holder that is gone (killed, or finished) leaves it free
+        drop(lock);
+        dir.command().args(TINY).args(["--out", "r"]).stdout();
+        assert!(dir.join("r/last/model.safetensors").is_file());
+    }
+);
+
+shiren_test!(
+    resume_says_where_it_resumes_and_when_nothing_is_left,
+    |dir: Dir, mut cmd: TestCommand| {
+        dir.create("poems.txt", poems_txt(40));
+        cmd.args(TINY).args(["--out", "r"]).stdout();
+        let out = dir
+            .command()
+            .args(["train", "--resume", "r", "--threads", "1"])
+            .output();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("resuming r/last at step")
+                && stderr.contains("already finished")
+                && stderr.contains("nothing left to do"),
+            "{stderr}"
+        );
+    }
+);
+
+shiren_test!(
+    a_run_folder_without_a_checkpoint_yet_says_so,
+    |dir: Dir, mut cmd: TestCommand| {
+        // what a run killed before its first evaluation leaves
+        dir.create("r/config.json", r#"{"lr": 0.01, "hidden": 8}"#);
+        dir.create("r/metrics.csv", "step,train_loss\n");
+        let e = cmd.args(["train", "--resume", "r"]).fails();
+        assert!(e.contains("no checkpoint yet") && !e.contains("(none)"), "{e}");
+        // eval names the file that is really missing
+        dir.create("m/model.safetensors", "x");
+        let e = dir.command().args(["eval", "--model", "m"]).fails();
+        assert!(e.contains("config.json missing"), "{e}");
+    }
+);
+
+// ---------------------------------------------------------------------------
+// shiren write
+
+shiren_test!(
+    write_count_streams_poems_as_they_are_written,
+    |_dir: Dir, cmd: TestCommand| {
+        use std::io::BufRead;
+        // held 3.2 GB and printed nothing until the 100000th poem was written
+        let mut cmd = cmd;
+        let mut child = cmd
+            .args(["write", "--count", "100000", "--form", "wujue", "--no-rhyme"])
+            .args(["--seed", "1", "--threads", "1"])
+            .cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut first = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut first);
+            let _ = tx.send(first);
+        });
+        let first = rx.recv_timeout(Duration::from_secs(60));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let first = first.expect("no poem within 60 s of starting 100000");
+        assert_eq!(first.trim_end().chars().count(), 6, "{first:?}");
+    }
+);
+
+shiren_test!(
+    streamed_json_is_the_document_it_was,
+    |_dir: Dir, mut cmd: TestCommand| {
+        let out = cmd
+            .args(["write", "--count", "3", "--form", "wujue", "--no-rhyme"])
+            .args(["--seed", "5", "--json"])
+            .stdout();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["seed"], 5);
+        assert_eq!(v["poems"].as_array().unwrap().len(), 3);
+        // the pretty layout serde_json gave the whole document
+        assert!(
+            out.starts_with("{\n  \"seed\": 5,\n  \"poems\": [\n    {\n      \"text\": ")
+                && out.ends_with("\n    }\n  ]\n}\n"),
+            "{out}"
+        );
+    }
+);

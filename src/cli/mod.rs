@@ -88,7 +88,7 @@ pub fn run() -> ExitCode {
 
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     if let Some(n) = cli.global.threads {
-        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        crate::limits::check_threads(n)?;
         // Ignore the error when a pool already exists (tests call `dispatch` repeatedly).
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(n)

@@ -5,7 +5,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde::Serialize;
 
 use super::Global;
 use crate::checkpoint;
@@ -183,12 +182,6 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
     write_with(&lm, loaded.meta.script, s, g)
 }
 
-#[derive(Serialize)]
-struct JsonOut<'a> {
-    seed: u64,
-    poems: &'a [Poem],
-}
-
 /// Writes and prints the poems of `s` with any model.
 pub fn write_with<M: CharModel>(
     model: &M,
@@ -212,36 +205,52 @@ pub fn write_with<M: CharModel>(
     };
     let writer = Writer::new(model, lex.as_ref());
     let t0 = std::time::Instant::now();
-    let poems = writer.write_many(&s.opts, s.count, s.seed)?;
-    let elapsed = t0.elapsed();
-    if g.verbose {
-        let mut err = std::io::stderr().lock();
-        writeln!(
-            err,
-            "shiren: seed {} ({} poems in {:.1} ms)",
-            s.seed,
-            poems.len(),
-            elapsed.as_secs_f64() * 1e3
-        )?;
-        for (k, p) in poems.iter().enumerate() {
-            for n in &p.notes {
-                writeln!(err, "shiren: poem {}: {n}", k + 1)?;
+    // Each poem is printed as soon as its batch is written, so `--count 100000`
+    // shows its first poems at once and holds one batch, not every poem.
+    let mut out = std::io::stdout().lock();
+    let mut written = 0usize;
+    writer.write_each(&s.opts, s.count, s.seed, |poem| -> anyhow::Result<()> {
+        if g.verbose {
+            for n in &poem.notes {
+                eprintln!("shiren: poem {}: {n}", written + 1);
             }
         }
-    }
-    let mut out = std::io::stdout().lock();
+        if s.json {
+            // as serde_json's pretty printer nests it: 4 spaces at this depth
+            let json = serde_json::to_string_pretty(&poem)?;
+            if written == 0 {
+                write!(out, "{{\n  \"seed\": {},\n  \"poems\": [\n", s.seed)?;
+            } else {
+                out.write_all(b",\n")?;
+            }
+            for (i, line) in json.lines().enumerate() {
+                if i > 0 {
+                    out.write_all(b"\n")?;
+                }
+                write!(out, "    {line}")?;
+            }
+        } else {
+            if written > 0 {
+                out.write_all(b"\n")?;
+            }
+            out.write_all(render_text(std::slice::from_ref(&poem)).as_bytes())?;
+            out.flush()?;
+        }
+        written += 1;
+        Ok(())
+    })?;
     if s.json {
-        // Serialise first, so that a closed pipe surfaces as an io::Error (exit 0).
-        let mut json = serde_json::to_string_pretty(&JsonOut {
-            seed: s.seed,
-            poems: &poems,
-        })?;
-        json.push('\n');
-        out.write_all(json.as_bytes())?;
-    } else {
-        out.write_all(render_text(&poems).as_bytes())?;
+        out.write_all(b"\n  ]\n}\n")?;
     }
     out.flush()?;
+    if g.verbose {
+        eprintln!(
+            "shiren: seed {} ({} poems in {:.1} ms)",
+            s.seed,
+            written,
+            t0.elapsed().as_secs_f64() * 1e3
+        );
+    }
     Ok(())
 }
 
