@@ -76,6 +76,30 @@ pub fn train_step_bytes(
         .saturating_mul(4)
 }
 
+/// One rule for `shiren write` and the web service: an acrostic given is not
+/// empty, and when a fixed form is asked for as well (`form`: its Chinese
+/// name and line count), it has one character per line of that form: a
+/// 4-character acrostic is never written as a 4-line "五律". `name` is how
+/// the caller spells the field (`--acrostic`, `acrostic`).
+pub fn check_acrostic(
+    name: &str,
+    acrostic: &str,
+    form: Option<(&str, usize)>,
+) -> Result<(), String> {
+    let n = acrostic.chars().filter(|c| !c.is_whitespace()).count();
+    if n == 0 {
+        return Err(format!(
+            "{name} is empty (give one character per line, or leave it out)"
+        ));
+    }
+    match form {
+        Some((form, lines)) if lines != n => Err(format!(
+            "{name} has {n} characters but a {form} has {lines} lines (give {lines}, or leave out the form to write one line per character)"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// An exclusive lock on a run folder, held while a trainer writes it and
 /// released by the OS when the process ends, killed or not.
 #[derive(Debug)]
@@ -136,6 +160,22 @@ mod tests {
         assert!(e.contains("4 per core"), "{e}");
         assert!(check_threads(1_000_000_000).is_err());
         assert!(check_threads(0).is_err());
+    }
+
+    #[test]
+    fn an_acrostic_fits_the_form_asked_for_or_is_refused() {
+        assert!(check_acrostic("a", "春夏秋冬", Some(("五绝", 4))).is_ok());
+        assert!(check_acrostic("a", "春夏秋冬", None).is_ok());
+        let e = check_acrostic("--acrostic", "春夏秋冬", Some(("五律", 8))).unwrap_err();
+        assert!(e.contains("has 4 characters but a 五律 has 8 lines"), "{e}");
+        assert!(check_acrostic("a", " ", None).unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn inputs_read_as_words_in_messages() {
+        use crate::model::Input;
+        assert_eq!(Input::Dense { dim: 28 }.to_string(), "28 values");
+        assert_eq!(Input::Tokens.to_string(), "token ids");
     }
 
     #[test]

@@ -95,6 +95,16 @@ pub enum Input {
     Dense { dim: usize },
 }
 
+impl std::fmt::Display for Input {
+    /// What one step reads, for messages: "token ids" or "28 values".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::Tokens => f.write_str("token ids"),
+            Input::Dense { dim } => write!(f, "{dim} values"),
+        }
+    }
+}
+
 /// Where the softmax head reads the top layer.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

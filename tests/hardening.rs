@@ -329,3 +329,41 @@ shiren_test!(
         );
     }
 );
+
+shiren_test!(
+    control_characters_from_the_input_are_escaped_in_errors,
+    |_dir: Dir, mut cmd: TestCommand| {
+        // a raw ESC reached the terminal
+        let e = cmd.args(["write", "--model", "\x1b[2Jnowhere"]).fails();
+        assert!(!e.contains('\x1b') && e.contains("\\u{1b}[2J"), "{e:?}");
+        let out = Dir::new()
+            .command()
+            .args(["write", "--form", "\x1b[31mx"])
+            .output();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains('\x1b') && stderr.contains("--form"), "{stderr:?}");
+    }
+);
+
+shiren_test!(
+    an_acrostic_that_does_not_fit_the_form_asked_for_is_refused,
+    |_dir: Dir, mut cmd: TestCommand| {
+        // wrote a 4-line "五律", an 8-line "五绝", a 3-line "七绝"
+        for (acrostic, form, says) in [
+            ("春夏秋冬", "wulv", "has 4 characters but a 五律 has 8 lines"),
+            ("春夏秋冬春夏秋冬", "wujue", "has 8 characters but a 五绝 has 4 lines"),
+            ("春夏秋", "qijue", "has 3 characters but a 七绝 has 4 lines"),
+        ] {
+            let e = Dir::new()
+                .command()
+                .args(["write", "--acrostic", acrostic, "--form", form])
+                .fails();
+            assert!(e.contains(says), "{e}");
+        }
+        // without --form the line count follows the acrostic, as documented
+        let out = cmd
+            .args(["write", "--acrostic", "春夏秋", "--no-rhyme", "--seed", "1"])
+            .stdout();
+        assert_eq!(out.lines().count(), 3, "{out}");
+    }
+);

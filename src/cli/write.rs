@@ -122,10 +122,11 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
         );
     }
     if args.acrostic.is_some() {
-        anyhow::ensure!(
-            !acrostic.trim().is_empty(),
-            "--acrostic is empty (give one character per line)"
-        );
+        let asked = args
+            .form
+            .and_then(|f| f.shape().map(|(lines, _)| (f.name_zh(), lines)));
+        crate::limits::check_acrostic("--acrostic", &acrostic, asked)
+            .map_err(anyhow::Error::msg)?;
     }
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
