@@ -642,6 +642,18 @@ impl<'a, M: CharModel> Writer<'a, M> {
                     return Err(WriteError::MissingPunct { ch: l.end });
                 }
             }
+        } else if let Some(k) = begin.iter().enumerate().position(|(k, &t)| {
+            // free verse: a line end first, or right after another, would close an empty line
+            let han = |t: u32| self.chars[t as usize].is_some_and(is_han);
+            !han(t) && (k == 0 || !han(begin[k - 1]))
+        }) {
+            return Err(WriteError::BadOption {
+                what: format!(
+                    "--begin: `{}` at character {} would end an empty line (begin with a character, and put one between two punctuation marks)",
+                    self.chars[begin[k] as usize].unwrap_or('?'),
+                    k + 1
+                ),
+            });
         } else if begin.len() >= opts.max_len {
             return Err(WriteError::TooLong {
                 flag: "--begin",

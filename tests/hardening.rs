@@ -367,3 +367,24 @@ shiren_test!(
         assert_eq!(out.lines().count(), 3, "{out}");
     }
 );
+
+shiren_test!(
+    a_begin_that_would_make_an_empty_line_is_refused,
+    |_dir: Dir, mut cmd: TestCommand| {
+        // printed three empty lines and exited 0
+        let e = cmd.args(["write", "--begin", "。。。"]).fails();
+        assert!(e.contains("would end an empty line"), "{e}");
+        for begin in ["春。。", "春，。"] {
+            let e = Dir::new().command().args(["write", "--begin", begin]).fails();
+            assert!(e.contains("character 3 would end an empty line"), "{begin}: {e}");
+        }
+        // every line of a free poem has characters
+        let out = Dir::new()
+            .command()
+            .args(["write", "--begin", "春，", "--count", "20", "--seed", "2"])
+            .stdout();
+        for line in out.lines().filter(|l| !l.is_empty()) {
+            assert!(line.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)), "{line:?}\n{out}");
+        }
+    }
+);
