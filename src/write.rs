@@ -1069,6 +1069,34 @@ impl Cursor {
         let forced = self.forced(w, plan);
         let token = match forced {
             Some(t) => {
+                let c = w.chars[t as usize].unwrap_or('?');
+                let mut note = |n: String| {
+                    if !job.notes.contains(&n) {
+                        job.notes.push(n);
+                    }
+                };
+                // The user's own characters may break the rules the rest keeps: say so.
+                if matches!(slot, Slot::Char) && layout.is_some() && job.tones != ToneMode::Off {
+                    let req = self.tone_plan.req(i, j);
+                    if !req.allows(w.tone[t as usize]) {
+                        note(format!(
+                            "the given `{c}` at line {}, position {} breaks the tone rules ({}); the rest of the poem keeps them",
+                            i + 1,
+                            j + 1,
+                            match req {
+                                ToneReq::Ping => "平 wanted",
+                                ToneReq::Ze => "仄 wanted",
+                                _ => "tone unknown",
+                            }
+                        ));
+                    }
+                }
+                if is_foot && w.token_groups[t as usize].is_empty() {
+                    note(format!(
+                        "the given `{c}` ends line {} but is in no level (平) rhyme group; the other feet rhyme among themselves",
+                        i + 1
+                    ));
+                }
                 if is_foot {
                     // A foot the user wrote: it picks the group if none is chosen yet.
                     let gs = &w.token_groups[t as usize];
@@ -2260,5 +2288,37 @@ mod tests {
         assert_eq!(lens("鹧鸪天"), vec![7, 7, 7, 7, 3, 3, 7, 7, 7]);
         let e = t.pattern("浣溪纱").unwrap_err().to_string();
         assert!(e.contains("浣溪沙"), "{e}");
+    }
+    #[test]
+    fn given_text_that_breaks_the_rules_is_noted_and_the_rest_keeps_them() {
+        // 春眠不觉晓，处处闻啼鸟。 as --form wujue --tones strict: the foot 鸟 is
+        // 仄 and rhymes with nothing, yet no note said so
+        let m = toy();
+        let l = lex();
+        let w = Writer::new(&m, Some(&l));
+        let o = Options {
+            begin: "白日尽入海，白日尽入月。".into(),
+            rhyme: true,
+            tones: ToneMode::Strict,
+            ..opts(Form::Wujue)
+        };
+        for p in w.write_many(&o, 5, 4).unwrap() {
+            let notes = p.notes.join(" | ");
+            assert!(
+                notes.contains("the given `月` ends line 2 but is in no level (平) rhyme group"),
+                "{notes}"
+            );
+            assert!(notes.contains("breaks the tone rules"), "{notes}");
+            // the foot written by the sampler still rhymes in the reported group
+            let foot = p.lines[3].text.chars().last().unwrap();
+            let group = p.rhyme_group.clone().expect("a rhyme group for line 4");
+            let members = match group.as_str() {
+                "一东" => PING_A,
+                "一先" => PING_B,
+                "十五删" => PING_C,
+                other => panic!("group {other}"),
+            };
+            assert!(members.contains(foot), "{foot} not in {group}: {}", p.text);
+        }
     }
 }
