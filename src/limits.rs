@@ -62,11 +62,7 @@ pub fn check_memory(what: &str, bytes: u64, hint: &str) -> anyhow::Result<()> {
 /// `batch` sequences of `steps` tokens: per token, every layer's cached
 /// gates, cells and outputs, the embedding row, and logits with their
 /// gradient. An estimate within a small factor, to refuse the absurd.
-pub fn train_step_bytes(
-    cfg: &crate::model::ModelConfig,
-    batch: usize,
-    steps: usize,
-) -> u64 {
+pub fn train_step_bytes(cfg: &crate::model::ModelConfig, batch: usize, steps: usize) -> u64 {
     let per_token = cfg.layers as u64 * (cfg.cell.gates() as u64 + 3) * cfg.hidden as u64
         + cfg.input_width() as u64
         + 2 * cfg.vocab as u64;
@@ -168,7 +164,9 @@ mod tests {
         assert!(check_acrostic("a", "春夏秋冬", None).is_ok());
         let e = check_acrostic("--acrostic", "春夏秋冬", Some(("五律", 8))).unwrap_err();
         assert!(e.contains("has 4 characters but a 五律 has 8 lines"), "{e}");
-        assert!(check_acrostic("a", " ", None).unwrap_err().contains("empty"));
+        assert!(check_acrostic("a", " ", None)
+            .unwrap_err()
+            .contains("empty"));
     }
 
     #[test]

@@ -635,7 +635,13 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
     model_cfg
         .validate()
         .map_err(|e| anyhow::anyhow!("bad setting: {e}"))?;
-    let longest = data.train.iter().chain(&data.valid).map(Vec::len).max().unwrap_or(0);
+    let longest = data
+        .train
+        .iter()
+        .chain(&data.valid)
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0);
     crate::limits::check_memory(
         &format!(
             "a batch of {} poems of up to {longest} characters",

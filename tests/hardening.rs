@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use crate::hay;
 use crate::macros::{Dir, TestCommand};
 
 /// A 五绝 as `poems.txt` lines, for corpora the tests build.
@@ -19,9 +18,7 @@ shiren_test!(
     corpus_refuses_a_device_before_reading_it,
     |_dir: Dir, mut cmd: TestCommand| {
         // read whole before any check, /dev/zero grew past 6 GB
-        let e = cmd
-            .args(["corpus", "stats", "--file", "/dev/zero"])
-            .fails();
+        let e = cmd.args(["corpus", "stats", "--file", "/dev/zero"]).fails();
         assert!(e.contains("/dev/zero: not a regular file"), "{e}");
     }
 );
@@ -55,7 +52,7 @@ shiren_test!(
             .unwrap();
         assert!(made.success());
         let (tx, rx) = std::sync::mpsc::channel();
-        let mut c = cmd.args(["corpus", "stats", "--file"]).arg(&folder);
+        let c = cmd.args(["corpus", "stats", "--file"]).arg(&folder);
         let child = std::mem::replace(&mut c.cmd, std::process::Command::new("true"));
         std::thread::spawn(move || {
             let mut child = child;
@@ -271,7 +268,10 @@ shiren_test!(
         dir.create("r/config.json", r#"{"lr": 0.01, "hidden": 8}"#);
         dir.create("r/metrics.csv", "step,train_loss\n");
         let e = cmd.args(["train", "--resume", "r"]).fails();
-        assert!(e.contains("no checkpoint yet") && !e.contains("(none)"), "{e}");
+        assert!(
+            e.contains("no checkpoint yet") && !e.contains("(none)"),
+            "{e}"
+        );
         // eval names the file that is really missing
         dir.create("m/model.safetensors", "x");
         let e = dir.command().args(["eval", "--model", "m"]).fails();
@@ -289,7 +289,14 @@ shiren_test!(
         // held 3.2 GB and printed nothing until the 100000th poem was written
         let mut cmd = cmd;
         let mut child = cmd
-            .args(["write", "--count", "100000", "--form", "wujue", "--no-rhyme"])
+            .args([
+                "write",
+                "--count",
+                "100000",
+                "--form",
+                "wujue",
+                "--no-rhyme",
+            ])
             .args(["--seed", "1", "--threads", "1"])
             .cmd
             .stdout(std::process::Stdio::piped())
@@ -341,7 +348,10 @@ shiren_test!(
             .args(["write", "--form", "\x1b[31mx"])
             .output();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!stderr.contains('\x1b') && stderr.contains("--form"), "{stderr:?}");
+        assert!(
+            !stderr.contains('\x1b') && stderr.contains("--form"),
+            "{stderr:?}"
+        );
     }
 );
 
@@ -350,8 +360,16 @@ shiren_test!(
     |_dir: Dir, mut cmd: TestCommand| {
         // wrote a 4-line "五律", an 8-line "五绝", a 3-line "七绝"
         for (acrostic, form, says) in [
-            ("春夏秋冬", "wulv", "has 4 characters but a 五律 has 8 lines"),
-            ("春夏秋冬春夏秋冬", "wujue", "has 8 characters but a 五绝 has 4 lines"),
+            (
+                "春夏秋冬",
+                "wulv",
+                "has 4 characters but a 五律 has 8 lines",
+            ),
+            (
+                "春夏秋冬春夏秋冬",
+                "wujue",
+                "has 8 characters but a 五绝 has 4 lines",
+            ),
             ("春夏秋", "qijue", "has 3 characters but a 七绝 has 4 lines"),
         ] {
             let e = Dir::new()
@@ -375,8 +393,14 @@ shiren_test!(
         let e = cmd.args(["write", "--begin", "。。。"]).fails();
         assert!(e.contains("would end an empty line"), "{e}");
         for begin in ["春。。", "春，。"] {
-            let e = Dir::new().command().args(["write", "--begin", begin]).fails();
-            assert!(e.contains("character 3 would end an empty line"), "{begin}: {e}");
+            let e = Dir::new()
+                .command()
+                .args(["write", "--begin", begin])
+                .fails();
+            assert!(
+                e.contains("character 3 would end an empty line"),
+                "{begin}: {e}"
+            );
         }
         // every line of a free poem has characters
         let out = Dir::new()
@@ -384,7 +408,73 @@ shiren_test!(
             .args(["write", "--begin", "春，", "--count", "20", "--seed", "2"])
             .stdout();
         for line in out.lines().filter(|l| !l.is_empty()) {
-            assert!(line.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)), "{line:?}\n{out}");
+            assert!(
+                line.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                "{line:?}\n{out}"
+            );
         }
     }
 );
+
+// ---------------------------------------------------------------------------
+// the split
+
+#[test]
+fn the_split_does_not_move_when_the_corpus_is_reordered_or_grows() {
+    use shiren::corpus::convert::Script;
+    use shiren::corpus::Poem;
+    use shiren::train::Data;
+    let poem = |i: usize| Poem {
+        title: String::new(),
+        author: String::new(),
+        text: format!("第{i}首春风，白日依山尽。"),
+        source: String::new(),
+    };
+    let valid_of = |poems: &[Poem]| {
+        let d = Data::from_poems(
+            poems,
+            None,
+            1,
+            200,
+            false,
+            String::new(),
+            Script::Simplified,
+        );
+        let mut v: Vec<String> = d.valid.iter().map(|ids| d.vocab.decode(ids)).collect();
+        v.sort();
+        v
+    };
+    let base: Vec<Poem> = (0..600).map(poem).collect();
+    let before = valid_of(&base);
+    assert!(before.len() > 10, "{}", before.len());
+    let mut grown: Vec<Poem> = (0..900).map(poem).collect();
+    shiren::rng::Rng::new(7).shuffle(&mut grown);
+    let after = valid_of(&grown);
+    // each poem of the first corpus is validation in both or in neither
+    let first: std::collections::HashSet<String> = base.iter().map(|p| p.text.clone()).collect();
+    let after_first: Vec<String> = after.into_iter().filter(|t| first.contains(t)).collect();
+    assert_eq!(before, after_first);
+}
+
+// ---------------------------------------------------------------------------
+// scripts
+
+#[test]
+fn the_browser_test_runs_the_binary_where_cargo_builds_it() {
+    // it ran target/debug/shiren even with CARGO_TARGET_DIR set elsewhere
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/browser_test.sh");
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("BROWSER_TEST_PRINT_BIN", "1")
+        .env("CARGO_TARGET_DIR", "/tmp/shiren-elsewhere")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.trim(), "/tmp/shiren-elsewhere/debug/shiren");
+}

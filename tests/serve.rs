@@ -628,10 +628,15 @@ fn other_host_names_are_refused_and_own_addresses_served() {
     );
     assert!(reply.starts_with("HTTP/1.1 421"), "{reply}");
     assert!(reply.contains("--allow-host evil.example"), "{reply}");
-    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), "LOCALHOST".into()] {
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "LOCALHOST".into(),
+    ] {
         let reply = raw_exchange(
             &server,
-            format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
         );
         assert!(reply.starts_with("HTTP/1.1 200"), "{host}: {reply}");
     }
@@ -691,7 +696,11 @@ fn duplicate_keys_big_seeds_and_empty_or_misfit_acrostics_are_refused() {
             400,
             "`acrostic` is given twice",
         ),
-        (r#"{"seed":9007199254740993}"#, 422, "seed 9007199254740993 is out of range"),
+        (
+            r#"{"seed":9007199254740993}"#,
+            422,
+            "seed 9007199254740993 is out of range",
+        ),
         (r#"{"acrostic":""}"#, 422, "acrostic is empty"),
         (r#"{"begin":" "}"#, 422, "begin is empty"),
         (

@@ -179,7 +179,10 @@ mod tests {
         .context("reading the corpus");
         let line = one_line(&err);
         assert_eq!(line.matches("ermission denied").count(), 1, "{line}");
-        assert!(line.starts_with("reading the corpus: poems.txt: "), "{line}");
+        assert!(
+            line.starts_with("reading the corpus: poems.txt: "),
+            "{line}"
+        );
         let err = anyhow::anyhow!("unknown tune `\x1b[31m红\n`");
         assert_eq!(one_line(&err), "unknown tune `\\u{1b}[31m红\\n`");
     }

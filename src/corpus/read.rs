@@ -121,7 +121,9 @@ pub fn walk(path: &Path) -> Result<Walk, CorpusError> {
     let mut resolve = |p: &Path| -> Option<(bool, PathBuf)> {
         let lmeta = std::fs::symlink_metadata(p).ok()?;
         let canon = if lmeta.file_type().is_symlink() {
-            std::fs::canonicalize(p).ok().filter(|c| c.starts_with(&root))?
+            std::fs::canonicalize(p)
+                .ok()
+                .filter(|c| c.starts_with(&root))?
         } else {
             p.to_path_buf()
         };

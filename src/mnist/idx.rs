@@ -164,7 +164,10 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, IdxError> {
     let mut out = Vec::new();
     (&mut dec).take(4).read_to_end(&mut out).map_err(gz)?;
     let ndim = out.get(3).map_or(0, |&n| n.min(8)) as u64;
-    (&mut dec).take(4 * ndim).read_to_end(&mut out).map_err(gz)?;
+    (&mut dec)
+        .take(4 * ndim)
+        .read_to_end(&mut out)
+        .map_err(gz)?;
     let declared = out[4.min(out.len())..]
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64)
@@ -369,7 +372,10 @@ mod tests {
         assert!(matches!(err, IdxError::TrailingBytes { .. }), "{err}");
         // a plain file is read as it is, a device is not read at all
         std::fs::write(&p, encode(&[3], &[1, 2, 3])).unwrap();
-        assert_eq!(parse_labels(&read_maybe_gz(&p).unwrap(), &p).unwrap(), [1, 2, 3]);
+        assert_eq!(
+            parse_labels(&read_maybe_gz(&p).unwrap(), &p).unwrap(),
+            [1, 2, 3]
+        );
         let err = read_maybe_gz(Path::new("/dev/zero")).unwrap_err();
         assert!(matches!(err, IdxError::NotAFile { .. }), "{err}");
     }

@@ -232,8 +232,13 @@ impl WriteRequest {
         )?;
         // The CLI's rules: an acrostic is not empty, and fits a form asked for.
         if self.acrostic.is_some() {
-            let asked = self.form.as_ref().and(form.shape()).map(|(lines, _)| (short_zh(form), lines));
-            crate::limits::check_acrostic("acrostic", &acrostic, asked).map_err(ApiError::invalid)?;
+            let asked = self
+                .form
+                .as_ref()
+                .and(form.shape())
+                .map(|(lines, _)| (short_zh(form), lines));
+            crate::limits::check_acrostic("acrostic", &acrostic, asked)
+                .map_err(ApiError::invalid)?;
         }
         if self.begin.is_some() && begin.is_empty() {
             return Err(ApiError::invalid(
@@ -247,7 +252,13 @@ impl WriteRequest {
         }
         let count = in_range_u("count", self.count, 1, 1, limits.max_count as u64)? as usize;
         // A larger seed comes back as a number JavaScript cannot hold exactly.
-        let seed = in_range_u("seed", self.seed, fresh_seed & MAX_SAFE_SEED, 0, MAX_SAFE_SEED)?;
+        let seed = in_range_u(
+            "seed",
+            self.seed,
+            fresh_seed & MAX_SAFE_SEED,
+            0,
+            MAX_SAFE_SEED,
+        )?;
         let temperature = in_range_f("temperature", self.temperature, 0.8, 0.0, 3.0)? as f32;
         let top_k = in_range_u("top_k", self.top_k, 200, 0, 100_000)? as usize;
         let top_p = in_range_f("top_p", self.top_p, 1.0, 0.01, 1.0)? as f32;

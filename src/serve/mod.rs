@@ -196,12 +196,18 @@ impl HostRule {
         };
         let name = name.trim_start_matches('[').trim_end_matches(']');
         let ip = self.addr.ip();
-        if self.allow.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(name)) {
+        if self
+            .allow
+            .iter()
+            .any(|a| a == "*" || a.eq_ignore_ascii_case(name))
+        {
             return true;
         }
         match name.parse::<std::net::IpAddr>() {
             Ok(asked) => ip.is_unspecified() || asked == ip,
-            Err(_) => (ip.is_loopback() || ip.is_unspecified()) && name.eq_ignore_ascii_case("localhost"),
+            Err(_) => {
+                (ip.is_loopback() || ip.is_unspecified()) && name.eq_ignore_ascii_case("localhost")
+            }
         }
     }
 }
@@ -229,7 +235,10 @@ async fn guard(State(hosts): State<Arc<HostRule>>, req: Request, next: Next) -> 
         None => ApiError::malformed("no Host header").into_response(),
     };
     let h = resp.headers_mut();
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
@@ -318,10 +327,10 @@ async fn write(
             })
         }
         Ok(Err(e)) => {
-            let mut causes = std::iter::successors(
-                Some(&e as &(dyn std::error::Error + 'static)),
-                |c| c.source(),
-            );
+            let mut causes =
+                std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |c| {
+                    c.source()
+                });
             let too_large = causes.any(|c| c.to_string().contains("length limit"));
             return Err(if too_large {
                 ApiError {
