@@ -119,9 +119,9 @@ impl RunLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| anyhow::anyhow!("{}: cannot open the run lock: {e}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
+        match try_lock(&file) {
+            Ok(true) => {}
+            Ok(false) => {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
                 let pid = pid.trim();
@@ -131,7 +131,7 @@ impl RunLock {
                     if pid.is_empty() { "unknown" } else { pid }
                 );
             }
-            Err(std::fs::TryLockError::Error(e)) => {
+            Err(e) => {
                 anyhow::bail!("{}: cannot lock the run folder: {e}", path.display())
             }
         }
@@ -142,6 +142,24 @@ impl RunLock {
         file.flush()?;
         Ok(RunLock { _file: file, path })
     }
+}
+
+/// An exclusive flock(2) on `file` without waiting: `Ok(false)` when another
+/// process holds it. (std's `File::try_lock` is newer than shiren's MSRV.)
+#[cfg(unix)]
+fn try_lock(file: &std::fs::File) -> std::io::Result<bool> {
+    use rustix::fs::{flock, FlockOperation};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Elsewhere the folder is not locked.
+#[cfg(not(unix))]
+fn try_lock(_: &std::fs::File) -> std::io::Result<bool> {
+    Ok(true)
 }
 
 #[cfg(test)]
