@@ -44,9 +44,14 @@ pub enum IdxError {
         actual: u64,
     },
     #[error(
-        "{path}: data goes on past the size the header declares ({extra} bytes or more; corrupt file, fetch it again)"
+        "{path}: data goes on past the {declared} bytes the header declares (corrupt file; fetch it again)"
     )]
-    TrailingBytes { path: String, extra: u64 },
+    TrailingBytes {
+        path: String,
+        /// At least this many bytes follow (a gzip stream is not inflated further).
+        extra: u64,
+        declared: u64,
+    },
     #[error("{path}: not a regular file of at most {MAX_IDX_BYTES} bytes (give the MNIST IDX file itself)")]
     NotAFile { path: String },
     #[error("{path}: a dimension is zero or too large ({})", show_dims(.dims))]
@@ -239,6 +244,7 @@ fn parse<'a>(
     if actual > total {
         return Err(IdxError::TrailingBytes {
             path: pstr(),
+            declared: total,
             extra: actual - total,
         });
     }
