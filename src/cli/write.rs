@@ -66,7 +66,7 @@ pub struct Args {
     /// Random seed; the same seed writes the same poems [default: from the clock, shown with --verbose]
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-    /// Free form: the most characters per poem, punctuation included
+    /// Free form: the most characters per poem, punctuation included (1 to 10000)
     #[arg(long, default_value_t = 128, value_name = "N")]
     pub max_len: usize,
     /// Rhyme lines 2, 4, 6, 8 in one 平水韵 group [default: on for wujue, qijue, wulv, qilv]
@@ -101,6 +101,11 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
         args.count <= 100_000,
         "--count {} is more than 100000 (write in batches)",
         args.count
+    );
+    anyhow::ensure!(
+        (1..=10_000).contains(&args.max_len),
+        "--max-len {} is out of range (use 1 to 10000 characters)",
+        args.max_len
     );
     let acrostic = args.acrostic.clone().unwrap_or_default();
     // An acrostic without a form gets 七言 lines, so that the heads lead lines of a poem.
@@ -316,6 +321,8 @@ mod tests {
         assert!(e.to_string().contains("--begin is empty"), "{e}");
         let e = resolve(&parse(&["--count", "0"]).unwrap()).unwrap_err();
         assert!(e.to_string().contains("--count"), "{e}");
+        let e = resolve(&parse(&["--max-len", "1000000000"]).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("use 1 to 10000"), "{e}");
     }
 
     #[test]
