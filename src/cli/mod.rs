@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 pub mod bench;
 pub mod corpus;
 pub mod eval;
+pub mod hints;
 pub mod mnist;
 pub mod serve;
 pub mod train;
@@ -81,7 +82,7 @@ pub fn run() -> ExitCode {
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
-    match dispatch(cli) {
+    match dispatch(cli).map_err(hints::with_flags) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             if is_broken_pipe(&err) {
