@@ -706,9 +706,16 @@ mod tests {
 
     #[test]
     fn seeds_pass_through_and_fresh_ones_fit_a_double() {
+        // a larger one would come back as a number JavaScript cannot hold
         assert_eq!(
-            spec(r#"{"seed":18446744073709551615}"#).unwrap().seed,
-            u64::MAX
+            spec(r#"{"seed":9007199254740991}"#).unwrap().seed,
+            MAX_SAFE_SEED
+        );
+        let e = spec(r#"{"seed":18446744073709551615}"#).unwrap_err();
+        assert!(
+            e.message.contains("use 0 to 9007199254740991"),
+            "{}",
+            e.message
         );
         let s = parse_request(b"{}")
             .unwrap()
