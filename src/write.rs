@@ -432,6 +432,8 @@ impl<'a, M: CharModel> Writer<'a, M> {
         mut emit: impl FnMut(Poem) -> Result<(), E>,
     ) -> Result<(), E> {
         check_options(opts)?;
+        // as write_requests: a template's shape becomes the form
+        let opts = &template::shaped(opts)?;
         let plan = self.plan(opts)?;
         let base = Rng::new(seed);
         for start in (0..count).step_by(BATCH) {
