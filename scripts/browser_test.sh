@@ -19,6 +19,17 @@ export LC_ALL=C.UTF-8 # ${#line} counts characters, not bytes
 say() { echo "browser_test: $*" >&2; }
 fail() { say "FAIL: $*"; exit 1; }
 
+# The binary `cargo build --profile test` makes: cargo says where it builds
+# ($CARGO_TARGET_DIR, a config's target-dir, or target/).
+shiren_bin() {
+  local dir
+  dir=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  echo "$dir/debug/shiren"
+}
+# For the test that checks this path: print it and stop.
+if [ -n "${BROWSER_TEST_PRINT_BIN:-}" ]; then shiren_bin; exit 0; fi
+
 ACROSTIC=春夏秋冬
 FORM=wujue # 4 lines of 5
 SHOT=target/serve-screenshot.png
@@ -55,8 +66,8 @@ if [ -n "${SHIREN_URL:-}" ]; then
   url=${SHIREN_URL%/}
 else
   # The test profile shares its build with `cargo test`, which .ci/run has just run.
+  bin=$(shiren_bin)
   cargo build --quiet --profile test --bin shiren
-  bin=target/debug/shiren
   "$bin" serve --addr 127.0.0.1:0 ${SHIREN_MODEL:+--model "$SHIREN_MODEL"} >"$tmp/out" 2>"$tmp/err" &
   server_pid=$!
   for _ in $(seq 1 600); do # loading a model takes well under a minute

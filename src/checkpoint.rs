@@ -153,6 +153,8 @@ pub struct Loaded {
 pub enum CheckpointError {
     #[error("{dir}: no checkpoint here (expected a folder with config.json, vocab.json and model.safetensors, such as runs/NAME/best written by `shiren train`)")]
     NotACheckpoint { dir: String },
+    #[error("{msg}")]
+    NoneYet { msg: String },
     #[error("{path}: missing (the checkpoint is incomplete; copy the whole folder again)")]
     Missing { path: String },
     #[error("{path}: {source}")]
@@ -176,6 +178,29 @@ pub enum CheckpointError {
     },
     #[error("{path}: no optimiser state (this checkpoint was saved for use, not to resume; resume from the run's last/ folder)")]
     NotResumable { path: String },
+    #[error("{path}: {msg} (config.json is damaged or was edited by hand; copy the checkpoint folder again)")]
+    BadConfig { path: String, msg: String },
+    #[error("{path}: tensor `{name}` holds {count} non-finite values (NaN or infinity); the run that wrote it diverged or the file is damaged: use another checkpoint or retrain")]
+    NonFinite {
+        path: String,
+        name: String,
+        count: usize,
+    },
+    #[error("{path}: no shiren metadata (written by another program, e.g. safetensors.torch.save_file without metadata); save it with metadata={{\"format\": \"{FORMAT}/{VERSION}\"}} and the tensor names and shapes of config.json")]
+    NoMetadata { path: String },
+    #[error("{path}: tensor `{name}` is stored as {dtype}; shiren reads F32 and F16 (convert it, e.g. with tensor.float(), and save again)")]
+    Dtype {
+        path: String,
+        name: String,
+        dtype: String,
+    },
+    #[error("{path}: {size} bytes, but config.json's model needs about {need} (config.json and {file} come from different runs; copy the whole checkpoint folder)")]
+    Size {
+        path: String,
+        file: &'static str,
+        size: u64,
+        need: u64,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
@@ -192,7 +217,23 @@ fn damaged(path: &Path, msg: impl std::fmt::Display) -> CheckpointError {
     }
 }
 
+/// Checkpoint files are regular files of at most a few GiB: a device, a FIFO
+/// or an absurd size is refused before it is read.
+const MAX_FILE_BYTES: u64 = 8 << 30;
+
 fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    if let Ok(m) = std::fs::metadata(path) {
+        if !m.is_file() || m.len() > MAX_FILE_BYTES {
+            return Err(damaged(
+                path,
+                if m.is_file() {
+                    format!("{} bytes, more than a checkpoint file can hold", m.len())
+                } else {
+                    "not a regular file".into()
+                },
+            ));
+        }
+    }
     std::fs::read(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             CheckpointError::Missing {
@@ -265,6 +306,11 @@ fn from_safetensors(
 ) -> Result<Vec<f32>, CheckpointError> {
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| damaged(path, e))?;
     let meta = header.metadata().clone().unwrap_or_default();
+    if !meta.contains_key("format") && !meta.contains_key("version") {
+        return Err(CheckpointError::NoMetadata {
+            path: path.display().to_string(),
+        });
+    }
     let tag = meta.get("format").cloned().unwrap_or_default();
     let (format, version) = match tag.split_once('/') {
         Some((f, v)) => (f.to_string(), v.to_string()),
@@ -301,38 +347,85 @@ fn from_safetensors(
             "has tensor `{extra}` that the model in config.json does not have"
         )));
     }
-    let total: usize = table.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
-    let mut out = Vec::with_capacity(total);
+    // Every name, shape and dtype against the table before any data is read.
+    let mut views = Vec::with_capacity(table.len());
     for (name, shape) in table {
         let view = st
             .tensor(name)
             .map_err(|_| mismatch(format!("lacks tensor `{name}`")))?;
         if view.shape() != shape.as_slice() {
             return Err(mismatch(format!(
-                "tensor `{name}` has shape {:?}, config.json needs {:?}",
-                view.shape(),
-                shape
+                "tensor `{name}` has shape {}, config.json needs {}",
+                show_shape(view.shape()),
+                show_shape(shape)
             )));
         }
+        if !matches!(view.dtype(), Dtype::F32 | Dtype::F16) {
+            return Err(CheckpointError::Dtype {
+                path: path.display().to_string(),
+                name: name.clone(),
+                dtype: view.dtype().to_string(),
+            });
+        }
+        views.push((name, view));
+    }
+    let total: usize = table.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
+    let mut out = Vec::with_capacity(total);
+    for (name, view) in views {
+        let start = out.len();
         let data = view.data();
         match view.dtype() {
             Dtype::F32 => out.extend(
                 data.chunks_exact(4)
                     .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
             ),
-            Dtype::F16 => out.extend(
+            _ => out.extend(
                 data.chunks_exact(2)
                     .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
             ),
-            other => {
-                return Err(damaged(
-                    path,
-                    format!("tensor `{name}` has dtype {other:?}; shiren reads F32 and F16"),
-                ))
-            }
+        }
+        // NaN weights write garbage that looks like poems and score as if fine.
+        let count = out[start..].iter().filter(|x| !x.is_finite()).count();
+        if count > 0 {
+            return Err(CheckpointError::NonFinite {
+                path: path.display().to_string(),
+                name: name.clone(),
+                count,
+            });
         }
     }
     Ok(out)
+}
+
+/// `[4, 5]` as `4×5`, the way the docs write shapes.
+fn show_shape(shape: &[usize]) -> String {
+    let s: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    s.join("×")
+}
+
+/// Refuses a tensor file far larger than `table` can fill (read whole, it
+/// would be allocated before its header is checked). 4 bytes a value, plus
+/// room for a header of the size safetensors itself accepts.
+fn check_size(
+    path: &Path,
+    table: &[(String, Vec<usize>)],
+    file: &'static str,
+) -> Result<(), CheckpointError> {
+    let values: u64 = table
+        .iter()
+        .map(|(_, s)| s.iter().product::<usize>() as u64)
+        .sum();
+    let need = values * 4;
+    let most = need + 100_000_000;
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > most => Err(CheckpointError::Size {
+            path: path.display().to_string(),
+            file,
+            size: m.len(),
+            need,
+        }),
+        _ => Ok(()),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -472,6 +565,26 @@ pub fn find_in(dir: &Path, names: &[&str]) -> Option<PathBuf> {
     names.iter().map(|n| dir.join(n)).find(|d| holds(d))
 }
 
+/// Why `dir` holds no checkpoint, in one line: a run folder that has not
+/// written one yet, or the files a checkpoint folder lacks.
+pub fn not_found(dir: &Path) -> String {
+    if dir.join("metrics.csv").is_file() || dir.join(crate::limits::LOCK_FILE).is_file() {
+        return format!(
+            "{}: a run folder with no checkpoint yet (last/ is written at the run's first evaluation); train again without --resume, or wait for it",
+            dir.display()
+        );
+    }
+    let missing: Vec<&str> = [CONFIG_FILE, MODEL_FILE]
+        .into_iter()
+        .filter(|f| !dir.join(f).is_file())
+        .collect();
+    format!(
+        "{}: neither a checkpoint ({} missing) nor a run folder with best/ or last/",
+        dir.display(),
+        missing.join(" and ")
+    )
+}
+
 /// Reads and checks config.json alone (format version, then the fields).
 pub fn load_meta(dir: &Path) -> Result<Meta, CheckpointError> {
     recover(dir)?;
@@ -483,6 +596,12 @@ pub fn load_meta(dir: &Path) -> Result<Meta, CheckpointError> {
     let path = dir.join(CONFIG_FILE);
     let bytes = read(&path)?;
     let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| damaged(&path, e))?;
+    if value.get("format").is_none() && value.get("model").is_none() {
+        // a run folder's own config.json holds its training settings
+        return Err(CheckpointError::NoneYet {
+            msg: not_found(dir),
+        });
+    }
     let format = value.get("format").and_then(|v| v.as_str()).unwrap_or("");
     let version = value.get("version").and_then(|v| v.as_u64());
     if format != FORMAT || version != Some(VERSION as u64) {
@@ -496,7 +615,15 @@ pub fn load_meta(dir: &Path) -> Result<Meta, CheckpointError> {
             version: version.map_or("(none)".into(), |v| v.to_string()),
         });
     }
-    serde_json::from_value(value).map_err(|e| damaged(&path, e))
+    let meta: Meta = serde_json::from_value(value).map_err(|e| damaged(&path, e))?;
+    // Before anything is sized from it (the parameter table, the tensors).
+    meta.model
+        .validate()
+        .map_err(|e| CheckpointError::BadConfig {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
+    Ok(meta)
 }
 
 /// Loads a checkpoint for use (writing, evaluation, or as a resume base): checks
@@ -523,8 +650,10 @@ fn load_checked(dir: &Path) -> Result<Loaded, CheckpointError> {
         });
     }
     let model_path = dir.join(MODEL_FILE);
+    let table = param_table(&meta.model);
+    check_size(&model_path, &table, MODEL_FILE)?;
     let bytes = read(&model_path)?;
-    let params = from_safetensors(&model_path, &bytes, &param_table(&meta.model), MODEL_FILE)?;
+    let params = from_safetensors(&model_path, &bytes, &table, MODEL_FILE)?;
     let model =
         Model::from_params(meta.model.clone(), params).map_err(|e| CheckpointError::Mismatch {
             path: model_path.display().to_string(),
@@ -554,6 +683,7 @@ pub fn load_resume(dir: &Path, model: &Model) -> Result<(Adam, Progress), Checkp
             ]
         })
         .collect();
+    check_size(&optim_path, &table, OPTIM_FILE)?;
     let flat = from_safetensors(&optim_path, &read(&optim_path)?, &table, OPTIM_FILE)?;
     // Undo the m/v interleaving of the table.
     let n = model.params.len();
@@ -794,5 +924,101 @@ mod tests {
         );
         let e = load_error(|ck| std::fs::write(ck.join(MODEL_FILE), b"not a tensor file").unwrap());
         assert!(e.contains("model.safetensors"), "{e}");
+    }
+
+    #[test]
+    fn absurd_sizes_in_config_json_are_refused_before_allocating() {
+        // Each of these aborted (allocation failure, capacity overflow) or ate GBs before.
+        for (key, v) in [
+            ("hidden", serde_json::json!(1_000_000)),
+            ("hidden", serde_json::json!(1_000_000_000_000u64)),
+            ("layers", serde_json::json!(100_000_000)),
+            ("embed", serde_json::json!(usize::MAX)),
+            ("vocab", serde_json::json!(1u64 << 40)),
+        ] {
+            let e = load_error(|ck| edit_config(ck, |c| c["model"][key] = v.clone()));
+            assert!(
+                e.contains("config.json") && e.contains(key) && e.contains("at most"),
+                "{key} = {v}: {e}"
+            );
+        }
+        // sizes that pass each bound alone but not together
+        let e = load_error(|ck| {
+            edit_config(ck, |c| {
+                c["model"]["hidden"] = 60_000.into();
+                c["model"]["layers"] = 60.into();
+            })
+        });
+        assert!(e.contains("parameters (at most"), "{e}");
+    }
+
+    /// Rewrites model.safetensors with `f` applied to each (name, shape, values) and `meta`.
+    fn rewrite_model(
+        ck: &Path,
+        meta: Option<HashMap<String, String>>,
+        dtype: Dtype,
+        f: impl Fn(&str, &mut Vec<f32>),
+    ) {
+        let loaded = load(ck).unwrap();
+        let mut bufs = Vec::new();
+        for (name, shape, data) in loaded.model.tensors() {
+            let mut d = data.to_vec();
+            f(&name, &mut d);
+            let bytes: Vec<u8> = match dtype {
+                Dtype::BF16 => d
+                    .iter()
+                    .flat_map(|x| half::bf16::from_f32(*x).to_le_bytes())
+                    .collect(),
+                _ => d.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            };
+            bufs.push((name, shape, bytes));
+        }
+        let views: Vec<_> = bufs
+            .iter()
+            .map(|(n, s, b)| {
+                (
+                    n.clone(),
+                    safetensors::tensor::TensorView::new(dtype, s.clone(), b).unwrap(),
+                )
+            })
+            .collect();
+        std::fs::write(
+            ck.join(MODEL_FILE),
+            safetensors::serialize(views, meta).unwrap(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn non_finite_weights_are_refused_naming_the_tensor() {
+        let e = load_error(|ck| {
+            rewrite_model(ck, Some(safetensors_metadata()), Dtype::F32, |n, d| {
+                if n == "proj.weight" {
+                    d[1] = f32::NAN;
+                    d[2] = f32::INFINITY;
+                }
+            })
+        });
+        assert!(
+            e.contains("`proj.weight`") && e.contains("2 non-finite"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn foreign_files_are_told_what_is_wrong_not_damaged() {
+        // safetensors.torch.save_file(tensors, path) writes no metadata
+        let e = load_error(|ck| rewrite_model(ck, None, Dtype::F32, |_, _| {}));
+        assert!(
+            e.contains("no shiren metadata") && !e.contains("damaged") && !e.contains("(none)"),
+            "{e}"
+        );
+        let e = load_error(|ck| {
+            rewrite_model(ck, Some(safetensors_metadata()), Dtype::BF16, |_, _| {})
+        });
+        assert!(
+            e.contains("BF16") && e.contains("F32 and F16") && !e.contains("damaged"),
+            "{e}"
+        );
     }
 }

@@ -30,6 +30,7 @@ pub mod cli;
 pub mod corpus;
 pub mod engine;
 pub mod eval;
+pub mod limits;
 pub mod mnist;
 pub mod model;
 pub mod ngram;

@@ -95,6 +95,16 @@ pub enum Input {
     Dense { dim: usize },
 }
 
+impl std::fmt::Display for Input {
+    /// What one step reads, for messages: "token ids" or "28 values".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::Tokens => f.write_str("token ids"),
+            Input::Dense { dim } => write!(f, "{dim} values"),
+        }
+    }
+}
+
 /// Where the softmax head reads the top layer.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -275,6 +285,33 @@ impl ModelConfig {
         }
     }
 
+    /// An upper bound on [`Self::num_params`] in checked arithmetic, without
+    /// building the table: `None` when it overflows. Called before any other
+    /// size is trusted.
+    pub fn checked_num_params(&self) -> Option<usize> {
+        let (g, h) = (self.cell.gates(), self.hidden);
+        let mut n = 0usize;
+        let add = |n: usize, dims: &[usize]| -> Option<usize> {
+            n.checked_add(dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?)
+        };
+        if self.input == Input::Tokens {
+            n = add(n, &[self.vocab, self.embed])?;
+            if let Some(p) = &self.positions {
+                let rows = p.size.checked_mul(2)?.checked_add(p.forms.len() + 1)?;
+                n = add(n, &[rows, self.embed])?;
+            }
+        }
+        let gh = g.checked_mul(h)?;
+        let per_layer = |i: usize| gh.checked_mul(i.checked_add(h)?.checked_add(2)?);
+        if self.layers > 0 {
+            n = n.checked_add(per_layer(self.input_width())?)?;
+            n = n.checked_add(per_layer(h)?.checked_mul(self.layers - 1)?)?;
+        }
+        n = add(n, &[self.head_width().max(self.embed), h])?;
+        n = add(n, &[self.vocab, 2])?;
+        add(n, &[self.head_width(), 1])
+    }
+
     /// Total number of parameters (the length of `Model::params`).
     pub fn num_params(&self) -> usize {
         param_table(self)
@@ -301,6 +338,31 @@ impl ModelConfig {
     /// Checks the sizes are usable (all positive, dropout in [0, 1)).
     pub fn validate(&self) -> Result<(), ModelError> {
         let bad = |what: &str, v: String| Err(ModelError::BadConfig(format!("{what} = {v}")));
+        // Sizes first, before anything is sized from them: a damaged config.json
+        // (`"hidden": 1000000000000`) must be refused, not allocated.
+        let pos_size = self.positions.as_ref().map_or(1, |p| p.size);
+        for (what, v, most) in [
+            ("layers", self.layers, MAX_LAYERS),
+            ("hidden", self.hidden, MAX_WIDTH),
+            ("embed", self.embed, MAX_WIDTH),
+            ("input width", self.input_width(), MAX_WIDTH),
+            ("vocab", self.vocab, MAX_VOCAB),
+            ("positions.size", pos_size, MAX_WIDTH),
+        ] {
+            if v > most {
+                return bad(what, format!("{v} (at most {most})"));
+            }
+        }
+        match self.checked_num_params() {
+            Some(n) if n <= MAX_PARAMS => {}
+            n => {
+                let n = n.map_or("more than 2^64".into(), |n| n.to_string());
+                return bad(
+                    "size",
+                    format!("{n} parameters (at most {MAX_PARAMS}, 1 GiB of f32; use fewer layers or a smaller hidden/embed)"),
+                );
+            }
+        }
         if self.layers == 0 {
             return bad("layers", "0 (need at least 1)".into());
         }
@@ -382,6 +444,15 @@ impl ModelConfig {
         Ok(())
     }
 }
+
+/// Upper bounds [`ModelConfig::validate`] holds every config to, far above any
+/// useful char-RNN (config L has 512 hidden units, ~8 M parameters) and far
+/// below what would exhaust memory before a clear error could be printed.
+pub const MAX_LAYERS: usize = 64;
+pub const MAX_WIDTH: usize = 1 << 16;
+pub const MAX_VOCAB: usize = 1 << 21;
+/// 2^28 parameters: 1 GiB as f32; training holds four such copies.
+pub const MAX_PARAMS: usize = 1 << 28;
 
 /// Errors building a model from stored parts.
 #[derive(Debug, thiserror::Error)]

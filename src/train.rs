@@ -329,6 +329,19 @@ impl TrainConfig {
                 "weight_decay must be 0 (Adam) or positive (AdamW)",
             ),
             (self.log_interval == 0, "log_interval must be at least 1"),
+            (
+                self.layers > crate::model::MAX_LAYERS,
+                "layers must be at most 64",
+            ),
+            (
+                self.hidden > crate::model::MAX_WIDTH || self.embed > crate::model::MAX_WIDTH,
+                "hidden and embed must be at most 65536",
+            ),
+            (self.batch > MAX_BATCH, "batch must be at most 65536"),
+            (
+                self.max_len > MAX_POEM_CHARS,
+                "max_len must be at most 100000 characters",
+            ),
         ];
         match checks.iter().find(|(bad, _)| *bad) {
             Some((_, msg)) => Err(msg.to_string()),
@@ -603,6 +616,11 @@ fn evaluate(model: &mut Model, batches: &[Batch]) -> Option<f64> {
     (count > 0.0).then(|| sum / count)
 }
 
+/// Most poems per batch, and the longest poem (in characters) a run may keep:
+/// far past any use, short of sizes whose buffers cannot be allocated.
+pub const MAX_BATCH: usize = 1 << 16;
+pub const MAX_POEM_CHARS: usize = 100_000;
+
 /// Trains per `cfg` on `data`, writing into `opts.out`.
 pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<Summary> {
     cfg.validate()
@@ -615,6 +633,31 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
     let (last_dir, best_dir) = (out.join("last"), out.join("best"));
     std::fs::create_dir_all(out)
         .with_context(|| format!("{}: cannot create the run folder", out.display()))?;
+    // Held to the end of the run; a second trainer on this folder stops here.
+    let _lock = crate::limits::RunLock::take(out)?;
+    // The sizes, and the memory a batch of the longest poems needs, before any allocation.
+    let model_cfg = match &opts.resume {
+        Some(dir) => checkpoint::load_meta(dir)?.model,
+        None => cfg.model_config(&data.vocab),
+    };
+    model_cfg
+        .validate()
+        .map_err(|e| anyhow::anyhow!("bad setting: {e}"))?;
+    let longest = data
+        .train
+        .iter()
+        .chain(&data.valid)
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0);
+    crate::limits::check_memory(
+        &format!(
+            "a batch of {} poems of up to {longest} characters",
+            cfg.batch
+        ),
+        crate::limits::train_step_bytes(&model_cfg, cfg.batch, longest + 2),
+        "lower --batch or --max-len, or use a smaller model",
+    )?;
 
     // --- model, optimiser and position: fresh or from the checkpoint ---
     let (mut model, mut adam, mut progress) = match &opts.resume {
@@ -707,6 +750,23 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         opts.resume.is_some(),
     )?;
     let log = Log::new(opts.quiet, total, progress.step);
+    if let Some(dir) = &opts.resume {
+        log.line(&if progress.step >= total {
+            format!(
+                "resuming {} at step {}: the run is already finished ({total} steps), nothing left to do",
+                dir.display(),
+                progress.step
+            )
+        } else if total == u64::MAX {
+            format!("resuming {} from step {}", dir.display(), progress.step)
+        } else {
+            format!(
+                "resuming {} from step {} of {total}",
+                dir.display(),
+                progress.step
+            )
+        });
+    }
     log.line(&format!(
         "training {} poems ({} tokens, {} batches/epoch), validating on {} poems; {} parameters; {}",
         data.train.len(),

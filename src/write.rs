@@ -500,6 +500,51 @@ impl<'a, M: CharModel> Writer<'a, M> {
         out.pop().expect("one result per request")
     }
 
+    /// [`Self::write_many`]'s poems, handed to `emit` [`BATCH`] at a time as
+    /// each batch is written: memory stays that of one batch whatever `count`
+    /// is, and the first poems show at once.
+    pub fn write_each<E: From<WriteError>>(
+        &self,
+        opts: &Options,
+        count: usize,
+        seed: u64,
+        mut emit: impl FnMut(Poem) -> Result<(), E>,
+    ) -> Result<(), E> {
+        check_options(opts)?;
+        // as write_requests: a template's shape becomes the form
+        let opts = &template::shaped(opts)?;
+        let plan = self.plan(opts)?;
+        let base = Rng::new(seed);
+        // as write_requests: one row per draft, the poem is the best draft
+        let n_drafts = opts.drafts.max(1);
+        let per_batch = (BATCH / n_drafts).max(1);
+        for start in (0..count).step_by(per_batch) {
+            let end = count.min(start + per_batch);
+            let mut rows = Vec::with_capacity((end - start) * n_drafts);
+            for (slot, k) in (start..end).enumerate() {
+                let rng = base.fork(k as u64);
+                for d in 0..n_drafts {
+                    rows.push(Row::new(
+                        self,
+                        &plan,
+                        self.job(opts, draft_rng(&rng, d)),
+                        slot,
+                    ));
+                }
+            }
+            let mut drafts: Vec<Vec<Result<Poem, WriteError>>> = vec![Vec::new(); end - start];
+            for chunk in rows.chunks_mut(BATCH) {
+                for (slot, poem) in self.run(chunk) {
+                    drafts[slot].push(poem);
+                }
+            }
+            for d in drafts {
+                emit(best_draft(d, opts.all_drafts)?)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Many requests' poems written side by side, [`BATCH`] at a time, so that
     /// each model step is one batched product for all of them (the web
     /// service gathers concurrent requests this way). One result per request:
@@ -735,6 +780,18 @@ impl<'a, M: CharModel> Writer<'a, M> {
                     return Err(WriteError::MissingPunct { ch: l.end });
                 }
             }
+        } else if let Some(k) = begin.iter().enumerate().position(|(k, &t)| {
+            // free verse: a line end first, or right after another, would close an empty line
+            let han = |t: u32| self.chars[t as usize].is_some_and(is_han);
+            !han(t) && (k == 0 || !han(begin[k - 1]))
+        }) {
+            return Err(WriteError::BadOption {
+                what: format!(
+                    "--begin: `{}` at character {} would end an empty line (begin with a character, and put one between two punctuation marks)",
+                    self.chars[begin[k] as usize].unwrap_or('?'),
+                    k + 1
+                ),
+            });
         } else if begin.len() >= opts.max_len {
             return Err(WriteError::TooLong {
                 flag: "begin",
@@ -1334,6 +1391,34 @@ impl Cursor {
         let forced = self.forced(w, plan);
         let token = match forced {
             Some(t) => {
+                let c = w.chars[t as usize].unwrap_or('?');
+                let mut note = |n: String| {
+                    if !job.notes.contains(&n) {
+                        job.notes.push(n);
+                    }
+                };
+                // The user's own characters may break the rules the rest keeps: say so.
+                if matches!(slot, Slot::Char) && layout.is_some() && job.tones != ToneMode::Off {
+                    let req = self.tone_plan.req(i, j);
+                    if !req.allows(w.tone[t as usize]) {
+                        note(format!(
+                            "the given `{c}` at line {}, position {} breaks the tone rules ({}); the rest of the poem keeps them",
+                            i + 1,
+                            j + 1,
+                            match req {
+                                ToneReq::Ping => "平 wanted",
+                                ToneReq::Ze => "仄 wanted",
+                                _ => "tone unknown",
+                            }
+                        ));
+                    }
+                }
+                if is_foot && w.token_groups[t as usize].is_empty() {
+                    note(format!(
+                        "the given `{c}` ends line {} but is in no level (平) rhyme group; the other feet rhyme among themselves",
+                        i + 1
+                    ));
+                }
                 if is_foot {
                     // A foot the user wrote: it picks the group if none is chosen yet.
                     let gs = &w.rhyme_tables(plan.ci.is_some()).0[t as usize];
@@ -2815,5 +2900,37 @@ mod tests {
             )
             .unwrap_err();
         assert!(e.to_string().contains("tune's pattern"), "{e}");
+    }
+    #[test]
+    fn given_text_that_breaks_the_rules_is_noted_and_the_rest_keeps_them() {
+        // 春眠不觉晓，处处闻啼鸟。 as --form wujue --tones strict: the foot 鸟 is
+        // 仄 and rhymes with nothing, yet no note said so
+        let m = toy();
+        let l = lex();
+        let w = Writer::new(&m, Some(&l));
+        let o = Options {
+            begin: "白日尽入海，白日尽入月。".into(),
+            rhyme: true,
+            tones: ToneMode::Strict,
+            ..opts(Form::Wujue)
+        };
+        for p in w.write_many(&o, 5, 4).unwrap() {
+            let notes = p.notes.join(" | ");
+            assert!(
+                notes.contains("the given `月` ends line 2 but is in no level (平) rhyme group"),
+                "{notes}"
+            );
+            assert!(notes.contains("breaks the tone rules"), "{notes}");
+            // the foot written by the sampler still rhymes in the reported group
+            let foot = p.lines[3].text.chars().last().unwrap();
+            let group = p.rhyme_group.clone().expect("a rhyme group for line 4");
+            let members = match group.as_str() {
+                "一东" => PING_A,
+                "一先" => PING_B,
+                "十五删" => PING_C,
+                other => panic!("group {other}"),
+            };
+            assert!(members.contains(foot), "{foot} not in {group}: {}", p.text);
+        }
     }
 }

@@ -470,7 +470,7 @@ fn sixty_four_clients_at_once_with_the_real_writer() {
             let (server, barrier) = (Arc::clone(&server), Arc::clone(&barrier));
             std::thread::spawn(move || {
                 barrier.wait();
-                let body = json!({"acrostic": "春夏秋冬", "seed": i, "form": "qilv"}).to_string();
+                let body = json!({"acrostic": "春夏秋冬", "seed": i, "form": "qijue"}).to_string();
                 post(&server, &body)
             })
         })
@@ -527,6 +527,195 @@ fn sixty_four_clients_at_once_all_get_poems_within_the_bound() {
         "{most} poems were written at once; the limit is 4"
     );
     let server = Arc::try_unwrap(server).ok().expect("clients are done");
+    server.stop().unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// hostile clients: slow headers, other hosts, other content types
+
+/// Sends `raw` on a fresh connection and returns all the server sends back
+/// until it closes the connection (or 20 s pass).
+fn raw_exchange(server: &Running, raw: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(raw).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn connections_sending_half_a_header_or_nothing_are_closed() {
+    use std::io::Read;
+    let limits = Limits {
+        header_timeout: Duration::from_millis(300),
+        ..limits()
+    };
+    let server = start(Toy::new(0), limits);
+    // stayed open indefinitely before
+    for raw in [&b""[..], b"POST /api/write HTTP/1.1\r\nHost: 127"] {
+        let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+        std::io::Write::write_all(&mut s, raw).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let t = Instant::now();
+        let mut buf = Vec::new();
+        let r = s.read_to_end(&mut buf);
+        assert!(r.is_ok(), "not closed: {r:?}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    }
+    server.stop().unwrap();
+}
+
+#[test]
+fn a_slow_body_gets_a_408() {
+    use std::io::{Read, Write};
+    let limits = Limits {
+        body_timeout: Duration::from_millis(300),
+        ..limits()
+    };
+    let server = start(Toy::new(0), limits);
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    s.write_all(
+        b"POST /api/write HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{\"co",
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    server.stop().unwrap();
+}
+
+#[test]
+fn connections_past_the_cap_wait_to_be_accepted() {
+    let limits = Limits {
+        max_connections: 2,
+        header_timeout: Duration::from_secs(30),
+        ..limits()
+    };
+    let server = start(Toy::new(0), limits);
+    // two idle connections hold both places
+    let idle: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let url = server.url("/healthz");
+    std::thread::spawn(move || {
+        let r = agent().get(&url).call().map(|r| r.status().as_u16());
+        let _ = tx.send(r.ok());
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_millis(500)).is_err(),
+        "a third connection was served while two were open"
+    );
+    drop(idle);
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), Some(200));
+    server.stop().unwrap();
+}
+
+#[test]
+fn other_host_names_are_refused_and_own_addresses_served() {
+    let server = start(Toy::new(0), limits());
+    let port = server.addr.port();
+    // a DNS-rebinding page reaches 127.0.0.1 under its own name
+    let reply = raw_exchange(
+        &server,
+        format!("GET /healthz HTTP/1.1\r\nHost: evil.example:{port}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    );
+    assert!(reply.starts_with("HTTP/1.1 421"), "{reply}");
+    assert!(reply.contains("--allow-host evil.example"), "{reply}");
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "LOCALHOST".into(),
+    ] {
+        let reply = raw_exchange(
+            &server,
+            format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        assert!(reply.starts_with("HTTP/1.1 200"), "{host}: {reply}");
+    }
+    server.stop().unwrap();
+    let server = start(
+        Toy::new(0),
+        Limits {
+            allow_hosts: vec!["poems.example".into()],
+            ..limits()
+        },
+    );
+    let reply = raw_exchange(
+        &server,
+        b"GET /healthz HTTP/1.1\r\nHost: poems.example\r\nConnection: close\r\n\r\n",
+    );
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    server.stop().unwrap();
+}
+
+#[test]
+fn the_api_takes_json_only_and_every_reply_carries_security_headers() {
+    let server = start(Toy::new(0), limits());
+    // a cross-site form POST, which a browser sends without asking
+    for ctype in ["text/plain", "application/x-www-form-urlencoded", ""] {
+        let mut req = agent().post(server.url("/api/write"));
+        if !ctype.is_empty() {
+            req = req.header("content-type", ctype);
+        }
+        let mut resp = req.send(r#"{"acrostic":"春夏秋冬"}"#).unwrap();
+        let status = resp.status().as_u16();
+        let body: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        assert_error(status, &body, 415, "application/json");
+    }
+    let resp = agent()
+        .post(server.url("/api/write"))
+        .header("content-type", "application/json; charset=utf-8")
+        .send(r#"{"acrostic":"春夏秋冬"}"#)
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    for path in ["/", "/healthz", "/nowhere"] {
+        let resp = agent().get(server.url(path)).call().unwrap();
+        let h = resp.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+    }
+    server.stop().unwrap();
+}
+
+#[test]
+fn duplicate_keys_big_seeds_and_empty_or_misfit_acrostics_are_refused() {
+    let server = start(Toy::new(0), limits());
+    for (body, status, needle) in [
+        (
+            r#"{"acrostic":"春夏秋冬","acrostic":"一二"}"#,
+            400,
+            "`acrostic` is given twice",
+        ),
+        (
+            r#"{"seed":9007199254740993}"#,
+            422,
+            "seed 9007199254740993 is out of range",
+        ),
+        (r#"{"acrostic":""}"#, 422, "acrostic is empty"),
+        (r#"{"begin":" "}"#, 422, "begin is empty"),
+        (
+            r#"{"acrostic":"春夏秋冬","form":"wulv"}"#,
+            422,
+            "has 4 characters but a 五律 has 8 lines",
+        ),
+    ] {
+        let (got, json) = post(&server, body);
+        assert_error(got, &json, status, needle);
+    }
+    // the largest seed a browser holds exactly is still fine
+    let (got, json) = post(&server, r#"{"seed":9007199254740991}"#);
+    assert_eq!(got, 200, "{json}");
+    assert_eq!(json["seed"].as_u64(), Some(9007199254740991));
     server.stop().unwrap();
 }
 

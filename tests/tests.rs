@@ -35,3 +35,9 @@ mod tunes;
 
 // `shiren write`: bad input and the missing shipped model.
 mod write;
+
+// Hostile input: sizes, non-files, loops, bombs, damaged checkpoints, two trainers at once.
+mod hardening;
+
+// Bounded random and truncated inputs to every reader of untrusted bytes (no panic, one line, memory bound).
+mod fuzz;

@@ -23,7 +23,7 @@ pub struct Args {
     /// Checkpoint to evaluate: a checkpoint folder, or a run folder holding best/ (or last/) [default: models/tang-small, the shipped model]
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
-    /// Poems sampled per form and kind (form forced, rhyme + strict tones, free-running)
+    /// Poems sampled per form and kind (form forced, rhyme + strict tones, free-running), 1 to 100000
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub samples: usize,
     /// Seed of the sampling and of the held-out poems picked
@@ -70,6 +70,12 @@ struct Resolved {
 }
 
 fn resolve(a: &Args) -> anyhow::Result<Resolved> {
+    let most = crate::limits::MAX_POEMS;
+    anyhow::ensure!(
+        (1..=most).contains(&a.samples),
+        "--samples {} is out of range (use 1 to {most}; the report's numbers settle within a few thousand)",
+        a.samples
+    );
     let dir = &a.model.clone().unwrap_or_else(super::write::default_model);
     if !dir.is_dir() {
         match a.model {
@@ -86,11 +92,7 @@ fn resolve(a: &Args) -> anyhow::Result<Resolved> {
     }
     // A run folder holds best/ and last/; a checkpoint folder holds config.json.
     let Some(checkpoint) = checkpoint::find_in(dir, &["best", "last"]) else {
-        anyhow::bail!(
-            "{}: neither a checkpoint ({} missing) nor a run folder with best/ or last/",
-            dir.display(),
-            checkpoint::MODEL_FILE
-        );
+        anyhow::bail!("{}", checkpoint::not_found(dir));
     };
     let metrics = [
         checkpoint.join("metrics.csv"),

@@ -203,7 +203,7 @@ fn eval(a: EvalArgs, data_dir: &Path) -> anyhow::Result<()> {
     let test = &m.test;
     anyhow::ensure!(
         model.cfg.input == (crate::model::Input::Dense { dim: test.cols }),
-        "{}: the model reads {:?} per step but the test images have {} columns",
+        "{}: the model reads {} per step but the test images have {} columns",
         a.model.display(),
         model.cfg.input,
         test.cols

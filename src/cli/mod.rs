@@ -81,8 +81,15 @@ pub fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            // clap prints help/version on stdout with exit 0, and usage errors on stderr with exit 2.
-            let _ = e.print();
+            // clap prints help/version on stdout with exit 0, and usage errors on
+            // stderr with exit 2; those quote what was typed, so escape it.
+            if e.use_stderr() {
+                let text = e.render().to_string();
+                let lines: Vec<String> = text.lines().map(escape_controls).collect();
+                let _ = writeln!(std::io::stderr(), "{}", lines.join("\n").trim_end());
+            } else {
+                let _ = e.print();
+            }
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
@@ -95,20 +102,52 @@ pub fn run() -> ExitCode {
             match err.downcast_ref::<Exit>() {
                 Some(Exit::Quiet(code)) => return ExitCode::from(*code),
                 Some(Exit::BadInput(msg)) => {
-                    let _ = writeln!(std::io::stderr(), "shiren: {msg}");
+                    let _ = writeln!(std::io::stderr(), "shiren: {}", escape_controls(msg));
                     return ExitCode::from(2);
                 }
                 None => {}
             }
-            let _ = writeln!(std::io::stderr(), "shiren: {err:#}");
+            let _ = writeln!(std::io::stderr(), "shiren: {}", one_line(&err));
             ExitCode::from(1)
         }
     }
 }
 
+/// The error and its causes on one line, as `{err:#}` writes them, less any
+/// cause the line already holds (an io::Error quoted in its wrapper's message
+/// and then chained as its source said "Permission denied" twice), with
+/// control characters from the input escaped so none reaches the terminal.
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in err.chain() {
+        let s = cause.to_string();
+        if msg.contains(&s) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&s);
+    }
+    escape_controls(&msg)
+}
+
+/// `s` with each control character (ESC, newlines, …) written as an escape (`\u{1b}`).
+pub fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     if let Some(n) = cli.global.threads {
-        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        crate::limits::check_threads(n)?;
         // Ignore the error when a pool already exists (tests call `dispatch` repeatedly).
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -157,5 +196,29 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn errors_print_each_cause_once_and_no_control_characters() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("{path}: {source}")]
+        struct Io {
+            path: String,
+            source: std::io::Error,
+        }
+        let io = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let err = anyhow::Error::new(Io {
+            path: "poems.txt".into(),
+            source: io,
+        })
+        .context("reading the corpus");
+        let line = one_line(&err);
+        assert_eq!(line.matches("ermission denied").count(), 1, "{line}");
+        assert!(
+            line.starts_with("reading the corpus: poems.txt: "),
+            "{line}"
+        );
+        let err = anyhow::anyhow!("unknown tune `\x1b[31m红\n`");
+        assert_eq!(one_line(&err), "unknown tune `\\u{1b}[31m红\\n`");
     }
 }

@@ -41,6 +41,12 @@ pub struct Args {
     /// Most poems one request may ask for
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub max_count: usize,
+    /// Also answer requests addressed to this host name (repeatable; `*` for any). By default only the bound address (and localhost on loopback) is answered, so other sites cannot reach the server through DNS rebinding
+    #[arg(long, value_name = "NAME")]
+    pub allow_host: Vec<String>,
+    /// Most connections open at once; more wait to be accepted
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_connections: usize,
 }
 
 /// Checked settings.
@@ -72,6 +78,19 @@ impl Args {
             self.max_count
         );
         limits.max_count = self.max_count;
+        anyhow::ensure!(
+            (1..=100_000).contains(&self.max_connections),
+            "--max-connections {} is out of range (use 1 to 100000)",
+            self.max_connections
+        );
+        limits.max_connections = self.max_connections;
+        for h in &self.allow_host {
+            anyhow::ensure!(
+                !h.is_empty() && !h.contains(['/', ' ', ':']),
+                "--allow-host `{h}` is not a host name (give a name such as poems.example.org, without scheme or port)"
+            );
+        }
+        limits.allow_hosts = self.allow_host.clone();
         if let Some(dir) = &self.model {
             anyhow::ensure!(
                 dir.is_dir(),

@@ -5,7 +5,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde::Serialize;
 
 use super::Global;
 use crate::checkpoint;
@@ -80,7 +79,7 @@ pub struct Args {
     /// Random seed; the same seed writes the same poems [default: from the clock, shown with --verbose]
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-    /// Free form: the most characters per poem, punctuation included
+    /// Free form: the most characters per poem, punctuation included (1 to 10000)
     #[arg(long, default_value_t = 128, value_name = "N")]
     pub max_len: usize,
     /// Rhyme lines 2, 4, 6, 8 in one 平水韵 group, or a tune's rhyme lines by 词林正韵 [default: on for wujue, qijue, wulv, qilv and tunes]
@@ -159,6 +158,11 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
         "--best-of {} is outside 1..={MAX_DRAFTS} (each draft costs a whole poem)",
         args.best_of
     );
+    anyhow::ensure!(
+        (1..=10_000).contains(&args.max_len),
+        "--max-len {} is out of range (use 1 to 10000 characters)",
+        args.max_len
+    );
     let acrostic = args.acrostic.clone().unwrap_or_default();
     // A rewrite is a template: the kept lines whole, the asked ones free.
     let template = match (&args.template, &args.revise) {
@@ -190,10 +194,11 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
         );
     }
     if args.acrostic.is_some() {
-        anyhow::ensure!(
-            !acrostic.trim().is_empty(),
-            "--acrostic is empty (give one character per line)"
-        );
+        let asked = args
+            .form
+            .and_then(|f| f.shape().map(|(lines, _)| (f.name_zh(), lines)));
+        crate::limits::check_acrostic("--acrostic", &acrostic, asked)
+            .map_err(anyhow::Error::msg)?;
     }
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -258,12 +263,6 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
     write_with(&lm, loaded.meta.script, s, g)
 }
 
-#[derive(Serialize)]
-struct JsonOut<'a> {
-    seed: u64,
-    poems: &'a [Poem],
-}
-
 /// Writes and prints the poems of `s` with any model.
 pub fn write_with<M: CharModel>(
     model: &M,
@@ -293,45 +292,53 @@ pub fn write_with<M: CharModel>(
         writer = writer.with_cilin(&songci.cilin);
     }
     let t0 = std::time::Instant::now();
-    let poems = writer.write_many(&s.opts, s.count, s.seed)?;
-    let elapsed = t0.elapsed();
-    // Kept characters that break a rule are always worth a line; the rest of the notes with -v.
-    if !s.opts.template.is_empty() && !g.verbose {
-        let mut err = std::io::stderr().lock();
-        for (k, p) in poems.iter().enumerate() {
-            for n in p.notes.iter().filter(|n| n.starts_with("the kept")) {
-                writeln!(err, "shiren: poem {}: {n}", k + 1)?;
-            }
-        }
-    }
-    if g.verbose {
-        let mut err = std::io::stderr().lock();
-        writeln!(
-            err,
-            "shiren: seed {} ({} poems in {:.1} ms)",
-            s.seed,
-            poems.len(),
-            elapsed.as_secs_f64() * 1e3
-        )?;
-        for (k, p) in poems.iter().enumerate() {
-            for n in &p.notes {
-                writeln!(err, "shiren: poem {}: {n}", k + 1)?;
-            }
-        }
-    }
+    // Each poem is printed as soon as its batch is written, so `--count 100000`
+    // shows its first poems at once and holds one batch, not every poem.
     let mut out = std::io::stdout().lock();
+    let mut written = 0usize;
+    writer.write_each(&s.opts, s.count, s.seed, |poem| -> anyhow::Result<()> {
+        // Kept characters that break a rule are always worth a line; the rest of the notes with -v.
+        for n in &poem.notes {
+            if g.verbose || (!s.opts.template.is_empty() && n.starts_with("the kept")) {
+                eprintln!("shiren: poem {}: {n}", written + 1);
+            }
+        }
+        if s.json {
+            // as serde_json's pretty printer nests it: 4 spaces at this depth
+            let json = serde_json::to_string_pretty(&poem)?;
+            if written == 0 {
+                write!(out, "{{\n  \"seed\": {},\n  \"poems\": [\n", s.seed)?;
+            } else {
+                out.write_all(b",\n")?;
+            }
+            for (i, line) in json.lines().enumerate() {
+                if i > 0 {
+                    out.write_all(b"\n")?;
+                }
+                write!(out, "    {line}")?;
+            }
+        } else {
+            if written > 0 {
+                out.write_all(b"\n")?;
+            }
+            out.write_all(render_text(std::slice::from_ref(&poem)).as_bytes())?;
+            out.flush()?;
+        }
+        written += 1;
+        Ok(())
+    })?;
     if s.json {
-        // Serialise first, so that a closed pipe surfaces as an io::Error (exit 0).
-        let mut json = serde_json::to_string_pretty(&JsonOut {
-            seed: s.seed,
-            poems: &poems,
-        })?;
-        json.push('\n');
-        out.write_all(json.as_bytes())?;
-    } else {
-        out.write_all(render_text(&poems).as_bytes())?;
+        out.write_all(b"\n  ]\n}\n")?;
     }
     out.flush()?;
+    if g.verbose {
+        eprintln!(
+            "shiren: seed {} ({} poems in {:.1} ms)",
+            s.seed,
+            written,
+            t0.elapsed().as_secs_f64() * 1e3
+        );
+    }
     Ok(())
 }
 
@@ -400,6 +407,8 @@ mod tests {
         assert!(e.to_string().contains("--begin is empty"), "{e}");
         let e = resolve(&parse(&["--count", "0"]).unwrap()).unwrap_err();
         assert!(e.to_string().contains("--count"), "{e}");
+        let e = resolve(&parse(&["--max-len", "1000000000"]).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("use 1 to 10000"), "{e}");
     }
 
     #[test]

@@ -277,6 +277,12 @@ pub enum CorpusError {
         column: usize,
         msg: String,
     },
+    #[error("{path}: JSON without poems: no record has `paragraphs` or `content` (expected chinese-poetry JSON, an array of {{title, author, paragraphs}})")]
+    WrongShape { path: String },
+    #[error("{path}: not a regular file (a device, FIFO or socket cannot be read as a corpus; give a file or folder of poems)")]
+    NotRegular { path: String },
+    #[error("{path}: larger than {max} bytes, more than any poem collection (the whole Tang collection is ~60 MB); split it or give the right file")]
+    TooLarge { path: String, max: u64 },
     #[error("{path}: not UTF-8 at byte {offset} (convert it first, e.g. `iconv -f GBK -t UTF-8`)")]
     NotUtf8 { path: String, offset: usize },
     #[error("{path}:{line}: expected `title:content`, found no ':' (fix the line, or skip bad lines to drop it)")]
@@ -310,7 +316,15 @@ pub fn load(source: &Source, opts: &LoadOptions, data_dir: &Path) -> anyhow::Res
             (files, Some(Format::ChinesePoetryJson), errors)
         }
         Source::File { path, format } => {
-            let files = read::files_under(path)?;
+            let walk = read::walk(path)?;
+            if walk.skipped > 0 {
+                eprintln!(
+                    "shiren: {}: skipped {} entries that are not regular files inside the folder (FIFOs, devices, links out of it or in circles)",
+                    path.display(),
+                    walk.skipped
+                );
+            }
+            let files = walk.files;
             let errors = if path.is_dir() {
                 read::error_ids(&path.join("error"))?
             } else {

@@ -88,10 +88,52 @@ pub(crate) fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, CorpusError> {
 /// are taken when present, so its author lists and error folder are not read
 /// as poems; otherwise every `*.json` and `*.txt` file, recursively.
 pub fn files_under(path: &Path) -> Result<Vec<PathBuf>, CorpusError> {
+    walk(path).map(|w| w.files)
+}
+
+/// The files of a folder walk, and the entries it passed over.
+#[derive(Debug, Default)]
+pub struct Walk {
+    pub files: Vec<PathBuf>,
+    /// Entries not read: FIFOs, devices and sockets (a read could block or
+    /// never end), links that lead out of the folder, in a circle, or to a
+    /// file or folder already taken.
+    pub skipped: usize,
+}
+
+/// [`files_under`], counting what it skips. Symbolic links are followed only
+/// to places inside the folder not yet visited, so `self -> .`, `up -> ..`
+/// and a link to /dev/zero are skipped, and each file is read once.
+pub fn walk(path: &Path) -> Result<Walk, CorpusError> {
     let meta = std::fs::metadata(path).map_err(io_err(path))?;
     if !meta.is_dir() {
-        return Ok(vec![path.to_path_buf()]);
+        return Ok(Walk {
+            files: vec![path.to_path_buf()],
+            skipped: 0,
+        });
     }
+    let root = std::fs::canonicalize(path).map_err(io_err(path))?;
+    let mut skipped = 0;
+    let mut seen: HashSet<PathBuf> = HashSet::from([root.clone()]);
+    // What an entry is, after following a link that stays inside the folder:
+    // Some((is_dir, canonical path)), or None when it is skipped.
+    let mut resolve = |p: &Path| -> Option<(bool, PathBuf)> {
+        let lmeta = std::fs::symlink_metadata(p).ok()?;
+        let canon = if lmeta.file_type().is_symlink() {
+            std::fs::canonicalize(p)
+                .ok()
+                .filter(|c| c.starts_with(&root))?
+        } else {
+            p.to_path_buf()
+        };
+        let meta = std::fs::metadata(&canon).ok()?;
+        if !(meta.is_dir() || meta.is_file()) {
+            return None;
+        }
+        let key = std::fs::canonicalize(&canon).unwrap_or(canon);
+        seen.insert(key.clone()).then_some((meta.is_dir(), key))
+    };
+
     let entries = list_dir(path)?;
     let name = |p: &PathBuf| {
         p.file_name()
@@ -102,12 +144,14 @@ pub fn files_under(path: &Path) -> Result<Vec<PathBuf>, CorpusError> {
         .iter()
         .filter(|p| {
             let n = name(p);
-            p.is_file() && (n.starts_with("poet.") || n.starts_with("ci.")) && n.ends_with(".json")
+            std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file())
+                && (n.starts_with("poet.") || n.starts_with("ci."))
+                && n.ends_with(".json")
         })
         .cloned()
         .collect();
     if !cp.is_empty() {
-        return Ok(cp);
+        return Ok(Walk { files: cp, skipped });
     }
     let mut files = Vec::new();
     let mut stack = vec![path.to_path_buf()];
@@ -117,10 +161,13 @@ pub fn files_under(path: &Path) -> Result<Vec<PathBuf>, CorpusError> {
             if n.starts_with('.') || (n == "error" && p.is_dir()) {
                 continue;
             }
-            if p.is_dir() {
-                stack.push(p);
-            } else if (n.ends_with(".json") || n.ends_with(".txt")) && !n.starts_with("author") {
-                files.push(p);
+            let poem_file =
+                (n.ends_with(".json") || n.ends_with(".txt")) && !n.starts_with("author");
+            match resolve(&p) {
+                Some((true, _)) => stack.push(p),
+                Some((false, _)) if poem_file => files.push(p),
+                Some((false, _)) => {}
+                None => skipped += 1,
             }
         }
     }
@@ -130,8 +177,11 @@ pub fn files_under(path: &Path) -> Result<Vec<PathBuf>, CorpusError> {
             path: path.display().to_string(),
         });
     }
-    Ok(files)
+    Ok(Walk { files, skipped })
 }
+
+/// The largest file read (the whole Tang collection is ~60 MB of JSON).
+pub const MAX_FILE_BYTES: u64 = 2 << 30;
 
 /// The ids in a chinese-poetry `error/` folder (records the collection itself flags
 /// as doubtful: lost characters, introductions instead of poems, …). No folder, no ids.
@@ -153,19 +203,39 @@ pub fn error_ids(dir: &Path) -> Result<HashSet<String>, CorpusError> {
 }
 
 /// Reads a file as UTF-8, skipping a BOM; a bad byte is reported with its offset.
+/// Only regular files of at most [`MAX_FILE_BYTES`] are read: a device
+/// (/dev/zero) or a FIFO is refused before it is opened.
 pub fn read_utf8(path: &Path) -> Result<String, CorpusError> {
-    let bytes = std::fs::read(path).map_err(io_err(path))?;
-    let (start, body) = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
-        Some(rest) => (3, rest),
-        None => (0, &bytes[..]),
-    };
-    match std::str::from_utf8(body) {
-        Ok(s) => Ok(s.to_string()),
-        Err(e) => Err(CorpusError::NotUtf8 {
-            path: path.display().to_string(),
-            offset: start + e.valid_up_to(),
-        }),
+    use std::io::Read;
+    let shown = || path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(io_err(path))?;
+    if !meta.is_file() {
+        return Err(CorpusError::NotRegular { path: shown() });
     }
+    let too_large = || CorpusError::TooLarge {
+        path: shown(),
+        max: MAX_FILE_BYTES,
+    };
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(io_err(path))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    let start = if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+        3
+    } else {
+        0
+    };
+    String::from_utf8(bytes).map_err(|e| CorpusError::NotUtf8 {
+        path: shown(),
+        offset: start + e.utf8_error().valid_up_to(),
+    })
 }
 
 /// Picks the format from the extension, then the content: JSON starts with `[`
@@ -209,8 +279,9 @@ pub fn read_file(path: &Path, opts: &ReadOptions) -> Result<FileRecords, CorpusE
     }
 }
 
+/// An error list's records carry ids, not necessarily verse.
 fn read_json(path: &Path) -> Result<FileRecords, CorpusError> {
-    parse_json(path, &read_utf8(path)?)
+    parse_json_records(path, &read_utf8(path)?, false)
 }
 
 #[derive(serde::Deserialize)]
@@ -233,6 +304,14 @@ struct JsonPoem {
 
 /// Parses a chinese-poetry JSON array. A syntax error names the line and column.
 pub fn parse_json(path: &Path, content: &str) -> Result<FileRecords, CorpusError> {
+    parse_json_records(path, content, true)
+}
+
+fn parse_json_records(
+    path: &Path,
+    content: &str,
+    need_verse: bool,
+) -> Result<FileRecords, CorpusError> {
     let json_err = |e: serde_json::Error| CorpusError::Json {
         path: path.display().to_string(),
         line: e.line(),
@@ -253,6 +332,15 @@ pub fn parse_json(path: &Path, content: &str) -> Result<FileRecords, CorpusError
         Err(e) => return Err(json_err(e)),
     };
     let shown = path.display().to_string();
+    // An array of something else (an author list, a config) has no verse at all.
+    if need_verse
+        && !poems.is_empty()
+        && poems
+            .iter()
+            .all(|p| p.paragraphs.is_none() && p.content.is_none())
+    {
+        return Err(CorpusError::WrongShape { path: shown });
+    }
     let records = poems
         .into_iter()
         .enumerate()
@@ -271,14 +359,11 @@ pub fn parse_json(path: &Path, content: &str) -> Result<FileRecords, CorpusError
 }
 
 /// Splits a `title:content` line. A title may hold a colon (`答人問：山中何所有`)
-/// while the verse of a poem has none, so the split is at the LAST colon: the
-/// last ASCII ':' when there is one (the format's own separator; Chinese text
-/// writes the full-width '：'), else the last '：'.
+/// while the verse of a poem has none, so the split is at the LAST colon,
+/// ASCII ':' or full-width '：', whichever comes last.
 pub fn split_title(line: &str) -> Option<(&str, &str)> {
-    let (i, len) = match line.rfind(':') {
-        Some(i) => (i, 1),
-        None => (line.rfind('：')?, '：'.len_utf8()),
-    };
+    let i = line.rfind([':', '：'])?;
+    let len = line[i..].chars().next().map_or(1, char::len_utf8);
     Some((&line[..i], &line[i + len..]))
 }
 
@@ -369,8 +454,16 @@ mod tests {
         );
         assert_eq!(
             split_title("問答：一:二：三"),
-            Some(("問答：一", "二：三")),
-            "the ASCII separator wins over full-width colons"
+            Some(("問答：一:二", "三")),
+            "the last colon splits, whatever its width"
+        );
+        assert_eq!(
+            split_title("题:有冒号：春眠不觉晓，处处闻啼鸟。"),
+            Some(("题:有冒号", "春眠不觉晓，处处闻啼鸟。"))
+        );
+        assert_eq!(
+            split_title("题：有冒号:春眠不觉晓"),
+            Some(("题：有冒号", "春眠不觉晓"))
         );
         assert_eq!(split_title("没有冒号"), None);
     }

@@ -44,10 +44,17 @@ pub enum IdxError {
         actual: u64,
     },
     #[error(
-        "{path}: {extra} bytes after the data the header declares (corrupt file; fetch it again)"
+        "{path}: data goes on past the {declared} bytes the header declares (corrupt file; fetch it again)"
     )]
-    TrailingBytes { path: String, extra: u64 },
-    #[error("{path}: a dimension is zero or too large ({dims:?})")]
+    TrailingBytes {
+        path: String,
+        /// At least this many bytes follow (a gzip stream is not inflated further).
+        extra: u64,
+        declared: u64,
+    },
+    #[error("{path}: not a regular file of at most {MAX_IDX_BYTES} bytes (give the MNIST IDX file itself)")]
+    NotAFile { path: String },
+    #[error("{path}: a dimension is zero or too large ({})", show_dims(.dims))]
     BadDims { path: String, dims: Vec<u32> },
     #[error("{path}: label {label} of item {index} is not a digit 0-9")]
     BadLabel {
@@ -132,25 +139,48 @@ impl Digits {
     }
 }
 
-/// Reads a whole file, gunzipping it when it starts with the gzip magic.
+/// The most data an IDX file may declare (MNIST's largest is 47 MB).
+pub const MAX_IDX_BYTES: u64 = 1 << 30;
+
+/// Reads a whole file, gunzipping it when it starts with the gzip magic. A
+/// gzip stream is inflated only as far as the IDX header it starts with
+/// declares (plus one byte, so that trailing data is still reported): a
+/// small file that inflates to gigabytes stops there.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, IdxError> {
     let pstr = || path.display().to_string();
-    let raw = std::fs::read(path).map_err(|source| IdxError::Io {
+    let io = |source| IdxError::Io {
         path: pstr(),
         source,
-    })?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|source| IdxError::Gzip {
-                path: pstr(),
-                source,
-            })?;
-        Ok(out)
-    } else {
-        Ok(raw)
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() || meta.len() > MAX_IDX_BYTES + 1024 {
+        return Err(IdxError::NotAFile { path: pstr() });
     }
+    let raw = std::fs::read(path).map_err(io)?;
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw);
+    }
+    let gz = |source| IdxError::Gzip {
+        path: pstr(),
+        source,
+    };
+    let mut dec = flate2::read::MultiGzDecoder::new(&raw[..]);
+    // The magic (its last byte is the number of dimensions), then the dimensions.
+    let mut out = Vec::new();
+    (&mut dec).take(4).read_to_end(&mut out).map_err(gz)?;
+    let ndim = out.get(3).map_or(0, |&n| n.min(8)) as u64;
+    (&mut dec)
+        .take(4 * ndim)
+        .read_to_end(&mut out)
+        .map_err(gz)?;
+    let declared = out[4.min(out.len())..]
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64)
+        .try_fold(1u64, |a, d| a.checked_mul(d))
+        .unwrap_or(u64::MAX)
+        .min(MAX_IDX_BYTES);
+    dec.take(declared + 1).read_to_end(&mut out).map_err(gz)?;
+    Ok(out)
 }
 
 /// Parses the header of an unsigned-byte IDX file with `ndim` dimensions and
@@ -199,6 +229,9 @@ fn parse<'a>(
         }
         total = total.checked_mul(d as u64).ok_or_else(bad_dims)?;
     }
+    if total > MAX_IDX_BYTES {
+        return Err(bad_dims());
+    }
     let data = &bytes[header_len..];
     let actual = data.len() as u64;
     if actual < total {
@@ -211,10 +244,16 @@ fn parse<'a>(
     if actual > total {
         return Err(IdxError::TrailingBytes {
             path: pstr(),
+            declared: total,
             extra: actual - total,
         });
     }
     Ok((dims32.iter().map(|&d| d as usize).collect(), data))
+}
+
+fn show_dims(dims: &[u32]) -> String {
+    let s: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    s.join("×")
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -302,8 +341,10 @@ mod tests {
         assert!(matches!(err, IdxError::BadDims { .. }), "{err}");
         let err = parse_images(&encode(&[u32::MAX; 3], &[]), p).unwrap_err();
         assert!(matches!(err, IdxError::BadDims { .. }), "{err}");
-        // A huge header is caught by the length check, before any allocation.
+        // A huge header is refused before any allocation.
         let err = parse_images(&encode(&[u32::MAX, 2, 2], &[]), p).unwrap_err();
+        assert!(matches!(err, IdxError::BadDims { .. }), "{err}");
+        let err = parse_images(&encode(&[1000, 2, 2], &[]), p).unwrap_err();
         assert!(matches!(err, IdxError::Truncated { .. }), "{err}");
         // Labels out of range.
         let err = parse_labels(&encode(&[3], &[1, 12, 3]), p).unwrap_err();
@@ -312,6 +353,37 @@ mod tests {
             "x.idx: label 12 of item 1 is not a digit 0-9"
         );
         assert_eq!(hex(&[]), "(none: empty file)");
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_inflating_at_the_size_its_header_declares() {
+        use std::io::Write;
+        // 2×2×2 images, then 200 MB of zeros: inflated whole, 200 MB was allocated
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bomb.gz");
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&p).unwrap(),
+            flate2::Compression::best(),
+        );
+        gz.write_all(&encode(&[2, 2, 2], &[1; 8])).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..200 {
+            gz.write_all(&zeros).unwrap();
+        }
+        gz.finish().unwrap();
+        assert!(std::fs::metadata(&p).unwrap().len() < 1 << 20);
+        let bytes = read_maybe_gz(&p).unwrap();
+        assert_eq!(bytes.len(), 4 + 12 + 8 + 1, "header, data, one byte past");
+        let err = parse_images(&bytes, &p).unwrap_err();
+        assert!(matches!(err, IdxError::TrailingBytes { .. }), "{err}");
+        // a plain file is read as it is, a device is not read at all
+        std::fs::write(&p, encode(&[3], &[1, 2, 3])).unwrap();
+        assert_eq!(
+            parse_labels(&read_maybe_gz(&p).unwrap(), &p).unwrap(),
+            [1, 2, 3]
+        );
+        let err = read_maybe_gz(Path::new("/dev/zero")).unwrap_err();
+        assert!(matches!(err, IdxError::NotAFile { .. }), "{err}");
     }
 
     #[test]

@@ -243,7 +243,7 @@ pub fn train(
     };
     anyhow::ensure!(
         model.cfg.input == (Input::Dense { dim: train.cols }),
-        "the model reads {:?} per step but the images have {} columns",
+        "the model reads {} per step but the images have {} columns",
         model.cfg.input,
         train.cols
     );

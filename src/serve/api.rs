@@ -34,6 +34,16 @@ pub struct Limits {
     pub concurrent: usize,
     /// Time limit for one request, waiting included.
     pub timeout: Duration,
+    /// Time a client has to send a request's headers, and then its body: a
+    /// connection that sends half a header, or nothing, is closed after it.
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    /// Open connections at once; further ones wait to be accepted.
+    pub max_connections: usize,
+    /// Host names the server answers to besides its own address (and
+    /// `localhost` on loopback); `*` allows any. Other Host headers get a 421,
+    /// so a page on another site cannot reach the server by DNS rebinding.
+    pub allow_hosts: Vec<String>,
 }
 
 impl Default for Limits {
@@ -48,6 +58,10 @@ impl Default for Limits {
             max_len: 200,
             concurrent: 64,
             timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_connections: 256,
+            allow_hosts: Vec::new(),
         }
     }
 }
@@ -232,6 +246,21 @@ impl WriteRequest {
             self.acrostic.as_deref(),
             limits.max_acrostic_chars,
         )?;
+        // The CLI's rules: an acrostic is not empty, and fits a form asked for.
+        if self.acrostic.is_some() {
+            let asked = self
+                .form
+                .as_ref()
+                .and(form.shape())
+                .map(|(lines, _)| (short_zh(form), lines));
+            crate::limits::check_acrostic("acrostic", &acrostic, asked)
+                .map_err(ApiError::invalid)?;
+        }
+        if self.begin.is_some() && begin.is_empty() {
+            return Err(ApiError::invalid(
+                "begin is empty (give at least one character, or leave it out)",
+            ));
+        }
         let template = text_field(
             "template",
             self.template.as_deref(),
@@ -254,6 +283,14 @@ impl WriteRequest {
             ));
         }
         let count = in_range_u("count", self.count, 1, 1, limits.max_count as u64)? as usize;
+        // A larger seed comes back as a number JavaScript cannot hold exactly.
+        let seed = in_range_u(
+            "seed",
+            self.seed,
+            fresh_seed & MAX_SAFE_SEED,
+            0,
+            MAX_SAFE_SEED,
+        )?;
         // the defaults are `shiren write`'s
         let d = crate::write::Options::default();
         let temperature = in_range_f(
@@ -287,7 +324,7 @@ impl WriteRequest {
             temperature,
             top_k,
             top_p,
-            seed: self.seed.unwrap_or(fresh_seed & MAX_SAFE_SEED),
+            seed,
             rhyme,
             tones,
             max_len,
@@ -629,14 +666,26 @@ pub fn parse_request(body: &[u8]) -> Result<WriteRequest, ApiError> {
         // An empty body means "all defaults", so `curl -X POST` writes a poem.
         return Ok(WriteRequest::default());
     }
-    let value: serde_json::Value = serde_json::from_slice(body)
+    let value: Fields = serde_json::from_slice(body)
         .map_err(|e| ApiError::malformed(format!("malformed request: {e}")))?;
-    let serde_json::Value::Object(map) = value else {
-        return Err(ApiError::malformed(format!(
-            "malformed request: expected a JSON object like {{\"acrostic\":\"春夏秋冬\"}}, found {}",
-            kind(&value)
-        )));
+    let map = match value {
+        Fields::Object(map) => map,
+        Fields::Other(value) => {
+            return Err(ApiError::malformed(format!(
+                "malformed request: expected a JSON object like {{\"acrostic\":\"春夏秋冬\"}}, found {}",
+                kind(&value)
+            )))
+        }
     };
+    // serde_json keeps the last of two equal keys; a proxy or another parser
+    // may keep the first, so the two would not agree on what was asked.
+    let mut seen = std::collections::HashSet::new();
+    if let Some((key, _)) = map.iter().find(|(k, _)| !seen.insert(k.as_str())) {
+        return Err(ApiError::malformed(format!(
+            "malformed request: field `{}` is given twice",
+            clip(key, 30)
+        )));
+    }
     let mut r = WriteRequest::default();
     for (key, v) in &map {
         if v.is_null() {
@@ -664,6 +713,57 @@ pub fn parse_request(body: &[u8]) -> Result<WriteRequest, ApiError> {
         }
     }
     Ok(r)
+}
+
+/// A request body: an object's fields in order, duplicates kept, or any other JSON value.
+enum Fields {
+    Object(Vec<(String, serde_json::Value)>),
+    Other(serde_json::Value),
+}
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Fields, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Fields;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Fields, A::Error> {
+                let mut out = Vec::new();
+                while let Some(kv) = m.next_entry::<String, serde_json::Value>()? {
+                    out.push(kv);
+                }
+                Ok(Fields::Object(out))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<Fields, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = s.next_element::<serde_json::Value>()? {
+                    out.push(v);
+                }
+                Ok(Fields::Other(serde_json::Value::Array(out)))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Fields, E> {
+                Ok(Fields::Other(v.into()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Fields, E> {
+                Ok(Fields::Other(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Fields, E> {
+                Ok(Fields::Other(v.into()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Fields, E> {
+                Ok(Fields::Other(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Fields, E> {
+                Ok(Fields::Other(v.into()))
+            }
+            fn visit_unit<E>(self) -> Result<Fields, E> {
+                Ok(Fields::Other(serde_json::Value::Null))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 fn string(key: &str, v: &serde_json::Value) -> Result<String, ApiError> {
@@ -793,9 +893,16 @@ mod tests {
 
     #[test]
     fn seeds_pass_through_and_fresh_ones_fit_a_double() {
+        // a larger one would come back as a number JavaScript cannot hold
         assert_eq!(
-            spec(r#"{"seed":18446744073709551615}"#).unwrap().seed,
-            u64::MAX
+            spec(r#"{"seed":9007199254740991}"#).unwrap().seed,
+            MAX_SAFE_SEED
+        );
+        let e = spec(r#"{"seed":18446744073709551615}"#).unwrap_err();
+        assert!(
+            e.message.contains("use 0 to 9007199254740991"),
+            "{}",
+            e.message
         );
         let s = parse_request(b"{}")
             .unwrap()

@@ -33,8 +33,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -182,9 +183,14 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The routes, with the body limit applied to every one of them.
-pub fn router(service: Arc<Service>) -> Router {
+/// The routes, with the body limit, the Host check (for a server bound to
+/// `addr`) and the security headers applied to every one of them.
+pub fn router(service: Arc<Service>, addr: SocketAddr) -> Router {
     let max_body = service.limits.max_body_bytes;
+    let hosts = Arc::new(HostRule {
+        addr,
+        allow: service.limits.allow_hosts.clone(),
+    });
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
@@ -194,7 +200,100 @@ pub fn router(service: Arc<Service>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(hosts, guard))
         .with_state(service)
+}
+
+/// Which Host headers the server answers: its own address, `localhost` when
+/// it is bound to loopback, any IP address when bound to all interfaces, and
+/// the names given with `--allow-host`. A DNS-rebinding page reaches the
+/// server under its own domain name, which matches none of these.
+pub struct HostRule {
+    pub addr: SocketAddr,
+    pub allow: Vec<String>,
+}
+
+impl HostRule {
+    pub fn allows(&self, host: &str) -> bool {
+        // strip the port: `name:8080`, `[::1]:8080`
+        let name = match host.rsplit_once(':') {
+            Some((n, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !n.ends_with(':') => n,
+            _ => host,
+        };
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        let ip = self.addr.ip();
+        if self
+            .allow
+            .iter()
+            .any(|a| a == "*" || a.eq_ignore_ascii_case(name))
+        {
+            return true;
+        }
+        match name.parse::<std::net::IpAddr>() {
+            Ok(asked) => ip.is_unspecified() || asked == ip,
+            Err(_) => {
+                (ip.is_loopback() || ip.is_unspecified()) && name.eq_ignore_ascii_case("localhost")
+            }
+        }
+    }
+}
+
+/// Checks the Host, then adds the headers every response carries: no MIME
+/// sniffing, no framing by other sites, no referrer sent elsewhere.
+async fn guard(State(hosts): State<Arc<HostRule>>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()));
+    // The API takes JSON only: a cross-site form or `text/plain` POST, which a
+    // browser sends without asking, cannot start any work.
+    let ctype = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mime = ctype.split(';').next().unwrap_or("").trim();
+    let json_needed = req.method() == axum::http::Method::POST
+        && req.uri().path().starts_with("/api/")
+        && !mime.eq_ignore_ascii_case("application/json");
+    let mut resp = match host {
+        Some(h) if hosts.allows(&h) && json_needed => ApiError {
+            status: 415,
+            message: format!(
+                "content-type must be application/json, got `{}`",
+                api::clip(&ctype, 40)
+            ),
+        }
+        .into_response(),
+        Some(h) if hosts.allows(&h) => next.run(req).await,
+        Some(h) => ApiError {
+            status: 421,
+            message: format!(
+                "this server does not answer to host `{}` (start it with --allow-host {} to serve under that name)",
+                api::clip(&h, 60),
+                api::clip(h.split(':').next().unwrap_or(""), 60)
+            ),
+        }
+        .into_response(),
+        None => ApiError::malformed("no Host header").into_response(),
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
+    resp
 }
 
 async fn index(State(s): State<Arc<Service>>) -> Response {
@@ -205,7 +304,8 @@ async fn index(State(s): State<Arc<Service>>) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
             "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
-             connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'",
+             connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; \
+             frame-ancestors 'none'",
         ),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -241,21 +341,37 @@ async fn forms() -> Json<api::FormsResponse> {
 
 async fn write(
     State(s): State<Arc<Service>>,
-    body: Result<Bytes, BytesRejection>,
+    req: Request,
 ) -> Result<Json<api::WriteResponse>, ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError {
-                status: 413,
+    let max = s.limits.max_body_bytes;
+    let read = axum::body::to_bytes(req.into_body(), max);
+    let body = match tokio::time::timeout(s.limits.body_timeout, read).await {
+        Err(_) => {
+            return Err(ApiError {
+                status: 408,
                 message: format!(
-                    "request body is larger than {} bytes",
-                    s.limits.max_body_bytes
+                    "the request body did not arrive within {} ms",
+                    s.limits.body_timeout.as_millis()
                 ),
-            }
-        } else {
-            ApiError::malformed(format!("could not read the request body: {e}"))
+            })
         }
-    })?;
+        Ok(Err(e)) => {
+            let mut causes =
+                std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |c| {
+                    c.source()
+                });
+            let too_large = causes.any(|c| c.to_string().contains("length limit"));
+            return Err(if too_large {
+                ApiError {
+                    status: 413,
+                    message: format!("request body is larger than {max} bytes"),
+                }
+            } else {
+                ApiError::malformed(format!("could not read the request body: {e}"))
+            });
+        }
+        Ok(Ok(b)) => b,
+    };
     Ok(Json(s.write(&body).await?))
 }
 
@@ -324,14 +440,65 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// Serves on `listener` until `shutdown` completes, then lets requests in flight finish.
+///
+/// The accept loop is hyper's HTTP/1 connection with a timer, rather than
+/// `axum::serve`, for what that lacks: a client has `header_timeout` to send
+/// each request's headers (a connection sending half a header, or nothing,
+/// is closed, not held open forever), and at most `max_connections` are
+/// open at once (the rest wait in the kernel's accept queue).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     service: Arc<Service>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(service))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = service.limits.clone();
+    let app = router(service, listener.local_addr()?);
+    let most = limits.max_connections.max(1);
+    let open = Arc::new(Semaphore::new(most));
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&open).acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                // out of file descriptors and the like: wait, as axum::serve does
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut closed = closed.clone();
+        let header_timeout = limits.header_timeout;
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                // the only change is to `true` (or the loop's end dropping the sender)
+                _ = closed.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    // every connection has returned its permit once it has finished
+    let _ = open.acquire_many(most as u32).await;
+    Ok(())
 }
 
 /// A server running on its own thread and runtime; for tests and embedding.
