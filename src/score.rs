@@ -197,7 +197,9 @@ mod tests {
             // more poems than one thread's rows, of many lengths
             let seqs: Vec<Vec<u32>> = (0..ROWS + 9)
                 .map(|i| {
-                    let mut s: Vec<u32> = (0..1 + i % 13).map(|k| 3 + ((i * 7 + k) % 9) as u32).collect();
+                    let mut s: Vec<u32> = (0..1 + i % 13)
+                        .map(|k| 3 + ((i * 7 + k) % 9) as u32)
+                        .collect();
                     if i % 4 == 0 {
                         s.insert(0, 11);
                     }

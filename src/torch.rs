@@ -116,10 +116,7 @@ pub fn export(loaded: &Loaded, dir: &Path) -> anyhow::Result<()> {
         let p = dir.join(name);
         std::fs::write(&p, text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
     };
-    write(
-        VECTORS_FILE,
-        &(serde_json::to_string_pretty(&json)? + "\n"),
-    )?;
+    write(VECTORS_FILE, &(serde_json::to_string_pretty(&json)? + "\n"))?;
     write(MODULE_FILE, MODULE_PY)
 }
 
@@ -199,11 +196,19 @@ fn read_config(
     let value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| bad(path, format!("not valid JSON: {e} (fix the file)")))?;
     let serde_json::Value::Object(top) = value else {
-        return Err(bad(path, "not a JSON object (expected {\"model\": {…}} or the model's fields)"));
+        return Err(bad(
+            path,
+            "not a JSON object (expected {\"model\": {…}} or the model's fields)",
+        ));
     };
     let mut model = match top.get("model") {
         Some(serde_json::Value::Object(m)) => m.clone(),
-        Some(_) => return Err(bad(path, "`model` is not an object (expected {\"cell\": \"lstm\", \"layers\": 2, …})")),
+        Some(_) => {
+            return Err(bad(
+                path,
+                "`model` is not an object (expected {\"cell\": \"lstm\", \"layers\": 2, …})",
+            ))
+        }
         None => top.clone(),
     };
     for key in ["cell", "layers", "hidden"] {
@@ -244,8 +249,12 @@ fn read_config(
         ));
     }
     let script = match top.get("script") {
-        Some(s) => serde_json::from_value(s.clone())
-            .map_err(|_| bad(path, format!("script is {s}, expected \"simplified\" or \"traditional\"")))?,
+        Some(s) => serde_json::from_value(s.clone()).map_err(|_| {
+            bad(
+                path,
+                format!("script is {s}, expected \"simplified\" or \"traditional\""),
+            )
+        })?,
         None => {
             filled.push("script");
             Script::Simplified
@@ -268,7 +277,9 @@ fn read_config(
     meta.val_loss = top.get("val_loss").and_then(|s| s.as_f64());
     meta.best_val_loss = top.get("best_val_loss").and_then(|s| s.as_f64());
     if !filled.is_empty() {
-        notes.0.push(format!("config defaults filled in: {}", filled.join(", ")));
+        notes
+            .0
+            .push(format!("config defaults filled in: {}", filled.join(", ")));
     }
     Ok(meta)
 }
@@ -323,7 +334,10 @@ fn read_state_dict(
     notes: &mut Notes,
 ) -> Result<Vec<f32>, ImportError> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| {
-        bad(path, format!("not a safetensors file: {e} (save with `safetensors.torch.save_file`)"))
+        bad(
+            path,
+            format!("not a safetensors file: {e} (save with `safetensors.torch.save_file`)"),
+        )
     })?;
     // name as the module knows it → name in the file
     let mut names: BTreeMap<String, String> = BTreeMap::new();
@@ -335,11 +349,16 @@ fn read_state_dict(
             stripped = true;
         }
         if let Some(other) = names.insert(short.to_string(), n.to_string()) {
-            return Err(bad(path, format!("holds both `{other}` and `{n}` (save one state dict)")));
+            return Err(bad(
+                path,
+                format!("holds both `{other}` and `{n}` (save one state dict)"),
+            ));
         }
     }
     if stripped {
-        notes.0.push("`module.`/`_orig_mod.` prefixes removed".into());
+        notes
+            .0
+            .push("`module.`/`_orig_mod.` prefixes removed".into());
     }
     let table = param_table(cfg);
     let describe = format!(
@@ -409,7 +428,9 @@ fn read_state_dict(
             if !same {
                 return Err(bad(path, format!("tensor `{key}` differs from `embedding.weight`, but config.json says the head is tied (save the tied module, or set \"tied\": false and name the head proj.weight)")));
             }
-            notes.0.push(format!("`{key}` is the tied embedding; read once"));
+            notes
+                .0
+                .push(format!("`{key}` is the tied embedding; read once"));
             continue;
         }
         let known: Vec<&str> = table.iter().map(|(n, _)| n.as_str()).collect();
@@ -423,7 +444,9 @@ fn read_state_dict(
     }
     if dtypes.iter().any(|d| d != "f32") {
         let list: Vec<String> = dtypes.into_iter().collect();
-        notes.0.push(format!("weights read from {} to f32", list.join(", ")));
+        notes
+            .0
+            .push(format!("weights read from {} to f32", list.join(", ")));
     }
     Ok(out)
 }
@@ -450,4 +473,291 @@ fn append_f32(out: &mut Vec<f32>, dtype: Dtype, data: &[u8]) -> Result<(), Dtype
         other => return Err(other),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Cell, Positions};
+    use crate::rng::Rng;
+
+    fn tiny() -> (Model, Vocab) {
+        let vocab = Vocab::build(["白日依山尽，黄河入海流。"], 1).with_tags(&["五绝"]);
+        let v = vocab.len();
+        let cfg = ModelConfig {
+            cell: Cell::Gru,
+            layers: 2,
+            embed: 4,
+            hidden: 5,
+            vocab: v,
+            tied: true,
+            shortlist: 3,
+            positions: Some(Positions {
+                size: 3,
+                line_ends: vocab.line_ends(),
+                silent: vocab.silent(),
+                forms: vocab.tag_ids(),
+            }),
+            ..ModelConfig::default()
+        };
+        (Model::new(cfg, &mut Rng::new(3)), vocab)
+    }
+
+    /// What a PyTorch user would save: the state dict at `dtype`, renamed by
+    /// `rename`, with extra tensors, no metadata; config.json as given.
+    fn torch_dir(
+        model: &Model,
+        vocab: &Vocab,
+        config: serde_json::Value,
+        dtype: Dtype,
+        rename: &dyn Fn(&str) -> String,
+        extra: &[(&str, Vec<usize>, Vec<f32>)],
+    ) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let enc = |x: &[f32]| -> Vec<u8> {
+            match dtype {
+                Dtype::F32 => x.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                Dtype::F16 => x
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                    .collect(),
+                Dtype::BF16 => x
+                    .iter()
+                    .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
+                    .collect(),
+                _ => x.iter().flat_map(|v| (*v as i32).to_le_bytes()).collect(),
+            }
+        };
+        let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = model
+            .tensors()
+            .into_iter()
+            .map(|(n, s, x)| (rename(&n), s, enc(x)))
+            .collect();
+        for (n, s, x) in extra {
+            owned.push((n.to_string(), s.clone(), enc(x)));
+        }
+        let views: Vec<(String, safetensors::tensor::TensorView)> = owned
+            .iter()
+            .map(|(n, s, b)| {
+                (
+                    n.clone(),
+                    safetensors::tensor::TensorView::new(dtype, s.clone(), b).unwrap(),
+                )
+            })
+            .collect();
+        let bytes = safetensors::serialize(views, None).unwrap();
+        std::fs::write(dir.path().join("model.safetensors"), bytes).unwrap();
+        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+        std::fs::write(dir.path().join("vocab.json"), vocab.to_json()).unwrap();
+        dir
+    }
+
+    fn bare_config(model: &Model) -> serde_json::Value {
+        let mut m = serde_json::to_value(&model.cfg).unwrap();
+        let o = m.as_object_mut().unwrap();
+        for k in ["vocab", "dropout", "input", "head"] {
+            o.remove(k);
+        }
+        m
+    }
+
+    fn err(dir: &tempfile::TempDir) -> String {
+        match import(dir.path()) {
+            Ok(_) => panic!("imported"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_bare_state_dict_imports_in_every_float_dtype_with_its_alias_and_prefix() {
+        let (model, vocab) = tiny();
+        let emb = model.tensors()[0].2.to_vec();
+        let shape = model.tensors()[0].1.clone();
+        for (dtype, tol) in [(Dtype::F32, 0.0), (Dtype::F16, 1e-3), (Dtype::BF16, 1e-2)] {
+            // the alias is the embedding as stored, so compare after the same rounding
+            let dir = torch_dir(
+                &model,
+                &vocab,
+                serde_json::json!({ "model": bare_config(&model) }),
+                dtype,
+                &|n| format!("module.{n}"),
+                &[("module.proj.weight", shape.clone(), emb.clone())],
+            );
+            let (loaded, notes) = import(dir.path()).unwrap_or_else(|e| panic!("{dtype:?}: {e}"));
+            let worst = loaded
+                .model
+                .params
+                .iter()
+                .zip(&model.params)
+                .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+                .fold(0.0f32, f32::max);
+            assert!(worst <= tol, "{dtype:?}: worst {worst}");
+            assert_eq!(loaded.meta.script, Script::Simplified);
+            let all = notes.0.join("; ");
+            assert!(
+                all.contains("vocab, dropout, input, head, script, corpus"),
+                "{all}"
+            );
+            assert!(
+                all.contains("proj.weight") && all.contains("prefixes"),
+                "{all}"
+            );
+            assert_eq!(dtype == Dtype::F32, !all.contains("to f32"), "{all}");
+        }
+        // flat config (no `model` key) works as well
+        let dir = torch_dir(
+            &model,
+            &vocab,
+            bare_config(&model),
+            Dtype::F32,
+            &|n| n.into(),
+            &[],
+        );
+        assert_eq!(import(dir.path()).unwrap().0.model.params, model.params);
+    }
+
+    #[test]
+    fn every_refusal_names_the_real_problem() {
+        let (model, vocab) = tiny();
+        let cfg = serde_json::json!({ "model": bare_config(&model) });
+        let same = |n: &str| n.to_string();
+        let shape = model.tensors()[0].1.clone();
+        let emb = model.tensors()[0].2.to_vec();
+        let mut other = emb.clone();
+        other[0] += 1.0;
+        let cases: Vec<(tempfile::TempDir, &str)> = vec![
+            (
+                torch_dir(
+                    &model,
+                    &vocab,
+                    cfg.clone(),
+                    Dtype::F32,
+                    &same,
+                    &[("proj.weight", shape.clone(), other)],
+                ),
+                "`proj.weight` differs from `embedding.weight`",
+            ),
+            (
+                torch_dir(
+                    &model,
+                    &vocab,
+                    cfg.clone(),
+                    Dtype::F32,
+                    &same,
+                    &[("head.extra", vec![2], vec![1.0, 2.0])],
+                ),
+                "has tensor `head.extra`, which a model of config.json",
+            ),
+            (
+                torch_dir(&model, &vocab, cfg.clone(), Dtype::I32, &same, &[]),
+                "is I32; shiren reads F32, F16, BF16 and F64",
+            ),
+            (
+                torch_dir(
+                    &model,
+                    &vocab,
+                    cfg.clone(),
+                    Dtype::F32,
+                    &|n| n.replace("rare.", "other."),
+                    &[],
+                ),
+                "lacks tensor `rare.weight`",
+            ),
+            (
+                torch_dir(
+                    &model,
+                    &vocab,
+                    serde_json::json!({"model": {"cell": "gru", "layers": 2, "hidden": 6, "embed": 4, "tied": true, "shortlist": 3, "positions": model.cfg.positions}}),
+                    Dtype::F32,
+                    &same,
+                    &[],
+                ),
+                "has shape [15, 4], but config.json (2 layers of gru × 6",
+            ),
+            (
+                torch_dir(
+                    &model,
+                    &vocab,
+                    serde_json::json!({"model": {"layers": 2}}),
+                    Dtype::F32,
+                    &same,
+                    &[],
+                ),
+                "the model has no `cell`",
+            ),
+            (
+                torch_dir(
+                    &model,
+                    &vocab,
+                    serde_json::json!({"model": {"cell": "lstm", "layers": 2, "hidden": 5, "embed": 4, "vocab": 7}}),
+                    Dtype::F32,
+                    &same,
+                    &[],
+                ),
+                "vocab is 7, but",
+            ),
+        ];
+        for (dir, want) in cases {
+            let e = err(&dir);
+            assert!(e.contains(want), "expected `{want}` in: {e}");
+            assert!(
+                e.starts_with(&dir.path().display().to_string()),
+                "names no file: {e}"
+            );
+        }
+        // a NaN, and a missing vocab.json
+        let mut broken = Model::from_params(model.cfg.clone(), model.params.clone()).unwrap();
+        broken.params[model.params.len() - 1] = f32::NAN;
+        let dir = torch_dir(&broken, &vocab, cfg.clone(), Dtype::F32, &same, &[]);
+        assert!(
+            err(&dir).contains("tensor `rare.bias` holds NaN at index 0"),
+            "{}",
+            err(&dir)
+        );
+        std::fs::remove_file(dir.path().join("vocab.json")).unwrap();
+        assert!(err(&dir).contains("vocab.json: "), "{}", err(&dir));
+    }
+
+    #[test]
+    fn an_export_loads_as_a_checkpoint_and_its_vectors_are_the_scores() {
+        let (model, vocab) = tiny();
+        let meta = Meta::new(
+            model.cfg.clone(),
+            serde_json::json!({}),
+            Script::Simplified,
+            "t".into(),
+        );
+        let src = tempfile::tempdir().unwrap();
+        let loaded = Loaded { model, vocab, meta };
+        let out = src.path().join("torch");
+        export(&loaded, &out).unwrap();
+        let back = load_any(&out).unwrap();
+        assert_eq!(back.model.params, loaded.model.params);
+        let text = std::fs::read_to_string(out.join(VECTORS_FILE)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let poems: Vec<Vector> = serde_json::from_value(json["poems"].clone()).unwrap();
+        // 3 poems, and the two 五绝 once more behind their tag (this vocabulary has no 七绝)
+        assert_eq!(poems.len(), 5);
+        let tagged = &poems[1];
+        assert_eq!(tagged.ids[1], loaded.vocab.tag("五绝").unwrap());
+        // BEGIN 五绝 床 前 明 月 光 ， 疑 → the worked example of the docs
+        // (前 is not in this tiny vocabulary: UNK is a character too)
+        let want: Vec<[u32; 3]> = vec![[0, 0, 0], [0, 0, 1], [0, 1, 1], [0, 2, 1]];
+        assert_eq!(&tagged.places[..4], &want[..]);
+        let comma = tagged.text.chars().position(|c| c == '，').unwrap() + 2;
+        assert_eq!(tagged.places[comma], [1, 0, 1]);
+        for p in &poems {
+            assert_eq!(p.log_probs.len() + 1, p.ids.len());
+            assert_eq!(p.places.len() + 1, p.ids.len());
+            let seq = &p.ids[1..p.ids.len() - 1];
+            let (nll, _) =
+                Model::from_params(loaded.model.cfg.clone(), loaded.model.params.clone())
+                    .unwrap()
+                    .loss(&crate::batch::Batch::from_seqs(&[seq]));
+            assert!((nll + p.log_prob).abs() < 1e-4, "{nll} vs {}", p.log_prob);
+        }
+        assert!(std::fs::read_to_string(out.join(MODULE_FILE))
+            .unwrap()
+            .contains("class ShirenLM"));
+    }
 }

@@ -18,6 +18,9 @@ mod eval;
 // `shiren mnist`: the IDX reader on small files, training on a synthetic task, the real set (ignored).
 mod mnist;
 
+// `shiren score`, `export --torch` and `import` on the shipped model.
+mod score;
+
 // `shiren serve`: the JSON API and page on an ephemeral loopback port, bad input, 64 clients.
 mod serve;
 

@@ -15,7 +15,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args, _g: &Global) -> anyhow::Result<()> {
-    let src = args.model.clone().unwrap_or_else(super::write::default_model);
+    let src = args
+        .model
+        .clone()
+        .unwrap_or_else(super::write::default_model);
     let loaded = crate::torch::load_any(&src)?;
     crate::torch::export(&loaded, &args.torch)?;
     let c = &loaded.model.cfg;
@@ -48,7 +51,9 @@ mod tests {
     #[test]
     fn export_needs_a_destination() {
         assert!(Cli::try_parse_from(["export"]).is_err());
-        let a = Cli::try_parse_from(["export", "--torch", "out"]).unwrap().args;
+        let a = Cli::try_parse_from(["export", "--torch", "out"])
+            .unwrap()
+            .args;
         assert_eq!(a.torch, PathBuf::from("out"));
     }
 }

@@ -44,7 +44,10 @@ struct JsonOut<'a> {
 }
 
 pub fn run(args: Args, _g: &Global) -> anyhow::Result<()> {
-    let dir = args.model.clone().unwrap_or_else(super::write::default_model);
+    let dir = args
+        .model
+        .clone()
+        .unwrap_or_else(super::write::default_model);
     let loaded = crate::torch::load_any(&dir)?;
     let (model, vocab, script) = (&loaded.model, &loaded.vocab, loaded.meta.script);
     let texts = read_texts(&args, script)?;
