@@ -24,6 +24,7 @@ pub mod cache;
 pub mod checkpoint;
 pub mod cli;
 pub mod corpus;
+pub mod dataset;
 pub mod engine;
 pub mod eval;
 pub mod mnist;

@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 
 pub mod bench;
 pub mod corpus;
+pub mod corpus_export;
 pub mod eval;
 pub mod export;
 pub mod import;
