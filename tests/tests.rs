@@ -15,6 +15,9 @@ mod corpus;
 // `shiren eval` and its measures: a tiny trained model evaluated end to end.
 mod eval;
 
+// `shiren train --init-from`: a run from the shipped model's weights, resumed; characters it lacks.
+mod finetune;
+
 // `shiren mnist`: the IDX reader on small files, training on a synthetic task, the real set (ignored).
 mod mnist;
 

@@ -24,6 +24,7 @@ pub mod mnist;
 pub mod score;
 pub mod serve;
 pub mod train;
+pub mod train_init;
 pub mod write;
 
 /// 诗人 — learns to write Chinese classical poetry with a character-level RNN, on the CPU.
