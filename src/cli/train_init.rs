@@ -52,9 +52,8 @@ pub fn keep_architecture(
             );
         }
     }
-    Ok(cfg
-        .merge_json(&arch.to_string())
-        .map_err(|e| anyhow::anyhow!("{e}"))?)
+    cfg.merge_json(&arch.to_string())
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// One line on what the model's vocabulary does not cover in `poems`.
