@@ -222,7 +222,7 @@ class ShirenLM(nn.Module):
 
     @torch.no_grad()
     def token_log_probs(self, ids: torch.Tensor) -> torch.Tensor:
-        """ln p(ids[k+1] | ids[..k]) for one encoded poem (BEGIN ... END), in float64 sums' precision."""
+        """ln p(ids[k+1] | ids[:k+1]) for one encoded poem (BEGIN ... END): one entry per target."""
         logp, _, _ = self(ids[None, :-1])
         return logp[0].gather(-1, ids[1:, None])[:, 0]
 

@@ -105,7 +105,7 @@ if args.init_from:
     model = ShirenLM.from_pretrained(args.init_from)
     assert model.config.vocab == info["vocab"], (
         f"{args.init_from} has a vocabulary of {model.config.vocab}, the data {info['vocab']}: "
-        "export the corpus with --vocab {args.init_from}/vocab.json"
+        f"export the corpus with --vocab {args.init_from}/vocab.json"
     )
 else:
     positions = None
