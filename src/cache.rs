@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256, Sha512};
 /// Errors of the cache layer. Each names the path or tool and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    #[error("no data directory: set SHIREN_DATA or pass --data-dir")]
+    #[error("no data directory: set SHIREN_DATA or give one")]
     NoDataDir,
     #[error("{tool} is not installed or not on PATH ({hint})")]
     ToolMissing { tool: String, hint: String },

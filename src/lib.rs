@@ -2,10 +2,13 @@
 //! Chinese classical poetry, trained and run on the CPU.
 //!
 //! The library does all the work; the `shiren` binary (`src/main.rs`) is a
-//! thin layer over [`cli::run`]. Dependencies point one way:
+//! thin layer over `cli::run`. The front ends, `cli` and `serve` (with clap,
+//! axum and tokio), are behind the default cargo feature `cli`: built with
+//! `--no-default-features`, the library is the numeric core, the trainer and
+//! the writer alone. Dependencies point one way:
 //!
 //! ```text
-//! cache, rng ← corpus, vocab, batch, prosody          (data; no model types)
+//! cache, rng, plot ← corpus, vocab, batch, prosody    (data and charts; no model types)
 //! engine ← model ← optim, checkpoint ← train, write, eval, mnist, bench
 //!                                     ← cli, serve    (glue; nothing imports them)
 //! ```
@@ -22,6 +25,7 @@ pub mod batch;
 pub mod bench;
 pub mod cache;
 pub mod checkpoint;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod corpus;
 pub mod dataset;
@@ -31,9 +35,11 @@ pub mod mnist;
 pub mod model;
 pub mod ngram;
 pub mod optim;
+pub mod plot;
 pub mod prosody;
 pub mod rng;
 pub mod score;
+#[cfg(feature = "cli")]
 pub mod serve;
 pub mod torch;
 pub mod train;

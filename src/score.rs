@@ -16,7 +16,7 @@ use crate::vocab::Vocab;
 const ROWS: usize = 32;
 
 /// ln p of every target of every sequence: `out[i][k]` = ln p(y_k | BEGIN,
-/// seqs[i][..k]) with y = seqs[i] followed by END, so `out[i]` has
+/// `seqs[i][..k]`) with y = `seqs[i]` followed by END, so `out[i]` has
 /// `seqs[i].len() + 1` entries. `seqs` hold ids without BEGIN/END (a form
 /// tag, when given, is the first id). Computed in f64 from the f32 logits.
 pub fn token_log_probs(model: &Model, seqs: &[Vec<u32>]) -> Vec<Vec<f64>> {

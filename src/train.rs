@@ -166,7 +166,7 @@ impl TrainConfig {
             // 2,627 steps it beat 0.1 at every evaluation (validation 118.9 vs 120.4)
             dropout: 0.2,
             // the embedding's and the top layer's output at 0.2 each, or the
-            // output's alone, trailed at every evaluation to step 1,000 (see the README)
+            // output's alone, trailed at every evaluation to step 1,000 (see docs/training.md)
             dropout_in: 0.0,
             dropout_out: 0.0,
             corpus: "tang".into(),
@@ -180,7 +180,7 @@ impl TrainConfig {
             shortlist: SHORTLIST,
             // 32 rather than 64: twice the updates for the same tokens, at about the same
             // speed. In the hour: validation 184.4 / 241.5 at epoch 1, 105.0 / 118.9 at
-            // the end, test 0.54× the trigram (see the README)
+            // the end, test 0.54× the trigram (see docs/training.md)
             batch: 32,
             lr: 3e-3,
             min_lr: 3e-4,
@@ -506,7 +506,7 @@ pub struct Summary {
 
 /// Training diverged: the message names the step and the checkpoint to go back to.
 #[derive(Debug, thiserror::Error)]
-#[error("training diverged at step {step} (epoch {epoch}): {what} is {value}; the last good checkpoint is {kept} — lower --lr (now {lr}) or set --clip, then --resume it")]
+#[error("training diverged at step {step} (epoch {epoch}): {what} is {value}; the last good checkpoint is {kept}: resume from it with a lower learning rate (now {lr}) or with gradient clipping")]
 pub struct Diverged {
     pub step: u64,
     pub epoch: u64,
@@ -514,6 +514,14 @@ pub struct Diverged {
     pub value: f64,
     pub lr: f32,
     pub kept: String,
+}
+
+/// A new run's folder already holds one: resume that run, or write elsewhere.
+#[derive(Debug, thiserror::Error)]
+#[error("{out}: already holds a run (its last checkpoint is {last}); resume it, or train into another folder")]
+pub struct RunExists {
+    pub out: String,
+    pub last: String,
 }
 
 /// The run's length in steps from epochs, `max_steps` and a fixed time
@@ -532,7 +540,7 @@ fn total_steps(cfg: &TrainConfig, batches_per_epoch: usize, budget_steps: u64) -
 }
 
 /// Steps a run with a time budget times before fixing its length (after
-/// [`BUDGET_SKIP_STEPS`] untimed ones, whose page faults and cold caches
+/// `BUDGET_SKIP_STEPS` untimed ones, whose page faults and cold caches
 /// are not the run's speed).
 pub const BUDGET_PROBE_STEPS: u64 = 30;
 const BUDGET_SKIP_STEPS: u64 = 5;
@@ -630,11 +638,11 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         None => {
             checkpoint::recover(&last_dir)?;
             if last_dir.join(checkpoint::CONFIG_FILE).exists() {
-                anyhow::bail!(
-                    "{}: already holds a run; continue it with --resume {}, or choose another --out",
-                    out.display(),
-                    last_dir.display()
-                );
+                return Err(RunExists {
+                    out: out.display().to_string(),
+                    last: last_dir.display().to_string(),
+                }
+                .into());
             }
             let model = match &opts.init_from {
                 Some((mc, params)) => {
@@ -1219,32 +1227,10 @@ impl Metrics {
     }
 }
 
-/// Registers a DejaVu font with plotters once; false when none is installed,
-/// in which case plots are drawn without text. Shared by every plot shiren draws.
-pub fn font_available() -> bool {
-    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OK.get_or_init(|| {
-        let candidates = [
-            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-            "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-            "/usr/share/fonts/TTF/DejaVuSans.ttf",
-        ];
-        candidates.iter().any(|p| match std::fs::read(p) {
-            // plotters keeps the bytes for the life of the program.
-            Ok(bytes) => plotters::style::register_font(
-                "sans-serif",
-                plotters::style::FontStyle::Normal,
-                Box::leak(bytes.into_boxed_slice()),
-            )
-            .is_ok(),
-            Err(_) => false,
-        })
-    })
-}
-
 /// Training and validation loss (nats per character) against the step, as a PNG.
-pub fn plot_losses(png: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::Error>> {
-    use plotters::prelude::*;
+pub fn plot_losses(png: &Path, rows: &[Row]) -> crate::plot::PlotResult {
+    use crate::plot::{lines, Line};
+    use plotters::style::{BLUE, RED};
     let train: Vec<(f64, f64)> = rows
         .iter()
         .filter_map(|r| Some((r.step as f64, r.train_loss?)))
@@ -1266,49 +1252,30 @@ pub fn plot_losses(png: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::E
         ys().fold(f64::NEG_INFINITY, f64::max),
     );
     let pad = ((y_max - y_min) * 0.05).max(0.01);
-    let text = font_available();
-    let root = BitMapBackend::new(png, (900, 540)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut builder = ChartBuilder::on(&root);
-    builder.margin(15);
-    if text {
-        builder
-            .caption("shiren: loss per character (nats)", ("sans-serif", 20))
-            .x_label_area_size(40)
-            .y_label_area_size(55);
-    }
-    let mut chart = builder.build_cartesian_2d(0f64..x_max, (y_min - pad)..(y_max + pad))?;
-    if text {
-        chart
-            .configure_mesh()
-            .x_desc("step")
-            .y_desc("nats per character")
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .draw()?;
-    }
-    let train_series = chart.draw_series(LineSeries::new(train, &BLUE))?;
-    if text {
-        train_series
-            .label("train")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-    }
-    let val_style = RED.stroke_width(2);
-    let val_series = chart.draw_series(LineSeries::new(val.clone(), val_style))?;
-    if text {
-        val_series
-            .label("validation")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], val_style));
-    }
-    chart.draw_series(val.iter().map(|p| Circle::new(*p, 3, RED.filled())))?;
-    if text {
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-    }
-    root.present()?;
-    Ok(())
+    let series = [
+        Line {
+            label: "train".into(),
+            points: train,
+            color: BLUE,
+            width: 1,
+            dots: false,
+        },
+        Line {
+            label: "validation".into(),
+            points: val,
+            color: RED,
+            width: 2,
+            dots: true,
+        },
+    ];
+    lines(
+        png,
+        "shiren: loss per character (nats)",
+        ("step", "nats per character"),
+        x_max,
+        (y_min - pad)..(y_max + pad),
+        &series,
+    )
 }
 
 #[cfg(test)]

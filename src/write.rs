@@ -1,8 +1,9 @@
 //! Writing poems: sampling characters from a model under form, rhyme and tone
 //! constraints.
 //!
-//! The heart is one commented loop, [`Writer::attempt`], in the shape of
-//! nanoGPT's `generate`: step the model, turn the constraints at this position
+//! The heart is one commented step, `Cursor::choose`, run for every poem by
+//! the loop in `Writer::run`, in the shape of nanoGPT's `generate`: step the
+//! model (all poems in one batch), turn the constraints at this position
 //! into the set of allowed characters, scale by temperature, keep the top k,
 //! keep the top p, sample with the seeded generator, append. Everything the
 //! constraints need per character (is it Han, its tone, its rhyme groups) is
@@ -97,20 +98,20 @@ pub enum WriteError {
         code: u32,
         other: &'static str,
     },
-    #[error("--acrostic: `{ch}` is not a Han character (give one Han character per line)")]
+    #[error("acrostic: `{ch}` is not a Han character (give one Han character per line)")]
     NotHan { ch: char },
-    #[error("--begin: `{ch}` does not fit line {line}, position {pos} of the form (a line has {len} characters, then ，or 。)")]
+    #[error("begin: `{ch}` does not fit line {line}, position {pos} of the form (a line has {len} characters, then ，or 。)")]
     BeginDoesNotFit {
         ch: char,
         line: usize,
         pos: usize,
         len: usize,
     },
-    #[error("--begin and --acrostic cannot be combined (the acrostic already fixes each line's first character)")]
+    #[error("first words and an acrostic cannot be combined (the acrostic already fixes each line's first character)")]
     BeginAndAcrostic,
-    #[error("--acrostic and --tune cannot be combined (the tune fixes the line count)")]
+    #[error("an acrostic and a tune cannot be combined (the tune fixes the line count)")]
     AcrosticAndTune,
-    #[error("the model's vocabulary has no `{ch}`, which a fixed form needs at line ends (use --form free)")]
+    #[error("the model's vocabulary has no `{ch}`, which a fixed form needs at line ends (write the free form instead)")]
     MissingPunct { ch: char },
     #[error("unknown tune `{name}`{close}")]
     UnknownTune { name: String, close: String },
@@ -543,8 +544,8 @@ impl<'a, M: CharModel> Writer<'a, M> {
 
     /// Turns the options into a layout and the forced tokens, checking the input.
     fn plan(&self, opts: &Options) -> Result<Plan, WriteError> {
-        let heads = self.input_tokens(&opts.acrostic, "--acrostic")?;
-        let begin = self.input_tokens(&opts.begin, "--begin")?;
+        let heads = self.input_tokens(&opts.acrostic, "acrostic")?;
+        let begin = self.input_tokens(&opts.begin, "begin")?;
         if !heads.is_empty() && !begin.is_empty() {
             return Err(WriteError::BeginAndAcrostic);
         }
@@ -561,7 +562,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
         }
         if heads.len() > MAX_ACROSTIC {
             return Err(WriteError::TooLong {
-                flag: "--acrostic",
+                flag: "acrostic",
                 len: heads.len(),
                 max: MAX_ACROSTIC,
                 hint: "",
@@ -590,10 +591,10 @@ impl<'a, M: CharModel> Writer<'a, M> {
             let cap: usize = layout.iter().map(|l| l.len + 1).sum();
             if begin.len() > cap {
                 return Err(WriteError::TooLong {
-                    flag: "--begin",
+                    flag: "begin",
                     len: begin.len(),
                     max: cap,
-                    hint: ", or use --form free",
+                    hint: ", or write the free form",
                 });
             }
             // Each given character must fall where the form has room for it:
@@ -620,10 +621,10 @@ impl<'a, M: CharModel> Writer<'a, M> {
             }
         } else if begin.len() >= opts.max_len {
             return Err(WriteError::TooLong {
-                flag: "--begin",
+                flag: "begin",
                 len: begin.len(),
                 max: opts.max_len.saturating_sub(1),
-                hint: ", or raise --max-len",
+                hint: ", or raise the maximum length",
             });
         }
         let tag = match &opts.tune {
@@ -1242,15 +1243,15 @@ fn check_options(o: &Options) -> Result<(), WriteError> {
     let bad = |what: String| Err(WriteError::BadOption { what });
     if !(o.temperature >= 0.0 && o.temperature.is_finite()) {
         return bad(format!(
-            "--temperature must be 0 or more, got {}",
+            "temperature must be 0 or more, got {}",
             o.temperature
         ));
     }
     if !(o.top_p > 0.0 && o.top_p <= 1.0) {
-        return bad(format!("--top-p must be in (0, 1], got {}", o.top_p));
+        return bad(format!("top_p must be in (0, 1], got {}", o.top_p));
     }
     if o.max_len == 0 {
-        return bad("--max-len must be at least 1".into());
+        return bad("max_len must be at least 1".into());
     }
     if let Some(t) = &o.tune {
         if t.is_empty() || t.iter().any(|l| l.len == 0) {
@@ -1829,17 +1830,14 @@ mod tests {
                 acrostic: "  ".into(),
                 ..opts(Form::Qijue)
             }),
-            WriteError::EmptyInput { flag: "--acrostic" }
+            WriteError::EmptyInput { flag: "acrostic" }
         ));
         assert!(matches!(
             err(Options {
                 begin: "东".repeat(25),
                 ..opts(Form::Wujue)
             }),
-            WriteError::TooLong {
-                flag: "--begin",
-                ..
-            }
+            WriteError::TooLong { flag: "begin", .. }
         ));
         assert!(matches!(
             err(Options {
@@ -1847,7 +1845,7 @@ mod tests {
                 ..opts(Form::Qijue)
             }),
             WriteError::TooLong {
-                flag: "--acrostic",
+                flag: "acrostic",
                 ..
             }
         ));

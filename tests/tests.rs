@@ -12,6 +12,9 @@ mod hay;
 // `shiren corpus`: readers, cleaning rules, bad input, the real corpus (ignored).
 mod corpus;
 
+// README.md and docs/: size, links and anchors, generated blocks, no work items.
+mod docs;
+
 // `shiren eval` and its measures: a tiny trained model evaluated end to end.
 mod eval;
 

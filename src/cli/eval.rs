@@ -15,6 +15,7 @@ use super::Global;
 use crate::checkpoint;
 use crate::corpus::{self, Collection, LoadOptions, Part, Source};
 use crate::eval::{self, Card, Kind, Row, Settings, Split, FORMS};
+use crate::plot::PlotResult;
 use crate::prosody::Lexicon;
 
 #[derive(clap::Args, Debug)]
@@ -318,8 +319,6 @@ fn parse_metrics(text: &str) -> Vec<(f64, Option<f64>, Option<f64>)> {
         .collect()
 }
 
-type PlotResult = Result<(), Box<dyn std::error::Error>>;
-
 /// Train and validation perplexity against the step, with the n-gram
 /// baselines' validation perplexity as flat lines.
 fn plot_curve(
@@ -327,7 +326,8 @@ fn plot_curve(
     curve: &[(f64, Option<f64>, Option<f64>)],
     kn: &[(usize, f64)],
 ) -> PlotResult {
-    use plotters::prelude::*;
+    use crate::plot::{lines, Line};
+    use plotters::style::{BLUE, CYAN, GREEN, MAGENTA, RED};
     let train: Vec<(f64, f64)> = curve
         .iter()
         .filter_map(|&(s, t, _)| Some((s, t?)))
@@ -352,51 +352,30 @@ fn plot_curve(
         .copied()
         .fold(f64::NEG_INFINITY, f64::max)
         .max(y_min * 1.1);
-    let text = crate::train::font_available();
-    let root = BitMapBackend::new(png, (900, 540)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut b = ChartBuilder::on(&root);
-    b.margin(15);
-    if text {
-        b.caption("perplexity per character", ("sans-serif", 20))
-            .x_label_area_size(40)
-            .y_label_area_size(55);
-    }
-    let mut chart = b.build_cartesian_2d(0f64..x_max, (y_min * 0.9)..(y_max * 1.05))?;
-    if text {
-        chart
-            .configure_mesh()
-            .x_desc("step")
-            .y_desc("perplexity")
-            .draw()?;
-    }
-    let s = chart.draw_series(LineSeries::new(train, &BLUE))?;
-    if text {
-        s.label("train")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-    }
-    let s = chart.draw_series(LineSeries::new(val, RED.stroke_width(2)))?;
-    if text {
-        s.label("validation")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
-    }
+    let line = |label: String, points, color, width| Line {
+        label,
+        points,
+        color,
+        width,
+        dots: false,
+    };
+    let mut series = vec![
+        line("train".into(), train, BLUE, 1),
+        line("validation".into(), val, RED, 2),
+    ];
     for (i, &(n, p)) in kn.iter().enumerate() {
         let color = [GREEN, MAGENTA, CYAN][i % 3];
-        let s = chart.draw_series(LineSeries::new(vec![(0.0, p), (x_max, p)], color))?;
-        if text {
-            s.label(format!("Kneser-Ney {n}-gram (validation)"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        }
+        let label = format!("Kneser-Ney {n}-gram (validation)");
+        series.push(line(label, vec![(0.0, p), (x_max, p)], color, 1));
     }
-    if text {
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-    }
-    root.present()?;
-    Ok(())
+    lines(
+        png,
+        "perplexity per character",
+        ("step", "perplexity"),
+        x_max,
+        (y_min * 0.9)..(y_max * 1.05),
+        &series,
+    )
 }
 
 /// Grouped bars: for each form, rhyme% and tones% of the forced-form
@@ -409,21 +388,12 @@ fn plot_forms(png: &Path, rows: &[Row]) -> PlotResult {
         RGBColor(40, 90, 180),
         RGBColor(230, 150, 60),
     ];
-    let text = crate::train::font_available();
-    let root = BitMapBackend::new(png, (900, 540)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut b = ChartBuilder::on(&root);
-    b.margin(15);
-    if text {
-        b.caption(
-            "rhyme% (left) and tones% (right) per form",
-            ("sans-serif", 20),
-        )
-        .x_label_area_size(40)
-        .y_label_area_size(45);
-    }
+    let text = crate::plot::font_available();
+    let root = crate::plot::canvas(png)?;
+    let caption = "rhyme% (left) and tones% (right) per form";
     // x: form i occupies [i, i + 1); rhyme bars then tones bars.
-    let mut chart = b.build_cartesian_2d(0f64..FORMS.len() as f64, 0f64..100f64)?;
+    let mut chart = crate::plot::builder(&root, caption, 45)
+        .build_cartesian_2d(0f64..FORMS.len() as f64, 0f64..100f64)?;
     if text {
         chart
             .configure_mesh()
@@ -466,12 +436,7 @@ fn plot_forms(png: &Path, rows: &[Row]) -> PlotResult {
                 .label(kind.label())
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], c.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        crate::plot::legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     }
     root.present()?;
     Ok(())

@@ -19,6 +19,7 @@ pub mod corpus;
 pub mod corpus_export;
 pub mod eval;
 pub mod export;
+pub mod hints;
 pub mod import;
 pub mod mnist;
 pub mod score;
@@ -85,7 +86,7 @@ pub fn run() -> ExitCode {
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
-    match dispatch(cli) {
+    match dispatch(cli).map_err(hints::with_flags) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             if is_broken_pipe(&err) {

@@ -19,6 +19,8 @@ use crate::{cache, checkpoint};
 /// Train a character language model. Settings come from --preset (or the
 /// checkpoint of --resume), then --config, then the flags below; the final
 /// settings are printed and saved as <out>/config.json.
+// The help text names placeholders such as <out>, which rustdoc would read as HTML.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]

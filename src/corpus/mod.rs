@@ -40,9 +40,8 @@ pub struct Poem {
 }
 
 /// The named collections inside the chinese-poetry package.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Collection {
     /// 全唐诗: 57,607 Tang poems (traditional characters)
@@ -267,7 +266,7 @@ pub struct Corpus {
 /// Errors of reading and cleaning. Each names the file (and line or byte) and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum CorpusError {
-    #[error("{path}: no such file or folder (check the path, or name a collection with --corpus)")]
+    #[error("{path}: no such file or folder (check the path, or name a collection instead)")]
     NotFound { path: String },
     #[error("{path}: no poem files found (expected *.json, *.txt or plain text files)")]
     NoFiles { path: String },
@@ -280,11 +279,11 @@ pub enum CorpusError {
     },
     #[error("{path}: not UTF-8 at byte {offset} (convert it first, e.g. `iconv -f GBK -t UTF-8`)")]
     NotUtf8 { path: String, offset: usize },
-    #[error("{path}:{line}: expected `title:content`, found no ':' (fix the line, or pass --skip-bad to drop it)")]
+    #[error("{path}:{line}: expected `title:content`, found no ':' (fix the line, or skip bad lines to drop it)")]
     BadLine { path: String, line: usize },
     #[error("{what}: no records read (is it empty? expected poems as JSON, `title:content` lines or blank-line-separated text)")]
     Empty { what: String },
-    #[error("{what}: cleaning left no poems: read {read}, {summary} (see `shiren corpus stats`; loosen --min-len/--max-len)")]
+    #[error("{what}: cleaning left no poems: read {read}, {summary} (see `shiren corpus stats`; loosen the length limits)")]
     AllDropped {
         what: String,
         read: usize,

@@ -19,9 +19,8 @@ use std::path::{Path, PathBuf};
 use super::CorpusError;
 
 /// The source formats. `--format` forces one; otherwise [`detect`] picks it.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
     /// `title:content`, one poem a line (the original project's poems.txt)

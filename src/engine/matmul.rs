@@ -120,7 +120,7 @@ fn call(
 const PANEL: usize = 64;
 
 /// A right-hand operand `B (K, N)` laid out as gemm's microkernels read it:
-/// N cut into panels of [`PANEL`] columns, each panel stored column by
+/// N cut into panels of `PANEL` columns, each panel stored column by
 /// column (K rows of one column, then the next).
 ///
 /// Why: the recurrence multiplies the same W_hh by a new h_{t−1} at every

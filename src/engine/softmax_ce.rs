@@ -8,7 +8,7 @@ use super::fastmath::exp;
 
 crate::simd_fn! {
     /// `logits: (N, V)` plus `bias: (V)` → probabilities in place. `targets: (N)`, `mask: (N)`
-    /// with 1 for a real token and 0 for padding. Returns Σ mask·(−log p[target]) in nats (f64
+    /// with 1 for a real token and 0 for padding. Returns `Σ mask·(−log p[target])` in nats (f64
     /// to sum many rows exactly). The bias of the projection that made the logits is added
     /// here, in the pass that finds each row's maximum, rather than in a pass over all
     /// rows of its own (which cost config S 3–4% of its CPU time per step).
@@ -125,7 +125,7 @@ pub fn two_level_log_probs(row: &mut [f32], rare: f32, s: usize) {
 }
 }
 
-/// Σ exp(row − max), leaving `row` as it is, in [`LANES`] lanes.
+/// Σ exp(row − max), leaving `row` as it is, in `LANES` lanes.
 #[inline(always)]
 fn sum_exp_shifted(row: &[f32], max: f32) -> f32 {
     let mut acc = [0.0f32; LANES];
@@ -152,7 +152,7 @@ fn exp_row(row: &mut [f32], bias: &[f32], tg: u32) -> (f32, f64) {
 /// Lanes of the row reductions: one AVX-512 register, two AVX2 ones.
 const LANES: usize = 16;
 
-/// Largest element, in [`LANES`] lanes so the loop vectorises (a single running max would not).
+/// Largest element, in `LANES` lanes so the loop vectorises (a single running max would not).
 #[inline(always)]
 pub fn row_max(row: &[f32]) -> f32 {
     let mut m = [f32::NEG_INFINITY; LANES];
@@ -170,7 +170,7 @@ pub fn row_max(row: &[f32]) -> f32 {
     best
 }
 
-/// `row += bias` and the largest result, in [`LANES`] lanes.
+/// `row += bias` and the largest result, in `LANES` lanes.
 #[inline(always)]
 fn add_bias_max(row: &mut [f32], bias: &[f32]) -> f32 {
     let mut m = [f32::NEG_INFINITY; LANES];
@@ -190,7 +190,7 @@ fn add_bias_max(row: &mut [f32], bias: &[f32]) -> f32 {
     best
 }
 
-/// `row ← exp(row − max)` and the sum of the results, in [`LANES`] lanes.
+/// `row ← exp(row − max)` and the sum of the results, in `LANES` lanes.
 #[inline(always)]
 pub fn exp_shifted_sum(row: &mut [f32], max: f32) -> f32 {
     let mut acc = [0.0f32; LANES];

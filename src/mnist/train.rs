@@ -113,12 +113,12 @@ impl TrainConfig {
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.hidden > 0 && self.layers > 0,
-            "--hidden and --layers must be at least 1"
+            "hidden and layers must be at least 1"
         );
-        anyhow::ensure!(self.batch > 0, "--batch must be at least 1");
+        anyhow::ensure!(self.batch > 0, "batch must be at least 1");
         anyhow::ensure!(
             self.lr > 0.0 && self.lr.is_finite(),
-            "--lr must be a positive number, got {}",
+            "learning rate must be a positive number, got {}",
             self.lr
         );
         anyhow::ensure!(self.log_every > 0, "log_every must be at least 1");
@@ -135,7 +135,7 @@ pub fn split_valid(train: &Digits, cfg: &TrainConfig) -> anyhow::Result<(Digits,
     };
     anyhow::ensure!(
         cfg.valid < n,
-        "--valid {} leaves no training images out of {n} (lower --valid)",
+        "holding out {} validation images leaves none of the {n} to train on (hold out fewer)",
         cfg.valid
     );
     let all = train.head(n);
@@ -295,7 +295,7 @@ pub fn train(
             let (loss, correct) = model.forward_backward_dense(&x, &y, b, train.rows, &mut rng);
             anyhow::ensure!(
                 loss.is_finite(),
-                "the loss became {loss} at step {} (lower --lr)",
+                "the loss became {loss} at step {} (lower the learning rate)",
                 state.step
             );
             clip_grad_norm(&mut model.grads, cfg.clip);
