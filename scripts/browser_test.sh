@@ -2,7 +2,9 @@
 # Browser test for `shiren serve` (called by .ci/run): starts the server on a
 # free loopback port, has headless Chromium load the page with an acrostic in
 # the query string (the page fills its form from it and presses the button),
-# checks the poem in the DOM, and saves screenshots under target/.
+# checks the poem in the DOM, then the 检查 view (a poem checked, a broken
+# character clicked for suggestions) and a line rewrite (a character locked,
+# a line's 改 clicked), and saves screenshots under target/.
 #
 #   scripts/browser_test.sh                  # build, serve the shipped model, test
 #   SHIREN_MODEL=DIR scripts/browser_test.sh # serve another checkpoint
@@ -21,6 +23,9 @@ ACROSTIC=春夏秋冬
 FORM=wujue # 4 lines of 5
 SHOT=target/serve-screenshot.png
 SHOT_PHONE=target/serve-screenshot-phone.png
+SHOT_CHECK=target/serve-screenshot-check.png
+SHOT_REWRITE=target/serve-screenshot-rewrite.png
+POEM=床前明月光，疑是地上霜。举头望明月，低头思故乡。 # a 古绝: breaks 二四六分明, 粘, 对
 
 # --- tools ---------------------------------------------------------------------------------------
 apt_install() {
@@ -99,6 +104,44 @@ chrome --window-size=1000,900 --screenshot="$SHOT" "$page" >/dev/null || fail "s
 chrome --window-size=390,844 --screenshot="$SHOT_PHONE" "$page&vertical=1" >/dev/null || fail "phone screenshot failed"
 [ -s "$SHOT" ] && [ -s "$SHOT_PHONE" ] || fail "no screenshot written"
 say "screenshots: $SHOT $SHOT_PHONE"
+
+# --- the check view: marks, rule names, suggestions for a clicked character ---------------------
+check_page="$url/?view=check&poem=$POEM&auto=1&tap=2.4"
+chrome --dump-dom "$check_page" >"$tmp/check.html" || fail "chromium --dump-dom of the check view failed"
+state=$(grep -o 'data-state="[a-z]*"' "$tmp/check.html" | head -n 1 || true)
+[ "$state" = 'data-state="suggested"' ] ||
+  fail "the check view did not check and suggest ($state): $(grep -o '<p id="status"[^<]*' "$tmp/check.html" || true)"
+for rule in 二四六分明 失粘 失对; do
+  grep -q "$rule" "$tmp/check.html" || fail "the check view does not name $rule"
+done
+grep -q 'class="ch[^"]* bad' "$tmp/check.html" || fail "no broken character is marked"
+grep -q '<rt>●</rt>' "$tmp/check.html" || fail "no tone mark in the check view"
+grep -q 'class="pick"' "$tmp/check.html" || fail "no suggestion is offered for 上 (line 2, character 4)"
+rm -f "$SHOT_CHECK" "$SHOT_REWRITE"
+chrome --window-size=1000,1200 --screenshot="$SHOT_CHECK" "$check_page" >/dev/null || fail "check view screenshot failed"
+say "check view ok: $(grep -o 'class="pick"[^>]*>[^<]*' "$tmp/check.html" | sed 's/.*>//' | tr '\n' ' ')"
+
+# --- a line rewrite: lock a character of line 1, rewrite line 3; the other lines and 秋 stay -----
+rewrite_page="$url/?acrostic=$ACROSTIC&form=$FORM&seed=7&auto=1&lock=1.2&rewrite=3"
+chrome --dump-dom "$rewrite_page" >"$tmp/rewrite.html" || fail "chromium --dump-dom of the rewrite failed"
+grep -q 'data-rewritten="3"' "$tmp/rewrite.html" ||
+  fail "line 3 was not rewritten: $(grep -o '<p id="status"[^<]*' "$tmp/rewrite.html" || true)"
+grep -q 'class="ch[^"]* locked' "$tmp/rewrite.html" || fail "the locked character is not shown as locked"
+python3 - "$tmp/rewrite.html" <<'PY' || fail "the rewrite changed more than line 3"
+import html, re, sys
+dom = open(sys.argv[1], encoding="utf-8").read()
+tag = re.search(r'<article class="poem"[^>]*>', dom).group(0)
+get = lambda k: html.unescape(re.search(k + r'="([^"]*)"', tag).group(1))
+split = lambda t: [x for x in re.split("[，。]", t) if x]
+before, after = split(get("data-before")), split(get("data-text"))
+assert len(before) == len(after) == 4, (before, after)
+assert [before[i] for i in (0, 1, 3)] == [after[i] for i in (0, 1, 3)], (before, after)
+assert after[2][0] == "秋" and len(after[2]) == 5, after  # the acrostic's head is kept
+print("browser_test: rewrite ok:", " ".join(before), "->", after[2], file=sys.stderr)
+PY
+chrome --window-size=1000,900 --screenshot="$SHOT_REWRITE" "$rewrite_page" >/dev/null || fail "rewrite screenshot failed"
+[ -s "$SHOT_CHECK" ] && [ -s "$SHOT_REWRITE" ] || fail "no screenshot of the check view or the rewrite"
+say "screenshots: $SHOT_CHECK $SHOT_REWRITE"
 
 # --- graceful stop -------------------------------------------------------------------------------
 if [ -n "$server_pid" ]; then

@@ -15,6 +15,9 @@
 //! for a bigram table. Not here: loading checkpoints or the lexicon, and
 //! printing (that is `cli/write.rs`); the rules themselves (`prosody`).
 
+pub mod suggest;
+pub mod template;
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -191,6 +194,8 @@ pub struct Options {
     pub begin: String,
     /// 藏头诗: line i starts with the i-th character; the line count follows the text.
     pub acrostic: String,
+    /// Characters kept where they stand, □ or ? for the free positions (see [`template`]).
+    pub template: String,
     pub form: Form,
     /// A ci tune's line pattern (see [`Tunes`]); overrides `form`.
     pub tune: Option<Vec<LineSpec>>,
@@ -216,6 +221,7 @@ impl Default for Options {
         Options {
             begin: String::new(),
             acrostic: String::new(),
+            template: String::new(),
             form: Form::Free,
             tune: None,
             temperature: 0.8,
@@ -374,6 +380,11 @@ impl<'a, M: CharModel> Writer<'a, M> {
         }
     }
 
+    /// The lexicon the writer was built with, if any.
+    pub fn lexicon(&self) -> Option<&'a Lexicon> {
+        self.lex
+    }
+
     /// The token of `c` in this model, trying the other script when the
     /// model does not know it (a simplified model given 風 uses 风).
     pub fn token_of(&self, c: char) -> Option<u32> {
@@ -415,24 +426,29 @@ impl<'a, M: CharModel> Writer<'a, M> {
     /// service gathers concurrent requests this way). One result per request:
     /// its poems, or its first error.
     pub fn write_requests(&self, reqs: &[Request]) -> Vec<Result<Vec<Poem>, WriteError>> {
-        let plans: Vec<Result<Plan, WriteError>> = reqs
+        // A template's shape becomes the form (or layout) both the plan and the job see.
+        let shaped: Vec<Result<Options, WriteError>> = reqs
             .iter()
             .map(|r| {
                 check_options(&r.opts)?;
-                self.plan(&r.opts)
+                template::shaped(&r.opts)
             })
+            .collect();
+        let plans: Vec<Result<Plan, WriteError>> = shaped
+            .iter()
+            .map(|o| self.plan(o.as_ref().map_err(Clone::clone)?))
             .collect();
         let mut out: Vec<Result<Vec<Poem>, WriteError>> = plans
             .iter()
             .map(|p| p.as_ref().map(|_| Vec::new()).map_err(Clone::clone))
             .collect();
         let mut rows = Vec::new();
-        for (q, (r, plan)) in reqs.iter().zip(&plans).enumerate() {
-            if let Ok(plan) = plan {
+        for (q, ((r, plan), opts)) in reqs.iter().zip(&plans).zip(&shaped).enumerate() {
+            if let (Ok(plan), Ok(opts)) = (plan, opts) {
                 let base = Rng::new(r.seed);
                 rows.extend(
                     (0..r.count)
-                        .map(|k| Row::new(self, plan, self.job(&r.opts, base.fork(k as u64)), q)),
+                        .map(|k| Row::new(self, plan, self.job(opts, base.fork(k as u64)), q)),
                 );
             }
         }
@@ -451,6 +467,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
     /// Writes one poem with `rng`, which is left where the poem's draws ended.
     pub fn write(&self, opts: &Options, rng: &mut Rng) -> Result<Poem, WriteError> {
         check_options(opts)?;
+        let opts = &template::shaped(opts)?;
         let plan = self.plan(opts)?;
         let mut rows = [Row::new(self, &plan, self.job(opts, rng.clone()), 0)];
         let (_, poem) = self.run(&mut rows).pop().expect("one row, one poem");
@@ -631,9 +648,27 @@ impl<'a, M: CharModel> Writer<'a, M> {
             None => self.model.form_tag(opts.tag.unwrap_or(opts.form)),
             Some(_) => None,
         };
+        // Kept characters: the acrostic's heads, and a template's characters.
+        let mut locks: HashMap<(usize, usize), u32> = heads
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| ((i, 0), t))
+            .collect();
+        if !opts.template.is_empty() {
+            for (i, j, c) in template::parse(&opts.template)?.kept() {
+                let t = self.token_of(c).ok_or(WriteError::UnknownChar {
+                    flag: "template",
+                    ch: c,
+                    code: c as u32,
+                    other: "traditional or simplified",
+                })?;
+                locks.insert((i, j), t);
+            }
+        }
         Ok(Plan {
             layout,
             heads,
+            locks,
             begin,
             tag,
             max_len: opts.max_len,
@@ -945,7 +980,14 @@ impl<'p, M: CharModel> Row<'p, M> {
         self.feed = None;
         match self.cur.choose(w, self.plan, logits, &mut self.job) {
             Step::Feed(t) => self.feed = Some(t),
-            Step::Done => self.poem = Some(Ok(self.cur.finish(w, &self.job))),
+            Step::Done => {
+                let mut poem = self.cur.finish(w, &self.job);
+                if let (Some(lex), false) = (w.lex, self.plan.locks.is_empty()) {
+                    let kept: Vec<(usize, usize)> = self.plan.locks.keys().copied().collect();
+                    poem.notes.extend(template::kept_faults(lex, &poem, &kept));
+                }
+                self.poem = Some(Ok(poem));
+            }
             // Each dead end loosens one constraint or fails, so this ends.
             Step::Dead(dead) => match self.job.back_off(w.lex, dead) {
                 Ok(()) => *self = Row::new(w, self.plan, self.job.clone(), self.request),
@@ -998,11 +1040,47 @@ impl Cursor {
         if job.rhyme && !(0..groups).any(|g| w.group_usable(g, &job.excluded, n_feet)) {
             n_feet = 1;
         }
+        // Kept characters steer the plan before writing starts: their tones
+        // fix the key positions around them, and kept feet fix the group.
+        let mut tone_plan = TonePlan::new(job.tones, line_len);
+        let mut locks: Vec<(&(usize, usize), &u32)> = plan.locks.iter().collect();
+        locks.sort();
+        for (&(i, j), &t) in &locks {
+            tone_plan.lock(i, j, w.tone[t as usize]);
+        }
+        // The group: one every kept foot is in, preferring one a kept first
+        // line's end is in too (蛇 is in 四支 and 六麻: beside 花 it is 六麻).
+        let group = if job.rhyme && line_len > 0 {
+            let groups_at = |i: usize| {
+                plan.locks
+                    .get(&(i, line_len - 1))
+                    .map(|&t| &w.token_groups[t as usize])
+            };
+            let feet: Vec<&Vec<u16>> = (1..).step_by(2).take(64).filter_map(groups_at).collect();
+            let head = groups_at(0);
+            feet.first().and_then(|first| {
+                let ok = |g: &&u16| !job.excluded.contains(g);
+                let shared: Vec<u16> = first
+                    .iter()
+                    .filter(ok)
+                    .filter(|g| feet.iter().all(|f| f.contains(g)))
+                    .copied()
+                    .collect();
+                shared
+                    .iter()
+                    .find(|g| head.is_some_and(|h| h.contains(g)))
+                    .or(shared.first())
+                    .or_else(|| first.iter().find(ok))
+                    .copied()
+            })
+        } else {
+            None
+        };
         Cursor {
             line_len,
             n_feet,
-            tone_plan: TonePlan::new(job.tones, line_len),
-            group: None,
+            tone_plan,
+            group,
             feet: Vec::new(),
             out: Vec::new(),
             i: 0,
@@ -1119,14 +1197,14 @@ impl Cursor {
         }
     }
 
-    /// A token the plan forces at the cursor: the user's first words, the
-    /// acrostic's head, the form's punctuation.
+    /// A token the plan forces at the cursor: the user's first words, a
+    /// kept character (an acrostic's head, a template's), the form's punctuation.
     fn forced<M: CharModel>(&self, w: &Writer<M>, plan: &Plan) -> Option<u32> {
         let (i, j) = (self.i, self.j);
         if self.out.len() < plan.begin.len() {
             Some(plan.begin[self.out.len()])
-        } else if j == 0 && i < plan.heads.len() {
-            Some(plan.heads[i])
+        } else if let Some(&t) = plan.locks.get(&(i, j)) {
+            Some(t)
         } else {
             match plan.layout.as_deref() {
                 Some(l) if i < l.len() && j == l[i].len => Some(w.ids[&l[i].end]),
@@ -1224,6 +1302,8 @@ impl Cursor {
 struct Plan {
     layout: Option<Vec<LineSpec>>,
     heads: Vec<u32>,
+    /// Characters kept at (line, position), from 0: acrostic heads, a template's.
+    locks: HashMap<(usize, usize), u32>,
     begin: Vec<u32>,
     /// Fed after BEGIN: the form's tag.
     tag: Option<u32>,

@@ -529,3 +529,87 @@ fn sixty_four_clients_at_once_all_get_poems_within_the_bound() {
     let server = Arc::try_unwrap(server).ok().expect("clients are done");
     server.stop().unwrap();
 }
+
+fn post_to(server: &Running, path: &str, body: &str) -> (u16, Value) {
+    let mut resp = agent()
+        .post(server.url(path))
+        .header("content-type", "application/json")
+        .send(body)
+        .expect("a response");
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().expect("a body");
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    (status, json)
+}
+
+#[test]
+fn check_and_templates_through_the_api() {
+    let server = Running::start(
+        Service::new(tiny_poet(), limits()),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .expect("start the server");
+    // 白日尽海风，… : 日 and 海 are both oblique at positions 2 and 4.
+    let poem = "白日尽海风，春天入上空。白雪欲月去，秋山东见红。";
+    let (status, json) = post_to(
+        &server,
+        "/api/check",
+        &json!({"text": poem, "suggest": true}).to_string(),
+    );
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json["ok"], false);
+    let p = &json["poems"][0];
+    assert_eq!(p["form"], "五绝");
+    let faults = p["faults"].as_array().unwrap();
+    assert!(
+        faults
+            .iter()
+            .any(|f| f["name"] == "二四六分明" && f["line"] == 1 && f["pos"] == 4),
+        "{p}"
+    );
+    assert_eq!(p["lines"][0]["chars"][0]["mark"], "●");
+    let s = p["suggestions"].as_array().unwrap();
+    let at = s.iter().find(|x| x["line"] == 1 && x["pos"] == 4).unwrap();
+    for o in at["options"].as_array().unwrap() {
+        let c = o[0].as_str().unwrap();
+        assert!(LEVEL.contains(c), "{c} would not alternate with 日");
+    }
+    for (body, status, needle) in [
+        (r#"{"text":""}"#, 422, "text is empty"),
+        (r#"{"text":"白日","form":"sonnet"}"#, 422, "sonnet"),
+        (
+            r#"{"text":"白日","colour":1}"#,
+            400,
+            "unknown field `colour`",
+        ),
+        (r#"{"text":"白日","form":"free"}"#, 422, "no rules"),
+    ] {
+        let (got, err) = post_to(&server, "/api/check", body);
+        assert_error(got, &err, status, needle);
+    }
+    let (got, json) = post_to(&server, "/api/check", r#"{"text":"白日尽海风"}"#);
+    assert_eq!(got, 200);
+    assert!(json["poems"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no recognisable form"));
+    // A template keeps its characters; the page rewrites a line this way.
+    let body = json!({"template": "白日尽海风，□□□□空。白雪欲月去，□□□□□。", "tones": "strict", "seed": 3});
+    let (status, json) = post(&server, &body.to_string());
+    assert_eq!(status, 200, "{json}");
+    let text = json["poems"][0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("白日尽海风，") && text.contains("空。白雪欲月去，"),
+        "{text}"
+    );
+    let (got, err) = post(&server, r#"{"template":"白日□□□，","acrostic":"春夏"}"#);
+    assert_error(got, &err, 422, "template cannot be combined");
+    let (got, err) = post(&server, r#"{"template":"□□□□□□□，","form":"wujue"}"#);
+    assert_error(got, &err, 422, "line 1 of the template has 7 characters");
+    server.stop().unwrap();
+    // A writer with no checker says so.
+    let server = start(Toy::new(0), limits());
+    let (got, err) = post_to(&server, "/api/check", r#"{"text":"白日"}"#);
+    assert_error(got, &err, 501, "cannot check");
+    server.stop().unwrap();
+}

@@ -9,6 +9,9 @@ mod macros;
 // Tiny corpora in each source format, written by the tests.
 mod hay;
 
+// Writing with a person: `shiren check`, `write --template/--revise`, the prompt with piped input.
+mod cowrite;
+
 // `shiren corpus`: readers, cleaning rules, bad input, the real corpus (ignored).
 mod corpus;
 

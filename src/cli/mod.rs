@@ -7,6 +7,8 @@
 //!
 //! Exit codes: 0 success; 1 an error (bad input, a failed fetch, a corrupt
 //! checkpoint: the message says what to do); 2 a usage error (bad flag).
+//! `shiren check` differs, as a checker should: 1 means a rule is broken,
+//! 2 that the input cannot be checked (see [`Exit`]).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,6 +17,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod chat;
+pub mod check;
 pub mod corpus;
 pub mod corpus_export;
 pub mod eval;
@@ -58,8 +62,12 @@ pub enum Command {
     Corpus(corpus::Args),
     /// Train a character language model on a corpus
     Train(train::Args),
-    /// Write poems: first words, acrostics, fixed forms, rhyme and tones
+    /// Write poems: first words, acrostics, templates, rewritten lines, fixed forms, rhyme and tones
     Write(write::Args),
+    /// Check a poem's 格律: tones, rhyme, 粘 and 对, 孤平, with the model's suggestions
+    Check(check::Args),
+    /// The interactive prompt (the same as `shiren write -i`)
+    Chat(write::Args),
     /// Report card of a model: perplexity, form, rhyme, tones, diversity, copying
     Eval(eval::Args),
     /// Log-probability and perplexity of every poem in a file, as it is
@@ -92,6 +100,14 @@ pub fn run() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
+            match err.downcast_ref::<Exit>() {
+                Some(Exit::Quiet(code)) => return ExitCode::from(*code),
+                Some(Exit::BadInput(msg)) => {
+                    let _ = writeln!(std::io::stderr(), "shiren: {msg}");
+                    return ExitCode::from(2);
+                }
+                None => {}
+            }
             let _ = writeln!(std::io::stderr(), "shiren: {err:#}");
             ExitCode::from(1)
         }
@@ -111,6 +127,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Corpus(a) => corpus::run(a, g),
         Command::Train(a) => train::run(a, g),
         Command::Write(a) => write::run(a, g),
+        Command::Check(a) => check::run(a, g),
+        Command::Chat(a) => chat::run(a, g),
         Command::Eval(a) => eval::run(a, g),
         Command::Score(a) => score::run(a, g),
         Command::Export(a) => export::run(a, g),
@@ -119,6 +137,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Mnist(a) => mnist::run(a, g),
         Command::Serve(a) => serve::run(a, g),
     }
+}
+
+/// An outcome with its own exit code, returned as an error so that it
+/// passes through `?` and `dispatch` like one.
+#[derive(Debug, thiserror::Error)]
+pub enum Exit {
+    /// Nothing more to print: exit with this code (`shiren check` found a broken rule: 1).
+    #[error("exit status {0}")]
+    Quiet(u8),
+    /// Input that cannot be checked: print the line, exit 2.
+    #[error("{0}")]
+    BadInput(String),
 }
 
 /// A closed stdout (`shiren write | head`) is not an error, as in ripgrep.

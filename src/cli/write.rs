@@ -11,7 +11,7 @@ use super::Global;
 use crate::checkpoint;
 use crate::corpus::convert::Script;
 use crate::prosody::{Lexicon, ToneMode};
-use crate::write::{CharModel, Form, Options, Poem, Tunes, Writer};
+use crate::write::{template, CharModel, Form, Options, Poem, Tunes, Writer};
 
 /// The model shipped with the repository, relative to the working directory.
 pub const DEFAULT_MODEL: &str = "models/tang-small";
@@ -82,6 +82,27 @@ pub struct Args {
     /// Print JSON (poems with per-character tones and rhyme feet) instead of text
     #[arg(long)]
     pub json: bool,
+    /// Keep these characters where they stand and fill the rest: □ or ? is a free position, punctuation ends a line (明月□□□，□□□□乡。…); the form follows the shape
+    #[arg(long, value_name = "TEXT", conflicts_with_all = ["begin", "acrostic", "tune", "revise"])]
+    pub template: Option<String>,
+    /// Rewrite lines of this poem (chosen with --line), keeping the others, their rhyme group and tones
+    #[arg(long, value_name = "POEM", conflicts_with_all = ["begin", "acrostic", "tune"])]
+    pub revise: Option<String>,
+    /// The line(s) of --revise to rewrite, counted from 1: --line 3, or --lines 3,4
+    #[arg(
+        long = "line",
+        visible_alias = "lines",
+        value_name = "N[,M]",
+        value_delimiter = ',',
+        requires = "revise"
+    )]
+    pub lines: Vec<usize>,
+    /// Drafts to offer (another name for --count, for --revise and --template)
+    #[arg(long, value_name = "N", conflicts_with = "count")]
+    pub drafts: Option<usize>,
+    /// The interactive prompt: type first words, get a poem; `help` lists the commands (without a terminal, reads lines from standard input)
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
 }
 
 /// The checked settings of one run.
@@ -97,18 +118,34 @@ pub struct Settings {
 
 /// Checks what the user typed and fills in the defaults that depend on other flags.
 pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
-    anyhow::ensure!(args.count >= 1, "--count must be at least 1");
+    let count = args.drafts.unwrap_or(args.count);
+    let flag = if args.drafts.is_some() {
+        "--drafts"
+    } else {
+        "--count"
+    };
+    anyhow::ensure!(count >= 1, "{flag} must be at least 1");
     anyhow::ensure!(
-        args.count <= 100_000,
-        "--count {} is more than 100000 (write in batches)",
-        args.count
+        count <= 100_000,
+        "{flag} {count} is more than 100000 (write in batches)"
     );
     let acrostic = args.acrostic.clone().unwrap_or_default();
-    // An acrostic without a form gets 七言 lines, so that the heads lead lines of a poem.
-    let form = args.form.unwrap_or(if acrostic.is_empty() {
-        Form::Free
-    } else {
+    // A rewrite is a template: the kept lines whole, the asked ones free.
+    let template = match (&args.template, &args.revise) {
+        (Some(t), _) => t.clone(),
+        (None, Some(poem)) => template::revise_template(poem, &args.lines)?,
+        (None, None) => String::new(),
+    };
+    let template_form = match template.is_empty() {
+        true => None,
+        false => template::parse(&template)?.form(),
+    };
+    // An acrostic without a form gets 七言 lines, so that the heads lead lines
+    // of a poem; a template's shape gives its form.
+    let form = args.form.unwrap_or(if !acrostic.is_empty() {
         Form::Qijue
+    } else {
+        template_form.unwrap_or(Form::Free)
     });
     let regulated = form.shape().is_some() && args.tune.is_none();
     let rhyme = if args.no_rhyme {
@@ -138,6 +175,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
         opts: Options {
             begin: args.begin.clone().unwrap_or_default(),
             acrostic,
+            template,
             form,
             tune: None,
             temperature: args.temperature,
@@ -149,13 +187,16 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
             tag: None,
         },
         tune: args.tune.clone(),
-        count: args.count,
+        count,
         seed,
         json: args.json,
     })
 }
 
 pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
+    if args.interactive {
+        return super::chat::run(args, g);
+    }
     let mut s = resolve(&args)?;
     // A run folder (runs/NAME) holds its best checkpoint in best/.
     if let Some(found) = checkpoint::find_in(&s.model, &["best"]) {
@@ -214,6 +255,15 @@ pub fn write_with<M: CharModel>(
     let t0 = std::time::Instant::now();
     let poems = writer.write_many(&s.opts, s.count, s.seed)?;
     let elapsed = t0.elapsed();
+    // Kept characters that break a rule are always worth a line; the rest of the notes with -v.
+    if !s.opts.template.is_empty() && !g.verbose {
+        let mut err = std::io::stderr().lock();
+        for (k, p) in poems.iter().enumerate() {
+            for n in p.notes.iter().filter(|n| n.starts_with("the kept")) {
+                writeln!(err, "shiren: poem {}: {n}", k + 1)?;
+            }
+        }
+    }
     if g.verbose {
         let mut err = std::io::stderr().lock();
         writeln!(

@@ -13,6 +13,7 @@
 //! knows nothing of models or sampling. `write` turns it into masks, `eval`
 //! scores with [`rules`], and the web page marks tones with it.
 
+pub mod check;
 pub mod fetch;
 pub mod rules;
 

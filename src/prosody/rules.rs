@@ -308,6 +308,8 @@ pub struct TonePlan {
     start: Option<Tone>,
     /// Tones taken for the current line, by position (for 三平尾).
     line: Vec<Tone>,
+    /// Loose mode: the first key tone each line's kept characters fix (see `lock`).
+    locked: Vec<Option<Tone>>,
 }
 
 /// What the next character's tone must be.
@@ -350,6 +352,7 @@ impl TonePlan {
             line_keys: [None; 3],
             start: None,
             line: Vec::with_capacity(len),
+            locked: Vec::new(),
         }
     }
 
@@ -402,9 +405,42 @@ impl TonePlan {
                     }
                 })
             }
-            _ => self.line_keys[0],
+            _ => self.line_keys[0].or_else(|| self.locked.get(i).copied().flatten()),
         };
         first.map(|t| if k % 2 == 0 { t } else { t.opposite() })
+    }
+
+    /// Tells the plan, before writing, that line `i`, position `j` holds a
+    /// kept character of `tone` (a template's, a line not being rewritten),
+    /// so that the key positions written before it agree with it: in strict
+    /// mode the first definite key it meets fixes the whole chain, in loose
+    /// mode it fixes its own line's. Both-ways and unknown tones fix nothing.
+    pub fn lock(&mut self, i: usize, j: usize, tone: Option<Tone>) {
+        let Some(t) = tone.filter(|&t| t != Tone::Both) else {
+            return;
+        };
+        let Some(k) = key_positions(self.len).iter().position(|&p| p == j) else {
+            return;
+        };
+        // The tone of the line's first key position (2nd character).
+        let first = if k % 2 == 0 { t } else { t.opposite() };
+        match self.mode {
+            ToneMode::Strict if self.start.is_none() => {
+                // Undo the chain of key_tone: lines 1..8 carry s, !s, !s, s, s, !s, !s, s.
+                self.start = Some(if i.div_ceil(2) % 2 == 0 {
+                    first
+                } else {
+                    first.opposite()
+                });
+            }
+            ToneMode::Loose => {
+                if self.locked.len() <= i {
+                    self.locked.resize(i + 1, None);
+                }
+                self.locked[i].get_or_insert(first);
+            }
+            _ => {}
+        }
     }
 
     /// Records the character placed at line `i`, position `j` (tone None:

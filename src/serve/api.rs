@@ -21,6 +21,10 @@ pub struct Limits {
     pub max_begin_chars: usize,
     /// Most characters in `acrostic` (one line each; 8 fills a 律诗).
     pub max_acrostic_chars: usize,
+    /// Most characters in `template` (a 七律 with its punctuation is 64).
+    pub max_template_chars: usize,
+    /// Most characters in the text of `POST /api/check` (a few poems).
+    pub max_check_chars: usize,
     /// Most poems per request.
     pub max_count: usize,
     /// Longest free-form poem, in characters.
@@ -38,6 +42,8 @@ impl Default for Limits {
             max_body_bytes: 4096,
             max_begin_chars: 16,
             max_acrostic_chars: 16,
+            max_template_chars: 80,
+            max_check_chars: 400,
             max_count: 10,
             max_len: 200,
             concurrent: 64,
@@ -164,6 +170,8 @@ pub struct WriteRequest {
     pub begin: Option<String>,
     /// 藏头诗: line i starts with character i.
     pub acrostic: Option<String>,
+    /// Characters kept where they stand, □ for a free position: `明月□□□，□□□□乡。…`.
+    pub template: Option<String>,
     /// wujue | qijue | wulv | qilv | free (or 五绝 …) [default: wujue].
     pub form: Option<String>,
     /// Poems to write [default: 1].
@@ -189,6 +197,7 @@ pub struct WriteRequest {
 pub struct WriteSpec {
     pub begin: String,
     pub acrostic: String,
+    pub template: String,
     pub form: FormId,
     pub count: usize,
     pub temperature: f32,
@@ -216,6 +225,17 @@ impl WriteRequest {
             self.acrostic.as_deref(),
             limits.max_acrostic_chars,
         )?;
+        let template = text_field(
+            "template",
+            self.template.as_deref(),
+            limits.max_template_chars,
+        )?;
+        let given = !begin.is_empty() || !acrostic.is_empty();
+        if !template.is_empty() && given {
+            return Err(ApiError::invalid(
+                "template cannot be combined with begin or acrostic (write those characters into the template)",
+            ));
+        }
         if !begin.is_empty() && !acrostic.is_empty() {
             return Err(ApiError::invalid(
                 "begin and acrostic cannot both be given (an acrostic fixes each line's first character)",
@@ -240,6 +260,7 @@ impl WriteRequest {
         Ok(WriteSpec {
             begin,
             acrostic,
+            template,
             form,
             count,
             temperature,
@@ -440,9 +461,138 @@ pub struct ErrorBody {
     pub error: String,
 }
 
+/// `POST /api/check` body: `{"text": "床前明月光，…", "form": "wujue", "suggest": true}`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CheckRequest {
+    /// One poem, or several separated by blank lines.
+    pub text: String,
+    /// wujue | qijue | wulv | qilv [default: detected from the shape].
+    pub form: Option<String>,
+    /// Ask the model for 5 characters that mend each broken position [default: false].
+    pub suggest: bool,
+}
+
+/// A checked `POST /api/check` request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckSpec {
+    pub poems: Vec<String>,
+    pub form: Option<crate::corpus::forms::Form>,
+    pub suggest: bool,
+}
+
+/// Most poems in one `POST /api/check`.
+pub const MAX_CHECK_POEMS: usize = 10;
+
+impl CheckRequest {
+    pub fn validate(&self, limits: &Limits) -> Result<CheckSpec, ApiError> {
+        let n = self.text.chars().count();
+        if self.text.trim().is_empty() {
+            return Err(ApiError::invalid(
+                "text is empty (give a poem, lines ended by ，or 。)",
+            ));
+        }
+        if n > limits.max_check_chars {
+            return Err(ApiError::invalid(format!(
+                "text has {n} characters, more than the limit of {}",
+                limits.max_check_chars
+            )));
+        }
+        if let Some(c) = self
+            .text
+            .chars()
+            .find(|&c| c.is_control() && c != '\n' && c != '\r')
+        {
+            return Err(ApiError::invalid(format!(
+                "text contains {} (give the poem's characters and punctuation)",
+                describe_char(c)
+            )));
+        }
+        let poems = crate::prosody::check::split_poems(&self.text);
+        if poems.len() > MAX_CHECK_POEMS {
+            return Err(ApiError::invalid(format!(
+                "text holds {} poems, more than the limit of {MAX_CHECK_POEMS}",
+                poems.len()
+            )));
+        }
+        let form = match self.form.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(f) => match f.parse::<FormId>()? {
+                FormId::Wujue => Some(crate::corpus::forms::Form::Wujue),
+                FormId::Qijue => Some(crate::corpus::forms::Form::Qijue),
+                FormId::Wulv => Some(crate::corpus::forms::Form::Wulv),
+                FormId::Qilv => Some(crate::corpus::forms::Form::Qilv),
+                FormId::Free => {
+                    return Err(ApiError::invalid(
+                        "form `free` has no rules to check (use wujue, qijue, wulv or qilv, or leave it out)",
+                    ))
+                }
+            },
+        };
+        Ok(CheckSpec {
+            poems,
+            form,
+            suggest: self.suggest,
+        })
+    }
+}
+
+/// One poem checked, with suggestions when asked.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckedOut {
+    #[serde(flatten)]
+    pub checked: crate::prosody::check::Checked,
+    pub suggestions: Vec<crate::write::suggest::Suggestion>,
+}
+
+/// A poem that could not be checked at all, in place of its result.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum CheckOutcome {
+    Checked(Box<CheckedOut>),
+    Error { error: String },
+}
+
+/// `POST /api/check` answer: one outcome per poem, in order.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResponse {
+    pub poems: Vec<CheckOutcome>,
+    /// Every poem keeps every rule.
+    pub ok: bool,
+}
+
+/// Parses `POST /api/check`'s body.
+pub fn parse_check(body: &[u8]) -> Result<CheckRequest, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::malformed(format!("malformed request: {e}")))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(ApiError::malformed(format!(
+            "malformed request: expected a JSON object like {{\"text\":\"床前明月光，…\"}}, found {}",
+            kind(&value)
+        )));
+    };
+    let mut r = CheckRequest::default();
+    for (key, v) in &map {
+        if v.is_null() {
+            continue;
+        }
+        match key.as_str() {
+            "text" => r.text = string(key, v)?,
+            "form" => r.form = Some(string(key, v)?),
+            "suggest" => r.suggest = v.as_bool().ok_or_else(|| wrong(key, "true or false", v))?,
+            other => {
+                return Err(ApiError::malformed(format!(
+                    "malformed request: unknown field `{}` (the fields are text, form, suggest)",
+                    clip(other, 30)
+                )))
+            }
+        }
+    }
+    Ok(r)
+}
+
 /// The fields `POST /api/write` knows, for the message about an unknown one.
 const FIELDS: &str =
-    "begin, acrostic, form, count, temperature, top_k, top_p, seed, rhyme, tones, max_len";
+    "begin, acrostic, template, form, count, temperature, top_k, top_p, seed, rhyme, tones, max_len";
 
 /// Parses a request body field by field, so a wrong type names its field
 /// (serde's derived message gives only a column).
@@ -467,6 +617,7 @@ pub fn parse_request(body: &[u8]) -> Result<WriteRequest, ApiError> {
         match key.as_str() {
             "begin" => r.begin = Some(string(key, v)?),
             "acrostic" => r.acrostic = Some(string(key, v)?),
+            "template" => r.template = Some(string(key, v)?),
             "form" => r.form = Some(string(key, v)?),
             "tones" => r.tones = Some(string(key, v)?),
             "count" => r.count = Some(whole(key, v)?),

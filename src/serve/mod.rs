@@ -7,6 +7,8 @@
 //! GET  /healthz     {"status":"ok", "model": …, "busy": …}
 //! GET  /api/forms   the forms the writer knows
 //! POST /api/write   {"acrostic":"春夏秋冬","form":"wujue",…} → poems with per-character tone and rhyme feet
+//!                   ({"template":"明月□□□，…"} keeps characters: a rewritten line is a template)
+//! POST /api/check   {"text":"床前明月光，…","suggest":true} → marks, rules broken, suggestions
 //! ```
 //!
 //! The model is loaded once and shared behind an `Arc` ([`Poet`]). Writing is
@@ -167,6 +169,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/forms", get(forms))
         .route("/api/write", axum::routing::post(write))
+        .route("/api/check", axum::routing::post(check))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
@@ -235,17 +238,67 @@ async fn write(
     Ok(Json(s.write(&body).await?))
 }
 
+/// `POST /api/check`: checking is quick (suggestions are one model pass per
+/// poem), so it runs on the blocking pool under the same permits and time
+/// limit as writing.
+async fn check(
+    State(s): State<Arc<Service>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<api::CheckResponse>, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError {
+                status: 413,
+                message: format!(
+                    "request body is larger than {} bytes",
+                    s.limits.max_body_bytes
+                ),
+            }
+        } else {
+            ApiError::malformed(format!("could not read the request body: {e}"))
+        }
+    })?;
+    let spec = api::parse_check(&body)?.validate(&s.limits)?;
+    let timeout = s.limits.timeout;
+    let work = async {
+        let permit = Arc::clone(&s.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::unavailable("the server is shutting down"))?;
+        let poet = Arc::clone(&s.poet);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            poet.check(&spec)
+        })
+        .await
+        .map_err(|_| {
+            ApiError::internal(
+                "the checker failed on this request (a bug: please report it with the request)",
+            )
+        })?
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(r) => Ok(Json(r?)),
+        Err(_) => Err(ApiError::unavailable(format!(
+            "no answer within the {} ms time limit (the server is busy; try again)",
+            timeout.as_millis()
+        ))),
+    }
+}
+
 async fn not_found() -> ApiError {
     ApiError {
         status: 404,
-        message: "no such page (try GET /, GET /api/forms or POST /api/write)".into(),
+        message: "no such page (try GET /, GET /api/forms, POST /api/write or POST /api/check)"
+            .into(),
     }
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError {
         status: 405,
-        message: "method not allowed (GET /, /healthz, /api/forms; POST /api/write)".into(),
+        message: "method not allowed (GET /, /healthz, /api/forms; POST /api/write, /api/check)"
+            .into(),
     }
 }
 

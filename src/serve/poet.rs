@@ -22,7 +22,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::api::{ApiError, CharOut, FormId, LineOut, PoemOut, ToneMark, Tones, WriteSpec};
+use super::api::{
+    ApiError, CharOut, CheckOutcome, CheckResponse, CheckSpec, CheckedOut, FormId, LineOut,
+    PoemOut, ToneMark, Tones, WriteSpec,
+};
+use crate::prosody::check;
 use crate::prosody::{Lexicon, Tone, ToneMode};
 use crate::write::{CharModel, Form, Options, Poem, Request, WriteError, Writer, BATCH};
 
@@ -37,6 +41,15 @@ pub trait Poet: Send + Sync + 'static {
     /// only the writer can see (an unknown character) is an
     /// [`ApiError::invalid`].
     fn write(&self, spec: &WriteSpec, deadline: Instant) -> Result<Vec<PoemOut>, ApiError>;
+
+    /// Checks poems' 格律 and, when asked, suggests mending characters.
+    /// A writer without a lexicon cannot: the default says so.
+    fn check(&self, _spec: &CheckSpec) -> Result<CheckResponse, ApiError> {
+        Err(ApiError {
+            status: 501,
+            message: "this server cannot check poems (it has no tone lexicon)".into(),
+        })
+    }
 }
 
 /// The real writer: any [`CharModel`] (the trained network) with the tone
@@ -150,6 +163,39 @@ where
         self.about.clone()
     }
 
+    fn check(&self, spec: &CheckSpec) -> Result<CheckResponse, ApiError> {
+        let lex = self.writer.lexicon().ok_or_else(|| ApiError {
+            status: 501,
+            message: "this server cannot check poems (it has no tone lexicon)".into(),
+        })?;
+        let poems: Vec<CheckOutcome> = spec
+            .poems
+            .iter()
+            .map(|text| (text, check::with_other_script(lex, text)))
+            .map(
+                |(text, twin)| match check::check(twin.as_ref().unwrap_or(lex), text, spec.form) {
+                    Ok(c) => {
+                        let suggestions = match spec.suggest {
+                            true => self.writer.suggest(lex, &c, 5, &|ch| ch),
+                            false => Vec::new(),
+                        };
+                        CheckOutcome::Checked(Box::new(CheckedOut {
+                            checked: c,
+                            suggestions,
+                        }))
+                    }
+                    Err(e) => CheckOutcome::Error {
+                        error: e.to_string(),
+                    },
+                },
+            )
+            .collect();
+        let ok = poems
+            .iter()
+            .all(|p| matches!(p, CheckOutcome::Checked(c) if c.checked.ok));
+        Ok(CheckResponse { poems, ok })
+    }
+
     fn write(&self, spec: &WriteSpec, deadline: Instant) -> Result<Vec<PoemOut>, ApiError> {
         if Instant::now() > deadline {
             return Err(ApiError::unavailable(
@@ -188,6 +234,7 @@ pub fn options(spec: &WriteSpec) -> Options {
     Options {
         begin: spec.begin.clone(),
         acrostic: spec.acrostic.clone(),
+        template: spec.template.clone(),
         form: match spec.form {
             FormId::Wujue => Form::Wujue,
             FormId::Qijue => Form::Qijue,
