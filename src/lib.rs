@@ -28,6 +28,7 @@ pub mod checkpoint;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod corpus;
+pub mod dataset;
 pub mod engine;
 pub mod eval;
 pub mod limits;
@@ -38,8 +39,10 @@ pub mod optim;
 pub mod plot;
 pub mod prosody;
 pub mod rng;
+pub mod score;
 #[cfg(feature = "cli")]
 pub mod serve;
+pub mod torch;
 pub mod train;
 pub mod vocab;
 pub mod write;

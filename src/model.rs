@@ -1058,6 +1058,19 @@ impl Model {
         self.grads.fill(0.0);
     }
 
+    /// Each input token's (line, column, form) rows, as the forward adds them
+    /// to its embedding: the place after reading that token. Empty without positions.
+    pub fn places(&self, tokens: &[u32]) -> Vec<[u32; 3]> {
+        let Some(p) = &self.cfg.positions else {
+            return Vec::new();
+        };
+        let mut place = Place::default();
+        tokens
+            .iter()
+            .map(|&id| place.advance(self.pos_kind[id as usize], p.size))
+            .collect()
+    }
+
     /// Sizes every activation buffer for (B, T); buffers only grow, so length-bucketed batches reuse them.
     fn prepare(&mut self, b: usize, t: usize) {
         let cfg = &self.cfg;

@@ -492,6 +492,9 @@ pub struct Options {
     pub out: PathBuf,
     /// Continue from this checkpoint (normally `<out>/last`).
     pub resume: Option<PathBuf>,
+    /// Start from these weights instead of a fresh init (a new run: fresh
+    /// optimizer, step 0); its vocabulary must be the data's.
+    pub init_from: Option<(ModelConfig, Vec<f32>)>,
     /// No bar and no log lines (tests).
     pub quiet: bool,
     /// Stop right after this step without any end-of-run work, as a kill would
@@ -684,8 +687,22 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
                 }
                 .into());
             }
-            let mut init = Rng::new(cfg.seed);
-            let model = Model::new(cfg.model_config(&data.vocab), &mut init);
+            let model = match &opts.init_from {
+                Some((mc, params)) => {
+                    anyhow::ensure!(
+                        mc.vocab == data.vocab.len(),
+                        "the starting model's vocabulary has {} ids, the data's {} (encode the corpus with the model's vocab.json)",
+                        mc.vocab,
+                        data.vocab.len()
+                    );
+                    let mut m = Model::from_params(mc.clone(), params.clone())?;
+                    m.cfg.dropout = cfg.dropout;
+                    m.cfg.dropout_in = cfg.dropout_in;
+                    m.cfg.dropout_out = cfg.dropout_out;
+                    m
+                }
+                None => Model::new(cfg.model_config(&data.vocab), &mut Rng::new(cfg.seed)),
+            };
             let adam = Adam::new(model.params.len(), cfg.weight_decay);
             let progress = Progress {
                 step: 0,

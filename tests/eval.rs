@@ -321,6 +321,17 @@ fn eval_command_end_to_end() {
         .args(["--report", "report/card.md"])
         .stdout();
     let card: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let header = card["corpus"].as_str().unwrap();
+    assert!(!header.contains("evaluated on"), "{header}");
+    // --file names the file in the header, and says how it was measured
+    let on_file = dir
+        .command_real_data()
+        .args(["eval", "--model", "run", "--samples", "2", "--ngram", "2"])
+        .args(["--file", "poems.txt"])
+        .stdout();
+    let first = on_file.lines().next().unwrap();
+    contains_all!(first, "evaluated on poems.txt", "model trained on");
+    contains_all!(on_file, "split 90/5/5", "shiren score FILE");
     assert_eq!(card["rows"].as_array().unwrap().len(), 20, "{out}");
     assert_eq!(card["perplexity"].as_array().unwrap().len(), 2, "{out}");
     assert!(card["perplexity"][0]["model"].as_f64().unwrap() > 1.0);

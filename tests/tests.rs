@@ -21,8 +21,14 @@ mod docs;
 // `shiren eval` and its measures: a tiny trained model evaluated end to end.
 mod eval;
 
+// `shiren train --init-from`: a run from the shipped model's weights, resumed; characters it lacks.
+mod finetune;
+
 // `shiren mnist`: the IDX reader on small files, training on a synthetic task, the real set (ignored).
 mod mnist;
+
+// `shiren score`, `export --torch` and `import` on the shipped model.
+mod score;
 
 // `shiren serve`: the JSON API and page on an ephemeral loopback port, bad input, 64 clients.
 mod serve;

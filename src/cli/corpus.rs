@@ -111,6 +111,8 @@ pub enum Cmd {
     Stats(StatsArgs),
     /// Build the character vocabulary of a corpus's training part, or check a saved one
     Vocab(VocabArgs),
+    /// Write the cleaned, encoded, split corpus for PyTorch: data.safetensors (token ids, offsets), vocab.json, corpus.json
+    Export(super::corpus_export::ExportArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -144,6 +146,7 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
         Cmd::Fetch => fetch(&data_dir),
         Cmd::Stats(a) => stats(&a, &data_dir, g.verbose),
         Cmd::Vocab(a) => vocab(&a, &data_dir),
+        Cmd::Export(a) => super::corpus_export::run(&a, &data_dir),
     }
 }
 

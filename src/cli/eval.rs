@@ -235,6 +235,11 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
     let mut card = eval::evaluate(&mut model, &vocab, &lex, &data, &set.eval, &say)?;
     card.model = set.checkpoint.display().to_string();
     card.corpus = meta.corpus.clone();
+    if args.file.is_some() || args.corpus.is_some() {
+        // Name what was measured, not what the model was trained on.
+        card.corpus = format!("evaluated on {source} (model trained on {})", meta.corpus);
+        card.notes.insert(0, format!("{source}: read and cleaned as a training corpus, converted to the model's script, split 90/5/5 by a hash of each poem; perplexity is over its valid and test parts, the n-grams are trained on its train part (to score every poem of a file as it is, use `shiren score FILE`)"));
+    }
     card.step = meta.step;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&card)?);

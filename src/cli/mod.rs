@@ -20,11 +20,16 @@ pub mod bench;
 pub mod chat;
 pub mod check;
 pub mod corpus;
+pub mod corpus_export;
 pub mod eval;
+pub mod export;
 pub mod hints;
+pub mod import;
 pub mod mnist;
+pub mod score;
 pub mod serve;
 pub mod train;
+pub mod train_init;
 pub mod tunes;
 pub mod write;
 
@@ -66,6 +71,12 @@ pub enum Command {
     Chat(write::Args),
     /// Report card of a model: perplexity, form, rhyme, tones, diversity, copying
     Eval(eval::Args),
+    /// Log-probability and perplexity of every poem in a file, as it is
+    Score(score::Args),
+    /// Write a model for PyTorch: weights, config, vocabulary, module, test vectors
+    Export(export::Args),
+    /// Read a PyTorch model (safetensors state dict, config, vocabulary) as a checkpoint
+    Import(import::Args),
     /// Measure training and sampling speed, with PyTorch side by side when installed
     Bench(bench::Args),
     /// The course's other model: an LSTM reading MNIST digits row by row
@@ -161,6 +172,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Check(a) => check::run(a, g),
         Command::Chat(a) => chat::run(a, g),
         Command::Eval(a) => eval::run(a, g),
+        Command::Score(a) => score::run(a, g),
+        Command::Export(a) => export::run(a, g),
+        Command::Import(a) => import::run(a, g),
         Command::Bench(a) => bench::run(a, g),
         Command::Mnist(a) => mnist::run(a, g),
         Command::Serve(a) => serve::run(a, g),

@@ -37,6 +37,9 @@ pub struct Args {
     /// Continue from a checkpoint folder (e.g. runs/NAME/last) or a run folder (its last/); architecture, vocabulary, batch and seed come from it
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Start a new run from this model's weights (a checkpoint, run or PyTorch folder), with a fresh optimizer: its architecture, vocabulary and script are kept; characters of the corpus it lacks are read as UNK
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
     #[command(flatten)]
     pub set: Box<Settings>,
 }
@@ -275,7 +278,15 @@ pub fn run(mut args: Args, g: &Global) -> anyhow::Result<()> {
     {
         args.resume = Some(found);
     }
-    let cfg = resolve(&args)?;
+    let mut cfg = resolve(&args)?;
+    let init = match &args.init_from {
+        Some(dir) => {
+            let loaded = crate::torch::load_any(dir)?;
+            cfg = super::train_init::keep_architecture(cfg, &loaded, dir, &args.overrides())?;
+            Some(loaded)
+        }
+        None => None,
+    };
     let data_dir = cache::data_dir(g.data_dir.as_deref())?;
     let source = source_of(&cfg, &args.corpus)?;
     let load = LoadOptions {
@@ -286,9 +297,10 @@ pub fn run(mut args: Args, g: &Global) -> anyhow::Result<()> {
         ..LoadOptions::default()
     };
     let corpus = corpus::load(&source, &load, &data_dir)?;
-    let vocab = match &args.resume {
-        Some(dir) => Some(Vocab::load(&dir.join(checkpoint::VOCAB_FILE))?),
-        None => None,
+    let vocab = match (&args.resume, &init) {
+        (Some(dir), _) => Some(Vocab::load(&dir.join(checkpoint::VOCAB_FILE))?),
+        (None, Some(loaded)) => Some(loaded.vocab.clone()),
+        (None, None) => None,
     };
     let description = format!(
         "{} ({} poems, {}–{} chars, {:?})",
@@ -329,9 +341,16 @@ pub fn run(mut args: Args, g: &Global) -> anyhow::Result<()> {
         data.valid.len(),
         out.display()
     );
+    if let (Some(dir), Some(loaded)) = (&args.init_from, &init) {
+        eprintln!(
+            "{}",
+            super::train_init::unknown_note(dir, &loaded.vocab, &corpus.poems)
+        );
+    }
     let opts = Options {
         out,
         resume: args.resume.clone(),
+        init_from: init.map(|l| (l.model.cfg.clone(), l.model.params)),
         quiet: false,
         stop_after: None,
     };
