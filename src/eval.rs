@@ -29,6 +29,7 @@ use crate::batch::{Batch, Batcher};
 use crate::corpus::{split_lines, Form};
 use crate::model::Model;
 use crate::ngram::Ngram;
+use crate::prosody::repeats::RepeatTally;
 use crate::prosody::{check_poem, Lexicon, ToneMode};
 use crate::rng::Rng;
 use crate::vocab::Vocab;
@@ -249,18 +250,28 @@ pub enum Kind {
     Strict,
     /// Sampled with no form forced, from the first line of a held-out poem of the form.
     Running,
+    /// Sampled as `shiren write --form F` samples by default (its default
+    /// temperature, top-k, top-p, drafts, rhyme and repetition rule).
+    Default,
     /// Real held-out poems (validation and test parts) of the form.
     Real,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Free, Kind::Strict, Kind::Running, Kind::Real];
+    pub const ALL: [Kind; 5] = [
+        Kind::Free,
+        Kind::Strict,
+        Kind::Running,
+        Kind::Default,
+        Kind::Real,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
             Kind::Free => "model, form forced",
             Kind::Strict => "model, rhyme + strict tones",
             Kind::Running => "model, free-running",
+            Kind::Default => "model, write's defaults",
             Kind::Real => "real held-out",
         }
     }
@@ -283,6 +294,61 @@ pub struct Row {
     pub distinct_over: usize,
     pub copied_lines_pct: f64,
     pub unseen_4grams_pct: f64,
+    pub repeats: RepeatRow,
+}
+
+/// Repetition in a sample ([`repeats`]) and, for written poems, the drafts' scores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct RepeatRow {
+    /// Poems using one character three times or more.
+    pub uses_three_pct: f64,
+    /// Poems whose line 1's last character is used again as a rhyme foot.
+    pub first_end_reused_pct: f64,
+    /// Lines holding one character twice, not side by side.
+    pub line_repeats_pct: f64,
+    /// Mean log-probability per chosen character of the kept poems (nats).
+    pub score: Option<f64>,
+    /// The same over every draft: what single drafts score.
+    pub draft_score: Option<f64>,
+}
+
+impl RepeatRow {
+    /// The repetition measures of `poems` (texts); no scores.
+    pub fn of<S: AsRef<str>>(poems: &[S]) -> RepeatRow {
+        let mut t = RepeatTally::default();
+        for p in poems {
+            t.add(&split_lines(p.as_ref()));
+        }
+        RepeatRow {
+            uses_three_pct: t.uses_three_pct(),
+            first_end_reused_pct: t.first_end_reused_pct(),
+            line_repeats_pct: t.line_repeats_pct(),
+            score: None,
+            draft_score: None,
+        }
+    }
+
+    /// With the scores of written poems: kept poems' mean score, and every draft's.
+    pub fn with_scores(mut self, poems: &[write::Poem]) -> RepeatRow {
+        if poems.is_empty() {
+            return self;
+        }
+        let kept: f64 = poems.iter().map(|p| p.score as f64).sum();
+        self.score = Some(kept / poems.len() as f64);
+        let all: Vec<f64> = poems
+            .iter()
+            .flat_map(|p| {
+                let d: Vec<f64> = p.drafts.iter().map(|d| d.score as f64).collect();
+                if d.is_empty() {
+                    vec![p.score as f64]
+                } else {
+                    d
+                }
+            })
+            .collect();
+        self.draft_score = Some(all.iter().sum::<f64>() / all.len() as f64);
+        self
+    }
 }
 
 /// Scores a sample: prosody against `form`, distinct-n over the first
@@ -314,6 +380,7 @@ pub fn score<S: AsRef<str>>(
         distinct_over: head.len(),
         copied_lines_pct: c.copied_pct(),
         unseen_4grams_pct: c.unseen_pct(),
+        repeats: RepeatRow::of(poems),
     }
 }
 
@@ -422,6 +489,74 @@ pub fn targets(perplexity: &[PartPerplexity], rows: &[Row]) -> Vec<Target> {
             met: rel.abs() <= 0.10,
         });
     }
+    t.extend(default_targets(rows));
+    t
+}
+
+/// How far over the real poems' rate a repetition rate may go.
+pub const REPEAT_SLACK: f64 = 1.5;
+
+/// The targets of the default writing settings, per form: each repetition
+/// rate at most [`REPEAT_SLACK`]× the real poems' (where the real rate is 0,
+/// at most one poem or line in the sample); distinct-2 within 10% of the real
+/// poems'; the kept drafts' mean log-probability above single drafts'.
+pub fn default_targets(rows: &[Row]) -> Vec<Target> {
+    let mut t = Vec::new();
+    let row = |form: Form, kind: Kind| {
+        rows.iter()
+            .find(|r| r.form == form && r.kind == kind && r.poems > 0)
+    };
+    for form in FORMS {
+        let (Some(m), Some(real)) = (row(form, Kind::Default), row(form, Kind::Real)) else {
+            continue;
+        };
+        let name = form.name_zh();
+        let (mr, rr) = (&m.repeats, &real.repeats);
+        let lines = m.poems * form.shape().map_or(1, |(n, _)| n);
+        for (what, got, want, unit) in [
+            (
+                "poems using a character 3+ times",
+                mr.uses_three_pct,
+                rr.uses_three_pct,
+                m.poems,
+            ),
+            (
+                "line 1's end reused as a rhyme foot",
+                mr.first_end_reused_pct,
+                rr.first_end_reused_pct,
+                m.poems,
+            ),
+            (
+                "lines repeating a character apart",
+                mr.line_repeats_pct,
+                rr.line_repeats_pct,
+                lines,
+            ),
+        ] {
+            let limit = (REPEAT_SLACK * want).max(100.0 / unit.max(1) as f64);
+            t.push(Target {
+                what: format!("{name} defaults: {what} ≤ {REPEAT_SLACK}× real ({want:.1}%)"),
+                value: format!("{got:.1}%"),
+                met: got <= limit + 1e-9,
+            });
+        }
+        let rel = (m.distinct2 - real.distinct2) / real.distinct2.max(1e-9);
+        t.push(Target {
+            what: format!(
+                "{name} defaults: distinct-2 within 10% of real ({:.3})",
+                real.distinct2
+            ),
+            value: format!("{:.3} ({:+.1}%)", m.distinct2, 100.0 * rel),
+            met: rel.abs() <= 0.10,
+        });
+        if let (Some(kept), Some(single)) = (mr.score, mr.draft_score) {
+            t.push(Target {
+                what: format!("{name} defaults: kept poems' log-prob per char above single drafts' ({single:.3})"),
+                value: format!("{kept:.3} ({:+.3})", kept - single),
+                met: kept > single,
+            });
+        }
+    }
     t
 }
 
@@ -472,6 +607,10 @@ impl Card {
             "distinct-2",
             "copied lines%",
             "unseen 4-grams%",
+            "3+ uses%",
+            "line-1 end as foot%",
+            "line repeats%",
+            "log-prob/char",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -491,6 +630,10 @@ impl Card {
                     format!("{:.3}", r.distinct2),
                     format!("{:.1}", r.copied_lines_pct),
                     format!("{:.1}", r.unseen_4grams_pct),
+                    format!("{:.1}", r.repeats.uses_three_pct),
+                    format!("{:.1}", r.repeats.first_end_reused_pct),
+                    format!("{:.1}", r.repeats.line_repeats_pct),
+                    r.repeats.score.map_or("-".into(), |x| format!("{x:.3}")),
                 ]
             })
             .collect();
@@ -597,10 +740,9 @@ pub struct Settings {
     pub max_len: usize,
 }
 
-/// Sampling temperature of the report card: 1, the model's own distribution
-/// (the one perplexity scores). `shiren write` defaults to 0.8, which reads
-/// more safely but repeats more (its distinct-2 is 12–17% under the real
-/// poems' on the shipped model, against 4–7% at 1).
+/// Sampling temperature of the report card's plain rows: 1, the model's own
+/// distribution (the one perplexity scores). The "write's defaults" rows
+/// sample as `shiren write` does, drafts and repetition rule included.
 pub const TEMPERATURE: f32 = 1.0;
 
 impl Default for Settings {
@@ -688,10 +830,14 @@ pub fn evaluate(
             .filter(|l| l.chars().all(|c| vocab.id(c).is_some()))
             .collect();
         let mut kinds: Vec<(Kind, Vec<String>)> = Vec::new();
-        for kind in [Kind::Free, Kind::Strict, Kind::Running] {
+        let mut written = Vec::new();
+        for kind in [Kind::Free, Kind::Strict, Kind::Running, Kind::Default] {
             let seed = rng.next_u64();
             let poems = sample(&writer, set, form, kind, &prompts, seed)?;
-            kinds.push((kind, poems));
+            kinds.push((kind, poems.iter().map(|p| p.text.clone()).collect()));
+            if kind == Kind::Default {
+                written = poems;
+            }
         }
         kinds.push((Kind::Real, real.iter().map(|s| s.to_string()).collect()));
         let over = kinds
@@ -701,7 +847,11 @@ pub fn evaluate(
             .min()
             .unwrap_or(0);
         for (kind, poems) in &kinds {
-            rows.push(score(form, *kind, poems, lex, &index, over));
+            let mut row = score(form, *kind, poems, lex, &index, over);
+            if *kind == Kind::Default {
+                row.repeats = row.repeats.with_scores(&written);
+            }
+            rows.push(row);
         }
         say(&format!("{} sampled and scored", form.name_zh()));
     }
@@ -722,6 +872,38 @@ pub fn evaluate(
 /// Slices of a sample written side by side (about the cores of a laptop).
 const SLICES: usize = 8;
 
+/// The writer's form for a corpus form.
+pub fn write_form(form: Form) -> write::Form {
+    match form {
+        Form::Wujue => write::Form::Wujue,
+        Form::Qijue => write::Form::Qijue,
+        Form::Wulv => write::Form::Wulv,
+        Form::Qilv => write::Form::Qilv,
+        Form::Other => write::Form::Free,
+    }
+}
+
+/// `count` poems of `opts` written side by side in [`SLICES`] slices, each
+/// with its own seed, so the poems depend on the seed and the number of
+/// slices (fixed here), not on the threads.
+pub fn write_sliced<M: CharModel + Sync>(
+    writer: &Writer<M>,
+    opts: &write::Options,
+    count: usize,
+    seed: u64,
+) -> anyhow::Result<Vec<write::Poem>> {
+    let slices = SLICES.min(count.max(1));
+    let per = count.div_ceil(slices);
+    let parts: Vec<Vec<write::Poem>> = (0..slices)
+        .into_par_iter()
+        .map(|i| {
+            let n = per.min(count.saturating_sub(i * per));
+            Ok(writer.write_many(opts, n, seed ^ (i as u64).wrapping_mul(0x9E37_79B9))?)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(parts.concat())
+}
+
 /// `set.samples` poems of `form` and `kind`; free-running poems start from
 /// the `prompts` in turn (none when there are none).
 fn sample<M: CharModel + Sync>(
@@ -731,21 +913,30 @@ fn sample<M: CharModel + Sync>(
     kind: Kind,
     prompts: &[String],
     seed: u64,
-) -> anyhow::Result<Vec<String>> {
-    let wform = match form {
-        Form::Wujue => write::Form::Wujue,
-        Form::Qijue => write::Form::Qijue,
-        Form::Wulv => write::Form::Wulv,
-        Form::Qilv => write::Form::Qilv,
-        Form::Other => write::Form::Free,
-    };
+) -> anyhow::Result<Vec<write::Poem>> {
+    let wform = write_form(form);
+    // The report card's own kinds sample the model plainly: one draft, no
+    // repetition rule, at the card's temperature.
     let mut opts = write::Options {
         temperature: set.temperature,
         top_k: set.top_k,
         max_len: set.max_len,
+        repeats: false,
+        drafts: 1,
+        top_p: 1.0,
         ..write::Options::default()
     };
     match kind {
+        Kind::Default => {
+            // As `shiren write --form F` writes: its defaults, rhyme on.
+            let opts = write::Options {
+                form: wform,
+                rhyme: true,
+                all_drafts: true,
+                ..write::Options::default()
+            };
+            write_sliced(writer, &opts, set.samples, seed)
+        }
         Kind::Free | Kind::Strict => {
             opts.form = wform;
             (opts.rhyme, opts.tones) = if kind == Kind::Strict {
@@ -753,21 +944,7 @@ fn sample<M: CharModel + Sync>(
             } else {
                 (false, ToneMode::Off)
             };
-            // Batched sampling, one slice of the poems per core; each slice
-            // has its own seed, so the poems depend on the seed and the
-            // number of slices (fixed here), not on the threads.
-            let slices = SLICES.min(set.samples.max(1));
-            let per = set.samples.div_ceil(slices);
-            let parts: Vec<Vec<String>> = (0..slices)
-                .into_par_iter()
-                .map(|i| {
-                    let n = per.min(set.samples.saturating_sub(i * per));
-                    let poems =
-                        writer.write_many(&opts, n, seed ^ (i as u64).wrapping_mul(0x9E37_79B9))?;
-                    Ok(poems.into_iter().map(|p| p.text).collect())
-                })
-                .collect::<anyhow::Result<_>>()?;
-            Ok(parts.concat())
+            write_sliced(writer, &opts, set.samples, seed)
         }
         Kind::Running => {
             if prompts.is_empty() {
@@ -788,14 +965,14 @@ fn sample<M: CharModel + Sync>(
                 })
                 .collect();
             let per = reqs.len().div_ceil(SLICES).max(1);
-            let parts: Vec<Vec<String>> = reqs
+            let parts: Vec<Vec<write::Poem>> = reqs
                 .par_chunks(per)
                 .map(|slice| {
-                    let mut texts = Vec::with_capacity(slice.len());
+                    let mut poems = Vec::with_capacity(slice.len());
                     for r in writer.write_requests(slice) {
-                        texts.extend(r?.into_iter().map(|p| p.text));
+                        poems.extend(r?);
                     }
-                    Ok(texts)
+                    Ok(poems)
                 })
                 .collect::<anyhow::Result<_>>()?;
             Ok(parts.concat())
@@ -803,6 +980,198 @@ fn sample<M: CharModel + Sync>(
         // The real rows are the held-out poems themselves, not samples.
         Kind::Real => Ok(Vec::new()),
     }
+}
+
+// ---------------------------------------------------------------------------
+// the sweep behind write's defaults
+
+/// One setting of the sweep: `shiren write`'s sampling flags.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Setting {
+    pub temperature: f32,
+    pub top_k: usize,
+    pub top_p: f32,
+    pub drafts: usize,
+}
+
+/// The settings `shiren eval --sweep` tries: temperature with one draft and
+/// with four, then top-p, top-k and the draft count one at a time.
+pub fn sweep_grid() -> Vec<Setting> {
+    let s = |temperature, top_k, top_p, drafts| Setting {
+        temperature,
+        top_k,
+        top_p,
+        drafts,
+    };
+    let mut g = Vec::new();
+    for t in [0.7, 0.8, 0.9, 1.0, 1.1] {
+        g.push(s(t, 200, 1.0, 1));
+        g.push(s(t, 200, 1.0, 4));
+    }
+    g.extend([
+        s(1.0, 200, 1.0, 2),
+        s(1.0, 200, 1.0, 8),
+        s(1.0, 200, 0.95, 4),
+        s(1.0, 200, 0.9, 4),
+        s(1.0, 50, 1.0, 4),
+        s(1.0, 0, 1.0, 4),
+    ]);
+    g
+}
+
+/// One line of the sweep: the means over the four forms.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SweepRow {
+    /// `None` for the real poems' line.
+    pub setting: Option<Setting>,
+    pub distinct1: f64,
+    pub distinct2: f64,
+    /// distinct-2 against the real poems', per form, then averaged (%).
+    pub distinct2_vs_real_pct: f64,
+    pub repeats: RepeatRow,
+    pub copied_lines_pct: f64,
+    /// Seconds the setting took to write (the machine is shared: a guide).
+    pub seconds: f64,
+}
+
+/// Writes `samples` poems of each form at each setting (rhyme on, the
+/// repetition rule on, as `shiren write --form F` does) and measures them
+/// against `real` (held-out poems of each form, at least `samples` each).
+pub fn sweep<M: CharModel + Sync>(
+    writer: &Writer<M>,
+    real: &[(Form, Vec<String>)],
+    index: &CopyIndex,
+    grid: &[Setting],
+    samples: usize,
+    seed: u64,
+    say: &dyn Fn(&str),
+) -> anyhow::Result<Vec<SweepRow>> {
+    let n = real.len().max(1) as f64;
+    let mean_row = |rows: &[(Row, f64)], setting, seconds| {
+        let avg = |f: &dyn Fn(&Row) -> f64| rows.iter().map(|(r, _)| f(r)).sum::<f64>() / n;
+        let avg_opt = |f: &dyn Fn(&RepeatRow) -> Option<f64>| {
+            let v: Vec<f64> = rows.iter().filter_map(|(r, _)| f(&r.repeats)).collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
+        SweepRow {
+            setting,
+            distinct1: avg(&|r| r.distinct1),
+            distinct2: avg(&|r| r.distinct2),
+            distinct2_vs_real_pct: rows
+                .iter()
+                .map(|(r, real_d2)| 100.0 * (r.distinct2 - real_d2) / real_d2.max(1e-9))
+                .sum::<f64>()
+                / n,
+            repeats: RepeatRow {
+                uses_three_pct: avg(&|r| r.repeats.uses_three_pct),
+                first_end_reused_pct: avg(&|r| r.repeats.first_end_reused_pct),
+                line_repeats_pct: avg(&|r| r.repeats.line_repeats_pct),
+                score: avg_opt(&|r| r.score),
+                draft_score: avg_opt(&|r| r.draft_score),
+            },
+            copied_lines_pct: avg(&|r| r.copied_lines_pct),
+            seconds,
+        }
+    };
+    let lex = Lexicon::default();
+    let reals: Vec<(Row, f64)> = real
+        .iter()
+        .map(|(form, poems)| {
+            let head = &poems[..samples.min(poems.len())];
+            let r = score(*form, Kind::Real, head, &lex, index, head.len());
+            let d2 = r.distinct2;
+            (r, d2)
+        })
+        .collect();
+    let mut out = vec![mean_row(&reals, None, 0.0)];
+    for (k, st) in grid.iter().enumerate() {
+        let t0 = std::time::Instant::now();
+        let mut rows = Vec::new();
+        for ((form, _), (real_row, _)) in real.iter().zip(&reals) {
+            let opts = write::Options {
+                form: write_form(*form),
+                rhyme: true,
+                temperature: st.temperature,
+                top_k: st.top_k,
+                top_p: st.top_p,
+                drafts: st.drafts,
+                all_drafts: true,
+                ..write::Options::default()
+            };
+            let poems = write_sliced(writer, &opts, samples, seed ^ k as u64)?;
+            let texts: Vec<&str> = poems.iter().map(|p| p.text.as_str()).collect();
+            let mut r = score(
+                *form,
+                Kind::Default,
+                &texts,
+                &lex,
+                index,
+                real_row.distinct_over,
+            );
+            r.repeats = r.repeats.with_scores(&poems);
+            rows.push((r, real_row.distinct2));
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        out.push(mean_row(&rows, Some(*st), secs));
+        say(&format!(
+            "sweep {}/{}: {st:?} ({secs:.1} s)",
+            k + 1,
+            grid.len()
+        ));
+    }
+    Ok(out)
+}
+
+/// The sweep as a markdown table, the real poems first.
+pub fn sweep_table(rows: &[SweepRow]) -> String {
+    let head: Vec<String> = [
+        "temperature",
+        "top-k",
+        "top-p",
+        "drafts",
+        "distinct-1",
+        "distinct-2",
+        "d-2 vs real",
+        "3+ uses%",
+        "line-1 end as foot%",
+        "line repeats%",
+        "log-prob/char kept",
+        "log-prob/char drafts",
+        "copied lines%",
+        "seconds",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let opt = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.3}"));
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut v = match r.setting {
+                Some(s) => vec![
+                    format!("{}", s.temperature),
+                    format!("{}", s.top_k),
+                    format!("{}", s.top_p),
+                    format!("{}", s.drafts),
+                ],
+                None => vec!["real poems".into(), "".into(), "".into(), "".into()],
+            };
+            v.extend([
+                format!("{:.3}", r.distinct1),
+                format!("{:.3}", r.distinct2),
+                format!("{:+.1}%", r.distinct2_vs_real_pct),
+                format!("{:.1}", r.repeats.uses_three_pct),
+                format!("{:.1}", r.repeats.first_end_reused_pct),
+                format!("{:.1}", r.repeats.line_repeats_pct),
+                opt(r.repeats.score),
+                opt(r.repeats.draft_score),
+                format!("{:.1}", r.copied_lines_pct),
+                format!("{:.0}", r.seconds),
+            ]);
+            v
+        })
+        .collect();
+    render(&head, &body, true)
 }
 
 /// The first line of a poem with its punctuation: the free-running prompt.
@@ -822,6 +1191,11 @@ fn notes(set: &Settings) -> Vec<String> {
         "free-running: no form forced; the prompt is the form's tag (for a model trained with form tags) and the first line (with its comma) of a held-out poem of the form whose characters the model knows, and form% says whether the model kept to that form; the prompt line counts in copying".into(),
         "real held-out: validation and test poems of the form (at most the sample size); rhyme% and tones% count a poem whose lines are not all 5 or all 7 characters as failing".into(),
         "copying is against the training part: lines found verbatim, 4-grams (inside lines) never seen".into(),
+        {
+            let d = write::Options::default();
+            format!("write's defaults: temperature {}, top-k {}, top-p {}, {} drafts kept by mean log-probability per character, rhyme on, repetition rule on, tones off; the other model rows use one draft and no repetition rule", d.temperature, d.top_k, d.top_p, d.drafts)
+        },
+        "repetition: 3+ uses = poems using one character three times or more; line-1 end as foot = poems whose line 1 ends on a character used again as a rhyme foot; line repeats = lines holding a character twice, not side by side (年年 is fine); log-prob/char = mean log-probability per chosen character of the kept poems".into(),
     ]
 }
 
@@ -1000,6 +1374,7 @@ mod tests {
             distinct_over: 10,
             copied_lines_pct: copied,
             unseen_4grams_pct: 0.0,
+            repeats: RepeatRow::default(),
         };
         let rows = vec![
             row(Form::Qijue, Kind::Free, 100.0, 0.0, 0.0, 0.80, 3.0),
@@ -1031,6 +1406,60 @@ mod tests {
         ];
         let want: Vec<(String, bool)> = want.iter().map(|&(w, m)| (w.to_string(), m)).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn default_targets_hold_repeats_to_the_real_rates() {
+        let row = |kind, d2, r: RepeatRow| Row {
+            form: Form::Qilv,
+            kind,
+            poems: 1000,
+            form_pct: 100.0,
+            rhyme_pct: 100.0,
+            tones_pct: 0.0,
+            rules_pct: 0.0,
+            distinct1: 0.0,
+            distinct2: d2,
+            distinct_over: 1000,
+            copied_lines_pct: 0.0,
+            unseen_4grams_pct: 0.0,
+            repeats: r,
+        };
+        let real = RepeatRow {
+            uses_three_pct: 3.0,
+            first_end_reused_pct: 0.8,
+            line_repeats_pct: 0.0,
+            ..RepeatRow::default()
+        };
+        let model = RepeatRow {
+            uses_three_pct: 4.5,       // exactly 1.5× real: met
+            first_end_reused_pct: 1.3, // over 1.2: not met
+            line_repeats_pct: 0.0125,  // one line in 8,000, where real has none: met
+            score: Some(-4.0),
+            draft_score: Some(-4.2),
+        };
+        let rows = vec![
+            row(Kind::Default, 0.70, model),
+            row(Kind::Real, 0.771, real),
+        ];
+        let got: Vec<bool> = default_targets(&rows).iter().map(|t| t.met).collect();
+        assert_eq!(
+            got,
+            [true, false, true, true, true],
+            "{:?}",
+            default_targets(&rows)
+        );
+        let worse = RepeatRow {
+            score: Some(-4.3),
+            line_repeats_pct: 0.05,
+            ..model
+        };
+        let rows = vec![
+            row(Kind::Default, 0.60, worse),
+            row(Kind::Real, 0.771, real),
+        ];
+        let got: Vec<bool> = default_targets(&rows).iter().map(|t| t.met).collect();
+        assert_eq!(got, [true, false, false, false, false]);
     }
 
     #[test]

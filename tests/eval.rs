@@ -138,8 +138,9 @@ fn evaluate_a_tiny_trained_model() {
     // Rows: every form, every kind, in order.
     assert_eq!(card.rows.len(), FORMS.len() * Kind::ALL.len());
     for (i, r) in card.rows.iter().enumerate() {
-        assert_eq!((r.form, r.kind), (FORMS[i / 4], Kind::ALL[i % 4]));
-        let group = &card.rows[i / 4 * 4..i / 4 * 4 + 4];
+        let n = Kind::ALL.len();
+        assert_eq!((r.form, r.kind), (FORMS[i / n], Kind::ALL[i % n]));
+        let group = &card.rows[i / n * n..i / n * n + n];
         let smallest = group
             .iter()
             .map(|r| r.poems)
@@ -148,7 +149,7 @@ fn evaluate_a_tiny_trained_model() {
             .unwrap();
         assert_eq!(r.distinct_over, r.poems.min(smallest), "{r:?}");
         match r.kind {
-            Kind::Free | Kind::Strict => {
+            Kind::Free | Kind::Strict | Kind::Default => {
                 assert_eq!(r.poems, 12);
                 assert_eq!(r.form_pct, 100.0, "{r:?}");
             }
@@ -174,8 +175,14 @@ fn evaluate_a_tiny_trained_model() {
         assert!((0.0..=1.0).contains(&r.distinct1) && (0.0..=1.0).contains(&r.distinct2));
     }
 
-    // Targets: perplexity, two free-running forms, four strict, four × (copying, distinct).
-    assert_eq!(card.targets.len(), 1 + 2 + 4 + 8, "{:#?}", card.targets);
+    // Targets: perplexity, two free-running forms, four strict, four × (copying, distinct),
+    // four × write's defaults (three repetition rates, distinct-2, drafts' log-prob).
+    assert_eq!(
+        card.targets.len(),
+        1 + 2 + 4 + 8 + 4 * 5,
+        "{:#?}",
+        card.targets
+    );
     assert!(
         card.targets[3..7].iter().all(|t| t.met),
         "{:#?}",
@@ -189,7 +196,7 @@ fn evaluate_a_tiny_trained_model() {
         "{text}"
     );
     let json: serde_json::Value = serde_json::to_value(&card).unwrap();
-    assert_eq!(json["rows"].as_array().unwrap().len(), 16);
+    assert_eq!(json["rows"].as_array().unwrap().len(), 20);
     assert_eq!(json["rows"][1]["kind"], "strict");
     let md = card.to_markdown(&[("plot".into(), "x.png".into())]);
     assert!(md.contains("| part |") && md.contains("![plot](x.png)"));
@@ -314,7 +321,7 @@ fn eval_command_end_to_end() {
         .args(["--report", "report/card.md"])
         .stdout();
     let card: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(card["rows"].as_array().unwrap().len(), 16, "{out}");
+    assert_eq!(card["rows"].as_array().unwrap().len(), 20, "{out}");
     assert_eq!(card["perplexity"].as_array().unwrap().len(), 2, "{out}");
     assert!(card["perplexity"][0]["model"].as_f64().unwrap() > 1.0);
     let md = std::fs::read_to_string(dir.join("report/card.md")).unwrap();
@@ -330,4 +337,18 @@ fn eval_command_end_to_end() {
             .unwrap()
             .starts_with(b"\x89PNG"));
     }
+}
+
+/// The free characters of the repetition rule are the ones the corpus gives.
+#[test]
+#[ignore = "needs the real corpus (fetched)"]
+fn the_free_characters_are_measured_on_the_corpus() {
+    use shiren::prosody::repeats::FREE_CHARS;
+    let out = Dir::new()
+        .command_real_data()
+        .args(["eval", "--repeat-chars"])
+        .stdout();
+    let want: Vec<String> = FREE_CHARS.iter().map(|c| format!("'{c}'")).collect();
+    let want = format!("FREE_CHARS: &[char] = &[{}];", want.join(", "));
+    contains_all!(out, &want);
 }

@@ -30,6 +30,9 @@ mod serve;
 // `shiren train` and the training loop: resume after kill -9, divergence, run folders, settings.
 mod train;
 
+// `shiren tunes` and `write --tune` on the real Song ci (ignored).
+mod tunes;
+
 // `shiren write`: bad input and the missing shipped model.
 mod write;
 

@@ -225,7 +225,66 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
         );
     }
     println!();
+    decode_rows(args.reps, g)?;
+    println!();
     println!("ratio = shiren/pytorch tokens/s (higher is better); RSS = pytorch/shiren peak memory; the machine is shared, so expect noise");
+    Ok(())
+}
+
+/// Writing speed of the shipped model as `shiren write --form qilv` writes
+/// (its defaults, rhyme on when the lexicon is cached): poems per second one
+/// poem per call (batch 1), 64 per call (batch 64), and 64 per call with the
+/// default drafts. Medians of `reps` runs.
+fn decode_rows(reps: usize, g: &Global) -> anyhow::Result<()> {
+    use crate::write::{Form, Lm, Options, Writer, DEFAULT_DRAFTS};
+    let dir = super::write::default_model();
+    if !dir.join(crate::checkpoint::MODEL_FILE).is_file() {
+        println!("decode: no shipped model at {}; skipped", dir.display());
+        return Ok(());
+    }
+    let loaded = crate::checkpoint::load(&dir)?;
+    let lm = Lm::new(&loaded.model, &loaded.vocab);
+    let data_dir = crate::cache::data_dir(g.data_dir.as_deref())?;
+    let lex = crate::prosody::Lexicon::load(&data_dir, loaded.meta.script).ok();
+    let writer = Writer::new(&lm, lex.as_ref());
+    let opts = |drafts| Options {
+        form: Form::Qilv,
+        rhyme: lex.is_some(),
+        drafts,
+        ..Options::default()
+    };
+    println!(
+        "decode: the shipped model writing 七律 at write's defaults (rhyme {}), poems/s (ms per poem):",
+        if lex.is_some() { "on" } else { "off: no lexicon cached" }
+    );
+    let cases = [
+        ("batch 1, 1 draft".to_string(), 1, 1, 16),
+        ("batch 64, 1 draft".to_string(), 64, 1, 1),
+        (
+            format!("batch 1, {DEFAULT_DRAFTS} drafts (default)"),
+            1,
+            DEFAULT_DRAFTS,
+            16,
+        ),
+        (
+            format!("batch 64, {DEFAULT_DRAFTS} drafts (default)"),
+            64,
+            DEFAULT_DRAFTS,
+            1,
+        ),
+    ];
+    for (label, n, drafts, calls) in cases {
+        let mut rates = Vec::new();
+        for r in 0..reps.max(1) {
+            let t0 = std::time::Instant::now();
+            for c in 0..calls {
+                writer.write_many(&opts(drafts), n, (r * calls + c) as u64)?;
+            }
+            rates.push((n * calls) as f64 / t0.elapsed().as_secs_f64());
+        }
+        let m = median(&mut rates);
+        println!("  {label:<28} {m:>8.1} poems/s ({:.2} ms)", 1e3 / m);
+    }
     Ok(())
 }
 

@@ -32,7 +32,7 @@ pub struct Args {
     /// Orders of the Kneser–Ney n-gram baselines, comma-separated (none: `--ngram ''`)
     #[arg(long, value_name = "N,…", default_value = "3,5", value_delimiter = ',')]
     pub ngram: Vec<String>,
-    /// Sampling temperature, as `shiren write --temperature`; 1 samples the model's own distribution (write's default is 0.8)
+    /// Sampling temperature, as `shiren write --temperature`; 1 samples the model's own distribution (the write's-defaults rows use write's own settings)
     #[arg(long, value_name = "T", default_value_t = crate::eval::TEMPERATURE)]
     pub temperature: f32,
     /// Sample among the k likeliest characters, as `shiren write --top-k` (0: all)
@@ -53,6 +53,12 @@ pub struct Args {
     /// Also write a markdown report with plots (PNG files beside it)
     #[arg(long, value_name = "FILE.md")]
     pub report: Option<PathBuf>,
+    /// Only measure which characters the training poems (5- and 7-character forms) repeat often enough to be let repeat, and print them
+    #[arg(long)]
+    pub repeat_chars: bool,
+    /// Only run the sweep of sampling settings behind write's defaults (--samples poems per form and setting; 200 takes minutes) and print it as a markdown table
+    #[arg(long, conflicts_with = "repeat_chars")]
+    pub sweep: bool,
 }
 
 /// Validated settings.
@@ -217,8 +223,15 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
         data.valid.len(),
         data.test.len()
     ));
+    if args.repeat_chars {
+        print!("{}", repeat_chars(&data.train));
+        return Ok(());
+    }
     let lex = Lexicon::load(&data_dir, meta.script)?;
     say("lexicon loaded");
+    if args.sweep {
+        return sweep(&model, &vocab, &lex, &data, &set.eval, &say);
+    }
     let mut card = eval::evaluate(&mut model, &vocab, &lex, &data, &set.eval, &say)?;
     card.model = set.checkpoint.display().to_string();
     card.corpus = meta.corpus.clone();
@@ -233,6 +246,81 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
     }
     say("done");
     Ok(())
+}
+
+/// `--sweep`: each setting of [`eval::sweep_grid`] against held-out poems.
+fn sweep(
+    model: &crate::model::Model,
+    vocab: &crate::vocab::Vocab,
+    lex: &Lexicon,
+    data: &Split,
+    set: &Settings,
+    say: &dyn Fn(&str),
+) -> anyhow::Result<()> {
+    use crate::write::{Lm, Writer};
+    let mut rng = crate::rng::Rng::new(set.seed);
+    let real: Vec<(corpus::Form, Vec<String>)> = FORMS
+        .iter()
+        .map(|&f| {
+            let mut p: Vec<String> = data
+                .valid
+                .iter()
+                .chain(&data.test)
+                .filter(|t| corpus::Form::of_text(t) == f)
+                .cloned()
+                .collect();
+            rng.shuffle(&mut p);
+            (f, p)
+        })
+        .collect();
+    let index = eval::CopyIndex::build(&data.train);
+    let lm = Lm::new(model, vocab);
+    let writer = Writer::new(&lm, Some(lex));
+    let rows = eval::sweep(
+        &writer,
+        &real,
+        &index,
+        &eval::sweep_grid(),
+        set.samples,
+        set.seed,
+        say,
+    )?;
+    println!(
+        "{} poems per form and setting (五绝 七绝 五律 七律, means over the forms), seed {}\n",
+        set.samples, set.seed
+    );
+    print!("{}", eval::sweep_table(&rows));
+    Ok(())
+}
+
+/// The characters the regulated training poems repeat often, as a table and
+/// as the Rust list `prosody::repeats::FREE_CHARS` holds.
+fn repeat_chars(train: &[String]) -> String {
+    use crate::prosody::repeats::{free_chars, FREE_MIN_POEMS, FREE_MIN_RATE};
+    let poems: Vec<Vec<&str>> = train
+        .iter()
+        .filter(|t| corpus::Form::of_text(t) != corpus::Form::Other)
+        .map(|t| corpus::split_lines(t))
+        .collect();
+    let found = free_chars(&poems, FREE_MIN_POEMS, FREE_MIN_RATE);
+    let mut s = format!(
+        "{} regulated training poems; characters in at least {:.1}% of them that at least {:.1}% of their poems repeat (3+ uses, or twice in a line apart)\n\nchar  poems  repeated  rate\n",
+        poems.len(),
+        100.0 * FREE_MIN_POEMS,
+        100.0 * FREE_MIN_RATE
+    );
+    for r in &found {
+        s += &format!(
+            "{}    {:>6}  {:>8}  {:.1}%\n",
+            r.ch,
+            r.poems,
+            r.repeated,
+            100.0 * r.rate()
+        );
+    }
+    let list: Vec<String> = found.iter().map(|r| format!("'{}'", r.ch)).collect();
+    s += &format!("\nFREE_CHARS: &[char] = &[{}];\n", list.join(", "));
+    s
 }
 
 // ---------------------------------------------------------------------------
@@ -475,6 +563,7 @@ mod tests {
             distinct_over: 10,
             copied_lines_pct: 1.0,
             unseen_4grams_pct: 90.0,
+            repeats: Default::default(),
         };
         let rows: Vec<Row> = FORMS
             .iter()

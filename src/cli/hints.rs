@@ -4,6 +4,7 @@
 
 use crate::cache::CacheError;
 use crate::corpus::CorpusError;
+use crate::prosody::tunes::TuneError;
 use crate::train::{Diverged, RunExists};
 
 /// `err`, with the flags to use appended in parentheses when it is one the
@@ -22,6 +23,8 @@ pub fn with_flags(err: anyhow::Error) -> anyhow::Error {
         }
     } else if let Some(CacheError::NoDataDir) = err.downcast_ref::<CacheError>() {
         "--data-dir DIR".into()
+    } else if let Some(TuneError::UnknownVariant { forms, .. }) = err.downcast_ref::<TuneError>() {
+        format!("--variant 1 to {forms}")
     } else {
         return err;
     };
@@ -66,6 +69,16 @@ mod tests {
         let msg = with_flags(anyhow::Error::from(bad).context("loading the corpus")).to_string();
         assert!(msg.starts_with("loading the corpus: poems.txt:5:"), "{msg}");
         assert!(msg.ends_with("(--skip-bad)"), "{msg}");
+        let variant = TuneError::UnknownVariant {
+            name: "浣溪沙".into(),
+            variant: 9,
+            forms: 1,
+        };
+        let msg = with_flags(variant.into()).to_string();
+        assert!(
+            msg.ends_with("no form 9 (pick 1 to 1) (--variant 1 to 1)"),
+            "{msg}"
+        );
         let other = with_flags(anyhow::anyhow!("something else").context("while writing"));
         assert_eq!(format!("{other:#}"), "while writing: something else");
     }

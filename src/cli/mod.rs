@@ -25,6 +25,7 @@ pub mod hints;
 pub mod mnist;
 pub mod serve;
 pub mod train;
+pub mod tunes;
 pub mod write;
 
 /// 诗人 — learns to write Chinese classical poetry with a character-level RNN, on the CPU.
@@ -71,6 +72,8 @@ pub enum Command {
     Mnist(mnist::Args),
     /// Serve a web page that writes poems
     Serve(serve::Args),
+    /// Ci tunes and their patterns (词谱), derived from the Song ci
+    Tunes(tunes::Args),
 }
 
 /// Parses the command line, runs the command, and maps the outcome to an exit code.
@@ -161,6 +164,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a, g),
         Command::Mnist(a) => mnist::run(a, g),
         Command::Serve(a) => serve::run(a, g),
+        Command::Tunes(a) => tunes::run(a, g),
     }
 }
 

@@ -206,11 +206,16 @@ fn load_poet(model: Option<&Path>, g: &Global) -> anyhow::Result<Arc<dyn Poet>> 
     // The writer borrows the model and vocabulary for the life of the server.
     let model: &'static Model = Box::leak(Box::new(loaded.model));
     let vocab: &'static Vocab = Box::leak(Box::new(loaded.vocab));
-    Ok(Arc::new(WriterPoet::new(
-        Lm::new(model, vocab),
-        lexicon,
-        about,
-    )))
+    // The ci tunes, for `form: <tune>` and the page's list; optional like the lexicon.
+    let poet = WriterPoet::new(Lm::new(model, vocab), lexicon, about);
+    let poet = match crate::prosody::songci::Songci::load(&data_dir) {
+        Ok(s) => poet.with_tunes(s.cipu, &s.cilin),
+        Err(e) => {
+            eprintln!("shiren: warning: no ci tunes ({e:#}); serving the shi forms only");
+            poet
+        }
+    };
+    Ok(Arc::new(poet))
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@ use anyhow::Context;
 use super::Global;
 use crate::checkpoint;
 use crate::corpus::convert::Script;
+use crate::prosody::songci::Songci;
 use crate::prosody::{Lexicon, ToneMode};
-use crate::write::{template, CharModel, Form, Options, Poem, Tunes, Writer};
+use crate::write::{template, CharModel, Form, Options, Poem, Writer};
 
 /// The model shipped with the repository, relative to the working directory.
 pub const DEFAULT_MODEL: &str = "models/tang-small";
@@ -48,34 +49,46 @@ pub struct Args {
     /// Form: wujue (五绝 4×5), qijue (七绝 4×7), wulv (五律 8×5), qilv (七律 8×7) or free [default: free; qijue lines with --acrostic]
     #[arg(long, value_name = "FORM")]
     pub form: Option<Form>,
-    /// Write to a ci tune's most common line pattern in the Song ci collection (e.g. 浣溪沙)
+    /// Write a ci to a tune (e.g. 浣溪沙): its lines, its tones under --tones, its rhyme under 词林正韵; `shiren tunes` lists them
     #[arg(long, value_name = "NAME", conflicts_with_all = ["form", "acrostic"])]
     pub tune: Option<String>,
+    /// Which form of the tune: 1 its main form (正体), 2… its variants (又一体) as `shiren tunes NAME` numbers them
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "tune")]
+    pub variant: usize,
     /// Number of poems
     #[arg(long, short = 'n', default_value_t = 1, value_name = "N")]
     pub count: usize,
     /// Softmax temperature (0: always the likeliest character)
-    #[arg(long, default_value_t = 0.8, value_name = "T")]
+    #[arg(long, default_value_t = Options::default().temperature, value_name = "T")]
     pub temperature: f32,
     /// Sample among the K likeliest allowed characters (0: all)
-    #[arg(long, default_value_t = 200, value_name = "K")]
+    #[arg(long, default_value_t = Options::default().top_k, value_name = "K")]
     pub top_k: usize,
     /// Sample among the likeliest characters whose probability adds up to P (1: all)
-    #[arg(long, default_value_t = 1.0, value_name = "P")]
+    #[arg(long, default_value_t = Options::default().top_p, value_name = "P")]
     pub top_p: f32,
+    /// Drafts written per poem; the one with the highest mean log-probability per character is kept
+    #[arg(long, default_value_t = crate::write::DEFAULT_DRAFTS, value_name = "N")]
+    pub best_of: usize,
+    /// With --json: every --best-of draft's text and score under each poem
+    #[arg(long, requires = "json")]
+    pub all_drafts: bool,
+    /// Repetition in 5- and 7-character lines: limit (no rhyme foot twice, no character three times in a poem or twice in a line, save 年年-like pairs and common function characters) or allow
+    #[arg(long, value_enum, default_value_t = Repeats::Limit, value_name = "MODE")]
+    pub repeats: Repeats,
     /// Random seed; the same seed writes the same poems [default: from the clock, shown with --verbose]
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
     /// Free form: the most characters per poem, punctuation included (1 to 10000)
     #[arg(long, default_value_t = 128, value_name = "N")]
     pub max_len: usize,
-    /// Rhyme lines 2, 4, 6, 8 in one 平水韵 group [default: on for wujue, qijue, wulv, qilv]
+    /// Rhyme lines 2, 4, 6, 8 in one 平水韵 group, or a tune's rhyme lines by 词林正韵 [default: on for wujue, qijue, wulv, qilv and tunes]
     #[arg(long, overrides_with = "no_rhyme")]
     pub rhyme: bool,
     /// Do not enforce rhyme
     #[arg(long, overrides_with = "rhyme")]
     pub no_rhyme: bool,
-    /// Tone rules: off, loose (二四六分明 and line-end tones) or strict (also 三平尾, 粘, 对)
+    /// Tone rules: off, loose (二四六分明 and line-end tones; for a tune, its tones at even positions and line ends) or strict (also 三平尾, 粘, 对; for a tune, all its fixed tones)
     #[arg(long, default_value = "off", value_name = "MODE")]
     pub tones: ToneMode,
     /// Print JSON (poems with per-character tones and rhyme feet) instead of text
@@ -104,12 +117,24 @@ pub struct Args {
     pub interactive: bool,
 }
 
+/// `--repeats`: hold regulated lines to the repetition rule, or not.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Repeats {
+    Limit,
+    Allow,
+}
+
+/// The most drafts per poem (each costs a whole poem).
+pub const MAX_DRAFTS: usize = 64;
+
 /// The checked settings of one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub model: PathBuf,
     pub opts: Options,
     pub tune: Option<String>,
+    /// The tune's form, from 1.
+    pub variant: usize,
     pub count: usize,
     pub seed: u64,
     pub json: bool,
@@ -127,6 +152,11 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
     anyhow::ensure!(
         count <= 100_000,
         "{flag} {count} is more than 100000 (write in batches)"
+    );
+    anyhow::ensure!(
+        (1..=MAX_DRAFTS).contains(&args.best_of),
+        "--best-of {} is outside 1..={MAX_DRAFTS} (each draft costs a whole poem)",
+        args.best_of
     );
     anyhow::ensure!(
         (1..=10_000).contains(&args.max_len),
@@ -151,7 +181,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
     } else {
         template_form.unwrap_or(Form::Free)
     });
-    let regulated = form.shape().is_some() && args.tune.is_none();
+    let regulated = form.shape().is_some() || args.tune.is_some();
     let rhyme = if args.no_rhyme {
         false
     } else {
@@ -190,8 +220,12 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
             rhyme,
             tones: args.tones,
             tag: None,
+            repeats: args.repeats == Repeats::Limit,
+            drafts: args.best_of,
+            all_drafts: args.all_drafts,
         },
         tune: args.tune.clone(),
+        variant: args.variant,
         count,
         seed,
         json: args.json,
@@ -237,11 +271,14 @@ pub fn write_with<M: CharModel>(
     g: &Global,
 ) -> anyhow::Result<()> {
     let data_dir = crate::cache::data_dir(g.data_dir.as_deref())?;
-    if let Some(name) = &s.tune {
-        let package = corpus_package(&data_dir)?;
-        let tunes = Tunes::load(&package).context("reading the Song ci tunes")?;
-        s.opts.tune = Some(tunes.pattern(name)?.to_vec());
-    }
+    let songci = match &s.tune {
+        Some(name) => {
+            let songci = Songci::load(&data_dir)?;
+            s.opts.tune = Some(songci.cipu.form(name, s.variant)?.1.clone());
+            Some(songci)
+        }
+        None => None,
+    };
     let lex = if s.opts.rhyme || s.opts.tones != ToneMode::Off {
         Some(
             Lexicon::load(&data_dir, script)
@@ -250,7 +287,10 @@ pub fn write_with<M: CharModel>(
     } else {
         None
     };
-    let writer = Writer::new(model, lex.as_ref());
+    let mut writer = Writer::new(model, lex.as_ref());
+    if let Some(songci) = &songci {
+        writer = writer.with_cilin(&songci.cilin);
+    }
     let t0 = std::time::Instant::now();
     // Each poem is printed as soon as its batch is written, so `--count 100000`
     // shows its first poems at once and holds one batch, not every poem.
@@ -318,11 +358,6 @@ pub fn render_text(poems: &[Poem]) -> String {
     s
 }
 
-/// The unpacked chinese-poetry package, for the ci tunes.
-fn corpus_package(data_dir: &Path) -> anyhow::Result<PathBuf> {
-    crate::corpus::fetch::ensure_package(data_dir)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,6 +387,11 @@ mod tests {
         assert!(s.opts.rhyme);
         let s = resolve(&parse(&["--form", "wulv", "--tones", "strict"]).unwrap()).unwrap();
         assert_eq!(s.opts.tones, ToneMode::Strict);
+        let s = resolve(&parse(&["--tune", "如梦令", "--variant", "2"]).unwrap()).unwrap();
+        assert!(s.opts.rhyme, "a tune rhymes by default");
+        assert_eq!((s.tune.as_deref(), s.variant), (Some("如梦令"), 2));
+        let s = resolve(&parse(&["--tune", "如梦令", "--no-rhyme"]).unwrap()).unwrap();
+        assert!(!s.opts.rhyme);
     }
 
     #[test]
@@ -359,6 +399,10 @@ mod tests {
         assert!(parse(&["--form", "sonnet"]).is_err());
         assert!(parse(&["--tones", "tight"]).is_err());
         assert!(parse(&["--tune", "浣溪沙", "--form", "qijue"]).is_err());
+        assert!(
+            parse(&["--variant", "2"]).is_err(),
+            "--variant needs --tune"
+        );
         let e = resolve(&parse(&["--begin", " "]).unwrap()).unwrap_err();
         assert!(e.to_string().contains("--begin is empty"), "{e}");
         let e = resolve(&parse(&["--count", "0"]).unwrap()).unwrap_err();
@@ -395,6 +439,8 @@ mod tests {
             tones: ToneMode::Off,
             rhyme: false,
             notes: Vec::new(),
+            score: 0.0,
+            drafts: Vec::new(),
         };
         let s = render_text(&[
             poem(vec![line("白日依山尽", "，"), line("黄河入海流", "。")]),

@@ -11,11 +11,17 @@
 //!
 //! This module is pure data and pure functions over characters and lines: it
 //! knows nothing of models or sampling. `write` turns it into masks, `eval`
-//! scores with [`rules`], and the web page marks tones with it.
+//! scores with [`rules`], and the web page marks tones with it. For ci:
+//! [`cilin`] maps the groups to the 19 部 of 词林正韵, and [`tunes`] derives
+//! each tune's pattern (词谱) from the Song ci that [`songci`] reads.
 
 pub mod check;
+pub mod cilin;
 pub mod fetch;
+pub mod repeats;
 pub mod rules;
+pub mod songci;
+pub mod tunes;
 
 use std::collections::HashMap;
 use std::path::Path;

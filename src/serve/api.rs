@@ -186,15 +186,15 @@ pub struct WriteRequest {
     pub acrostic: Option<String>,
     /// Characters kept where they stand, □ for a free position: `明月□□□，□□□□乡。…`.
     pub template: Option<String>,
-    /// wujue | qijue | wulv | qilv | free (or 五绝 …) [default: wujue].
+    /// wujue | qijue | wulv | qilv | free (or 五绝 …), or a ci tune's name (浣溪沙) [default: wujue].
     pub form: Option<String>,
     /// Poems to write [default: 1].
     pub count: Option<u64>,
-    /// Softmax temperature; 0 = always the likeliest character [default: 0.8].
+    /// Softmax temperature; 0 = always the likeliest character [default: `shiren write`'s].
     pub temperature: Option<f64>,
-    /// Keep only the k likeliest characters; 0 = off [default: 200].
+    /// Keep only the k likeliest characters; 0 = off [default: `shiren write`'s].
     pub top_k: Option<u64>,
-    /// Nucleus sampling mass; 1 = off [default: 1].
+    /// Nucleus sampling mass; 1 = off [default: `shiren write`'s].
     pub top_p: Option<f64>,
     /// Same seed, same poems [default: chosen by the server and returned].
     pub seed: Option<u64>,
@@ -213,6 +213,8 @@ pub struct WriteSpec {
     pub acrostic: String,
     pub template: String,
     pub form: FormId,
+    /// A ci tune asked for by name in `form` (then `form` is free); the writer looks it up.
+    pub tune: Option<String>,
     pub count: usize,
     pub temperature: f32,
     pub top_k: usize,
@@ -229,9 +231,14 @@ pub const MAX_SAFE_SEED: u64 = (1 << 53) - 1;
 impl WriteRequest {
     /// Checks every field against `limits`; `fresh_seed` is used when no seed was given.
     pub fn validate(&self, limits: &Limits, fresh_seed: u64) -> Result<WriteSpec, ApiError> {
-        let form = match &self.form {
-            Some(f) => f.parse::<FormId>()?,
-            None => FormId::Wujue,
+        let (form, tune) = match &self.form {
+            Some(f) => match f.parse::<FormId>() {
+                Ok(id) => (id, None),
+                // Han characters that name no shi form: a ci tune, which the writer checks.
+                Err(_) if is_tune_name(f) => (FormId::Free, Some(f.trim().to_string())),
+                Err(e) => return Err(e),
+            },
+            None => (FormId::Wujue, None),
         };
         let begin = text_field("begin", self.begin.as_deref(), limits.max_begin_chars)?;
         let acrostic = text_field(
@@ -265,6 +272,11 @@ impl WriteRequest {
                 "template cannot be combined with begin or acrostic (write those characters into the template)",
             ));
         }
+        if tune.is_some() && !acrostic.is_empty() {
+            return Err(ApiError::invalid(
+                "acrostic cannot be combined with a ci tune (the tune fixes the line count)",
+            ));
+        }
         if !begin.is_empty() && !acrostic.is_empty() {
             return Err(ApiError::invalid(
                 "begin and acrostic cannot both be given (an acrostic fixes each line's first character)",
@@ -279,9 +291,17 @@ impl WriteRequest {
             0,
             MAX_SAFE_SEED,
         )?;
-        let temperature = in_range_f("temperature", self.temperature, 0.8, 0.0, 3.0)? as f32;
-        let top_k = in_range_u("top_k", self.top_k, 200, 0, 100_000)? as usize;
-        let top_p = in_range_f("top_p", self.top_p, 1.0, 0.01, 1.0)? as f32;
+        // the defaults are `shiren write`'s
+        let d = crate::write::Options::default();
+        let temperature = in_range_f(
+            "temperature",
+            self.temperature,
+            d.temperature as f64,
+            0.0,
+            3.0,
+        )? as f32;
+        let top_k = in_range_u("top_k", self.top_k, d.top_k as u64, 0, 100_000)? as usize;
+        let top_p = in_range_f("top_p", self.top_p, d.top_p as f64, 0.01, 1.0)? as f32;
         let max_len = in_range_u(
             "max_len",
             self.max_len,
@@ -293,12 +313,13 @@ impl WriteRequest {
             Some(t) => t.parse::<Tones>()?,
             None => Tones::Loose,
         };
-        let rhyme = self.rhyme.unwrap_or(form != FormId::Free);
+        let rhyme = self.rhyme.unwrap_or(form != FormId::Free || tune.is_some());
         Ok(WriteSpec {
             begin,
             acrostic,
             template,
             form,
+            tune,
             count,
             temperature,
             top_k,
@@ -309,6 +330,13 @@ impl WriteRequest {
             max_len,
         })
     }
+}
+
+/// Whether `s` could name a ci tune: 2 to 12 Han characters (and ・ between aliases).
+fn is_tune_name(s: &str) -> bool {
+    let s = s.trim();
+    let n = s.chars().count();
+    (2..=12).contains(&n) && s.chars().all(|c| crate::prosody::is_han(c) || c == '・')
 }
 
 /// Trims a text field and bounds it; rejects control characters and inner whitespace
@@ -798,6 +826,14 @@ mod tests {
         let e = spec(r#"{"form":"sonnet"}"#).unwrap_err();
         assert_eq!(e.status, 422);
         assert!(e.message.contains("`sonnet`"), "{}", e.message);
+        // Han that names no form is a ci tune, rhymed by default; the writer looks it up.
+        let s = spec(r#"{"form":"浣溪沙"}"#).unwrap();
+        assert_eq!(
+            (s.form, s.tune.as_deref(), s.rhyme),
+            (FormId::Free, Some("浣溪沙"), true)
+        );
+        assert!(spec(r#"{"form":"浣溪沙","acrostic":"春夏"}"#).is_err());
+        assert!(spec(r#"{"form":"浣<b>"}"#).is_err());
     }
 
     #[test]

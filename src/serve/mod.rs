@@ -53,6 +53,26 @@ fn page() -> String {
         .replace("/*PAGE_JS*/", include_str!("page.js"))
 }
 
+/// The page with the writer's ci tunes added to its form list.
+fn with_tunes(page: String, tunes: &[String]) -> String {
+    if tunes.is_empty() {
+        return page.replace("<!--TUNES-->", "");
+    }
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let mut html = String::from("<optgroup label=\"词牌\">");
+    for t in tunes {
+        let t = escape(t);
+        html.push_str(&format!("<option value=\"{t}\">{t}</option>"));
+    }
+    html.push_str("</optgroup>");
+    page.replace("<!--TUNES-->", &html)
+}
+
 /// Everything a request handler needs, shared by all of them.
 pub struct Service {
     poet: Arc<dyn Poet>,
@@ -68,11 +88,12 @@ pub struct Service {
 impl Service {
     pub fn new(poet: Arc<dyn Poet>, limits: Limits) -> Service {
         let permits = Arc::new(Semaphore::new(limits.concurrent.max(1)));
+        let page = with_tunes(page(), &poet.tunes());
         Service {
             poet,
             limits,
             permits,
-            page: page(),
+            page,
             started: Instant::now(),
             seed_counter: AtomicU64::new(0),
             written: AtomicU64::new(0),
@@ -538,5 +559,24 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_lists_the_tunes_in_the_form_select_escaped() {
+        let p = with_tunes(page(), &["浣溪沙".into(), "a\"<b>".into()]);
+        let form = &p[p.find("<select id=\"form\">").unwrap()..];
+        let form = &form[..form.find("</select>").unwrap()];
+        assert!(
+            form.contains("<optgroup label=\"词牌\"><option value=\"浣溪沙\">浣溪沙</option>"),
+            "{form}"
+        );
+        assert!(form.contains("a&quot;&lt;b&gt;") && !form.contains("<b>"));
+        let plain = with_tunes(page(), &[]);
+        assert!(!plain.contains("词牌") && !plain.contains("<!--TUNES-->"));
     }
 }

@@ -27,6 +27,8 @@ use super::api::{
     PoemOut, ToneMark, Tones, WriteSpec,
 };
 use crate::prosody::check;
+use crate::prosody::cilin::Cilin;
+use crate::prosody::tunes::Cipu;
 use crate::prosody::{Lexicon, Tone, ToneMode};
 use crate::write::{CharModel, Form, Options, Poem, Request, WriteError, Writer, BATCH};
 
@@ -50,6 +52,11 @@ pub trait Poet: Send + Sync + 'static {
             message: "this server cannot check poems (it has no tone lexicon)".into(),
         })
     }
+
+    /// The ci tunes offered on the page, most common first (none by default).
+    fn tunes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The real writer: any [`CharModel`] (the trained network) with the tone
@@ -57,6 +64,8 @@ pub trait Poet: Send + Sync + 'static {
 pub struct WriterPoet<M: CharModel + Send + Sync + 'static> {
     writer: Writer<'static, M>,
     about: String,
+    /// The 词谱 that `form: <tune name>` is looked up in.
+    cipu: Cipu,
     queue: Mutex<Queue>,
     /// Signalled when a batch is finished.
     finished: Condvar,
@@ -74,6 +83,9 @@ struct Queue {
     next_id: u64,
 }
 
+/// The most common tunes the page lists.
+pub const PAGE_TUNES: usize = 20;
+
 /// While requests keep arriving this often, a new batch waits for them…
 const GATHER_STEP: Duration = Duration::from_micros(500);
 /// …but no longer than this.
@@ -89,9 +101,17 @@ impl<M: CharModel + Send + Sync + 'static> WriterPoet<M> {
         WriterPoet {
             writer: Writer::new(model, lexicon),
             about: about.into(),
+            cipu: Cipu::default(),
             queue: Mutex::new(Queue::default()),
             finished: Condvar::new(),
         }
+    }
+
+    /// Offers the tunes of `cipu` (`form` may then name one), rhymed by `cilin`.
+    pub fn with_tunes(mut self, cipu: Cipu, cilin: &Cilin) -> WriterPoet<M> {
+        self.cipu = cipu;
+        self.writer = self.writer.with_cilin(cilin);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -196,6 +216,15 @@ where
         Ok(CheckResponse { poems, ok })
     }
 
+    fn tunes(&self) -> Vec<String> {
+        self.cipu
+            .tunes
+            .iter()
+            .take(PAGE_TUNES)
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
     fn write(&self, spec: &WriteSpec, deadline: Instant) -> Result<Vec<PoemOut>, ApiError> {
         if Instant::now() > deadline {
             return Err(ApiError::unavailable(
@@ -204,8 +233,16 @@ where
         }
         // As `shiren write --seed` does: poem k from its own stream forked from
         // the seed, so the page, the API and the command line agree.
+        let mut opts = options(spec);
+        if let Some(name) = &spec.tune {
+            let (_, form) = self
+                .cipu
+                .form(name, 1)
+                .map_err(|e| ApiError::invalid(e.to_string()))?;
+            opts.tune = Some(form.clone());
+        }
         let req = Request {
-            opts: options(spec),
+            opts,
             count: spec.count,
             seed: spec.seed,
         };
@@ -254,6 +291,7 @@ pub fn options(spec: &WriteSpec) -> Options {
             Tones::Strict => ToneMode::Strict,
         },
         tag: None,
+        ..Options::default()
     }
 }
 

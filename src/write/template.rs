@@ -14,7 +14,8 @@
 
 use super::{Form, LineSpec, Options, Poem, WriteError};
 use crate::prosody::check::{self, Broken};
-use crate::prosody::{is_han, Lexicon, ToneMode};
+use crate::prosody::tunes::{PatternLine, TuneForm};
+use crate::prosody::{is_han, Lexicon, Tone, ToneMode};
 
 /// Characters that mark a free position.
 pub const FREE: &[char] = &['□', '?', '_', '＿', '◻', '☐', '〇'];
@@ -169,7 +170,25 @@ pub fn shaped(o: &Options) -> Result<Options, WriteError> {
     match o.form.shape() {
         None => match t.form() {
             Some(f) => o.form = f,
-            None => o.tune = Some(t.layout()),
+            // Another shape: its line lengths alone, like a tune without
+            // tones or rhyme sets.
+            None => {
+                o.tune = Some(TuneForm {
+                    count: 0,
+                    lines: t
+                        .layout()
+                        .iter()
+                        .map(|l| PatternLine {
+                            len: l.len,
+                            end: l.end,
+                            tones: vec![Tone::Both; l.len],
+                            rhyme: None,
+                        })
+                        .collect(),
+                    sets: Vec::new(),
+                    example: String::new(),
+                })
+            }
         },
         Some((n, len)) => {
             if t.lines.len() > n {
@@ -261,7 +280,7 @@ mod tests {
         let s = shaped(&o("明月□□□，□□□□乡。□□□□□，□□□□□。", Form::Free)).unwrap();
         assert_eq!(s.form, Form::Wujue);
         let s = shaped(&o("明月□□□，□□□□乡。", Form::Free)).unwrap();
-        assert_eq!(s.tune.map(|t| t.len()), Some(2));
+        assert_eq!(s.tune.map(|t| t.lines.len()), Some(2));
         let s = shaped(&o("明月□□□，□□□□乡。", Form::Wulv)).unwrap();
         assert_eq!((s.form, s.tune), (Form::Wulv, None));
         let e = shaped(&o(&"□□□□□，".repeat(5), Form::Wujue)).unwrap_err();
