@@ -515,22 +515,28 @@ impl<'a, M: CharModel> Writer<'a, M> {
         let opts = &template::shaped(opts)?;
         let plan = self.plan(opts)?;
         let base = Rng::new(seed);
-        // as write_requests: one row per draft of each poem, the best draft kept
+        // as write_requests: one row per draft, the poem is the best draft
         let n_drafts = opts.drafts.max(1);
         let per_batch = (BATCH / n_drafts).max(1);
         for start in (0..count).step_by(per_batch) {
             let end = count.min(start + per_batch);
-            let mut rows: Vec<Row<'_, M>> = Vec::new();
-            for k in start..end {
+            let mut rows = Vec::with_capacity((end - start) * n_drafts);
+            for (slot, k) in (start..end).enumerate() {
                 let rng = base.fork(k as u64);
                 for d in 0..n_drafts {
-                    let job = self.job(opts, draft_rng(&rng, d));
-                    rows.push(Row::new(self, &plan, job, k - start));
+                    rows.push(Row::new(
+                        self,
+                        &plan,
+                        self.job(opts, draft_rng(&rng, d)),
+                        slot,
+                    ));
                 }
             }
             let mut drafts: Vec<Vec<Result<Poem, WriteError>>> = vec![Vec::new(); end - start];
-            for (slot, poem) in self.run(&mut rows) {
-                drafts[slot].push(poem);
+            for chunk in rows.chunks_mut(BATCH) {
+                for (slot, poem) in self.run(chunk) {
+                    drafts[slot].push(poem);
+                }
             }
             for d in drafts {
                 emit(best_draft(d, opts.all_drafts)?)?;
