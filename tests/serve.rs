@@ -575,16 +575,19 @@ fn a_slow_body_gets_a_408() {
         ..limits()
     };
     let server = start(Toy::new(0), limits);
-    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
-    s.write_all(
-        b"POST /api/write HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{\"co",
-    )
-    .unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut buf = [0u8; 512];
-    let n = s.read(&mut buf).unwrap();
-    let head = String::from_utf8_lossy(&buf[..n]);
-    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    // Every POST endpoint reads its body under the same limit.
+    for path in ["/api/write", "/api/check"] {
+        let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{{\"co"
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]);
+        assert!(head.starts_with("HTTP/1.1 408"), "{path}: {head}");
+    }
     server.stop().unwrap();
 }
 

@@ -32,7 +32,6 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -343,6 +342,13 @@ async fn write(
     State(s): State<Arc<Service>>,
     req: Request,
 ) -> Result<Json<api::WriteResponse>, ApiError> {
+    let body = read_body(&s, req).await?;
+    Ok(Json(s.write(&body).await?))
+}
+
+/// The request body, at most `max_body_bytes`, arriving within `body_timeout`
+/// (408 past it, 413 when too large): every POST reads its body here.
+async fn read_body(s: &Service, req: Request) -> Result<Bytes, ApiError> {
     let max = s.limits.max_body_bytes;
     let read = axum::body::to_bytes(req.into_body(), max);
     let body = match tokio::time::timeout(s.limits.body_timeout, read).await {
@@ -372,7 +378,7 @@ async fn write(
         }
         Ok(Ok(b)) => b,
     };
-    Ok(Json(s.write(&body).await?))
+    Ok(body)
 }
 
 /// `POST /api/check`: checking is quick (suggestions are one model pass per
@@ -380,21 +386,9 @@ async fn write(
 /// limit as writing.
 async fn check(
     State(s): State<Arc<Service>>,
-    body: Result<Bytes, BytesRejection>,
+    req: Request,
 ) -> Result<Json<api::CheckResponse>, ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError {
-                status: 413,
-                message: format!(
-                    "request body is larger than {} bytes",
-                    s.limits.max_body_bytes
-                ),
-            }
-        } else {
-            ApiError::malformed(format!("could not read the request body: {e}"))
-        }
-    })?;
+    let body = read_body(&s, req).await?;
     let spec = api::parse_check(&body)?.validate(&s.limits)?;
     let timeout = s.limits.timeout;
     let work = async {
