@@ -297,7 +297,7 @@ pub struct Row {
     pub repeats: RepeatRow,
 }
 
-/// Repetition in a sample ([`repeats`]) and, for written poems, the drafts' scores.
+/// Repetition in a sample ([`crate::prosody::repeats`]) and, for written poems, the drafts' scores.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct RepeatRow {
     /// Poems using one character three times or more.
@@ -883,7 +883,7 @@ pub fn write_form(form: Form) -> write::Form {
     }
 }
 
-/// `count` poems of `opts` written side by side in [`SLICES`] slices, each
+/// `count` poems of `opts` written side by side in `SLICES` slices, each
 /// with its own seed, so the poems depend on the seed and the number of
 /// slices (fixed here), not on the threads.
 pub fn write_sliced<M: CharModel + Sync>(
