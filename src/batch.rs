@@ -9,7 +9,10 @@
 //! mask   : 1     1  … 1  1   0   …
 //! ```
 //!
-//! so each step predicts the next character and the last predicts END; T is
+//! so each step predicts the next character and the last predicts END. A
+//! poem read with its title (see [`crate::title`]) is encoded as the title,
+//! BEGIN, then the poem; the title's targets (and the second BEGIN) get mask
+//! 0, so the loss is over the poem alone, as without a title. T is
 //! the longest poem of the batch plus one. Poems are sorted by length and cut
 //! into consecutive batches, so a batch's poems have nearly the same length
 //! and padding is a few percent. (The original project meant to do this, but
@@ -50,7 +53,8 @@ impl Batch {
             let targets_b = &mut batch.targets[row * t..(row + 1) * t];
             targets_b[..s.len()].copy_from_slice(s);
             targets_b[s.len()] = Vocab::END;
-            batch.mask[row * t..row * t + s.len() + 1].fill(1.0);
+            let title = crate::title::prefix_len(s);
+            batch.mask[row * t + title..row * t + s.len() + 1].fill(1.0);
         }
         batch
     }

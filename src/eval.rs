@@ -35,6 +35,8 @@ use crate::rng::Rng;
 use crate::vocab::Vocab;
 use crate::write::{self, CharModel, Lm, Writer};
 
+pub mod titles;
+
 // ---------------------------------------------------------------------------
 // perplexity
 
@@ -410,8 +412,11 @@ pub struct Card {
     pub rows: Vec<Row>,
     /// How the figures were measured, one sentence each.
     pub notes: Vec<String>,
-    /// The shipped model's targets (issue 5), each met or not.
+    /// The shipped model's targets, each met or not.
     pub targets: Vec<Target>,
+    /// What a title does, for a model trained with titles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub titles: Option<titles::TitleCard>,
 }
 
 /// One target of the shipped model and where this model stands.
@@ -675,6 +680,12 @@ impl Card {
             self.samples
         );
         s.push_str(&self.sample_table(false));
+        if let Some(t) = &self.titles {
+            let _ = writeln!(s, "\nwhat the title does\n");
+            for l in t.lines() {
+                let _ = writeln!(s, "{l}");
+            }
+        }
         let _ = writeln!(s, "\ntargets of the shipped model\n");
         s.push_str(&self.target_table(false));
         s.push('\n');
@@ -703,6 +714,12 @@ impl Card {
         for n in &self.notes {
             let _ = writeln!(s, "- {n}");
         }
+        if let Some(t) = &self.titles {
+            let _ = writeln!(s, "\n## What the title does\n");
+            for l in t.lines() {
+                let _ = writeln!(s, "- {l}");
+            }
+        }
         let _ = writeln!(s, "\n## Targets of the shipped model\n");
         s.push_str(&self.target_table(true));
         for (cap, path) in images {
@@ -721,6 +738,8 @@ pub struct Split {
     pub train: Vec<String>,
     pub valid: Vec<String>,
     pub test: Vec<String>,
+    /// Each test poem's cleaned title (see [`crate::title::clean`]), when it has one.
+    pub test_titles: Vec<Option<String>>,
 }
 
 /// How to evaluate.
@@ -738,6 +757,8 @@ pub struct Settings {
     pub top_k: usize,
     /// Free-running: the most characters a poem may have.
     pub max_len: usize,
+    /// (title, real poem) pairs written from for the title's effect (a model trained with titles).
+    pub title_pairs: usize,
 }
 
 /// Sampling temperature of the report card's plain rows: 1, the model's own
@@ -756,6 +777,7 @@ impl Default for Settings {
             temperature: TEMPERATURE,
             top_k: w.top_k,
             max_len: w.max_len,
+            title_pairs: 500,
         }
     }
 }
@@ -855,7 +877,37 @@ pub fn evaluate(
         }
         say(&format!("{} sampled and scored", form.name_zh()));
     }
-    let targets = targets(&parts, &rows);
+    let mut targets = targets(&parts, &rows);
+    drop(writer);
+    drop(net);
+    let reads_titles = model
+        .cfg
+        .positions
+        .as_ref()
+        .is_some_and(|p| p.resets.contains(&Vocab::BEGIN));
+    let titles = if reads_titles && !data.test_titles.is_empty() {
+        let test: Vec<(Option<String>, String)> = data
+            .test_titles
+            .iter()
+            .cloned()
+            .zip(data.test.iter().cloned())
+            .collect();
+        let card = titles::measure(
+            model,
+            vocab,
+            Some(lex),
+            &data.train,
+            &test,
+            set.title_pairs,
+            set.batch,
+            set.seed,
+        )?;
+        targets.extend(card.targets());
+        say("the title's effect measured");
+        Some(card)
+    } else {
+        None
+    };
     Ok(Card {
         model: String::new(),
         corpus: String::new(),
@@ -866,6 +918,7 @@ pub fn evaluate(
         rows,
         notes: notes(set),
         targets,
+        titles,
     })
 }
 

@@ -42,6 +42,7 @@ pub mod rng;
 pub mod score;
 #[cfg(feature = "cli")]
 pub mod serve;
+pub mod title;
 pub mod torch;
 pub mod train;
 pub mod vocab;

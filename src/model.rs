@@ -195,6 +195,13 @@ pub struct Positions {
     /// for every later step (row 0: no form asked for). Empty: no form table.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forms: Vec<u32>,
+    /// Token ids that put the place back to line 0, column 0 (the form is
+    /// kept). A model trained with titles lists BEGIN here: it reads a
+    /// title's characters, then BEGIN, then the poem, whose first line starts
+    /// afresh (see `crate::title`). On a sequence that starts with BEGIN a
+    /// reset changes nothing, so older models read every poem as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resets: Vec<u32>,
 }
 
 impl Positions {
@@ -221,12 +228,13 @@ pub struct Place {
 }
 
 /// What a token does to the [`Place`]: a character moves the column, a line
-/// end moves the line, a silent token nothing, form tag k (kind
-/// `POS_FORM + k`) sets the form.
+/// end moves the line, a silent token nothing, a reset puts line and column
+/// back to 0, form tag k (kind `POS_FORM + k`) sets the form.
 const POS_CHAR: u8 = 0;
 const POS_LINE_END: u8 = 1;
 const POS_SILENT: u8 = 2;
-const POS_FORM: u8 = 3;
+const POS_RESET: u8 = 3;
+const POS_FORM: u8 = 4;
 
 impl Place {
     /// The place after reading a token of `kind`, and its rows in the line,
@@ -239,6 +247,10 @@ impl Place {
             }
             POS_CHAR => self.col += 1,
             POS_SILENT => {}
+            POS_RESET => {
+                self.line = 0;
+                self.col = 0;
+            }
             form => self.form = (form - POS_FORM) as u32 + 1,
         }
         let last = size as u32 - 1;
@@ -433,6 +445,7 @@ impl ModelConfig {
                 .iter()
                 .chain(&p.silent)
                 .chain(&p.forms)
+                .chain(&p.resets)
                 .find(|&&id| id as usize >= self.vocab)
             {
                 return bad(
@@ -479,6 +492,9 @@ fn pos_kinds(cfg: &ModelConfig) -> Vec<u8> {
     }
     for (k, &id) in p.forms.iter().enumerate() {
         kinds[id as usize] = POS_FORM + k as u8;
+    }
+    for &id in &p.resets {
+        kinds[id as usize] = POS_RESET;
     }
     kinds
 }
@@ -2056,6 +2072,7 @@ mod tests {
                 line_ends: vec![5],
                 silent: vec![0, 1],
                 forms: vec![6],
+                resets: vec![1],
             }),
             ..cfg
         }
@@ -2297,6 +2314,29 @@ mod tests {
     }
 
     #[test]
+    fn a_reset_puts_line_and_column_back_and_keeps_the_form() {
+        let cfg = with_positions(tiny(Cell::Rnn, Input::Tokens, Head::EveryStep, 7));
+        let kinds = pos_kinds(&cfg);
+        let mut place = Place::default();
+        // a title of two characters, BEGIN, the form tag, a character, a
+        // line end, BEGIN again
+        let got: Vec<[u32; 3]> = [3u32, 4, 1, 6, 3, 5, 1]
+            .iter()
+            .map(|&id| place.advance(kinds[id as usize], 3))
+            .collect();
+        let want = [
+            [0, 1, 0],
+            [0, 2, 0],
+            [0, 0, 0],
+            [0, 0, 1],
+            [0, 1, 1],
+            [1, 0, 1],
+            [0, 0, 1],
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
     fn places_count_lines_and_characters_read() {
         let cfg = with_positions(tiny(Cell::Rnn, Input::Tokens, Head::EveryStep, 7));
         let kinds = pos_kinds(&cfg);
@@ -2442,6 +2482,7 @@ mod tests {
                     } else {
                         Vec::new()
                     },
+                    resets: vec![1],
                 }),
                 tied: cell == Cell::Gru,
                 ..ModelConfig::default()

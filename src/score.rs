@@ -189,6 +189,7 @@ mod tests {
                     line_ends: vec![4],
                     silent: vec![0, 1, 2, 11],
                     forms: vec![11],
+                    resets: Vec::new(),
                 }),
                 ..ModelConfig::default()
             };

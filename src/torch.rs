@@ -497,6 +497,7 @@ mod tests {
                 line_ends: vocab.line_ends(),
                 silent: vocab.silent(),
                 forms: vocab.tag_ids(),
+                resets: Vec::new(),
             }),
             ..ModelConfig::default()
         };

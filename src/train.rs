@@ -74,6 +74,11 @@ pub struct TrainConfig {
     /// for; 15% of them, chosen by a hash of the text, stay untagged so that
     /// BEGIN alone still means "any poem".
     pub form_tags: bool,
+    /// Read each training poem's title before it (see [`crate::title`]), so
+    /// that the model writes for a title it is given; a fifth of the poems
+    /// stay untitled. False in runs from before the setting existed.
+    #[serde(default)]
+    pub titles: bool,
     /// Rows of the line and column embeddings added to each character's
     /// (see [`crate::model::Positions`]); 0 = none. Runs from before the
     /// setting existed had none.
@@ -175,6 +180,7 @@ impl TrainConfig {
             min_len: LoadOptions::default().min_len,
             max_len: LoadOptions::default().max_len,
             form_tags: true,
+            titles: false,
             positions: POSITIONS,
             tied: true,
             shortlist: SHORTLIST,
@@ -262,6 +268,7 @@ impl TrainConfig {
         "min_len",
         "max_len",
         "form_tags",
+        "titles",
         "positions",
         "tied",
         "shortlist",
@@ -367,6 +374,11 @@ impl TrainConfig {
                 line_ends: vocab.line_ends(),
                 silent: vocab.silent(),
                 forms: vocab.tag_ids(),
+                resets: if self.titles {
+                    vec![Vocab::BEGIN]
+                } else {
+                    Vec::new()
+                },
             }),
             tied: self.tied,
             // a shortlist as long as the vocabulary is one softmax
@@ -412,20 +424,33 @@ impl Data {
     /// keeps its checkpoint's), and encodes. Poems over `max_len` characters are
     /// dropped. With `form_tags`, a new vocabulary gets the [`FORM_TAGS`] (a
     /// given one keeps whatever tags it has) and training poems are tagged.
+    /// With `titles`, training poems are led by their cleaned title (see
+    /// [`crate::title`]); validation poems never are, so validation
+    /// perplexity stays the titleless one.
+    #[allow(clippy::too_many_arguments)]
     pub fn from_poems(
         poems: &[Poem],
         vocab: Option<Vocab>,
         min_count: usize,
         max_len: usize,
         form_tags: bool,
+        titles: bool,
         corpus: String,
         script: Script,
     ) -> Data {
         let kept = poems.iter().filter(|p| p.text.chars().count() <= max_len);
         let (mut train, mut valid) = (Vec::new(), Vec::new());
+        let mut train_titles = Vec::new();
         for p in kept {
             match part_of(&p.text) {
-                Part::Train => train.push(p.text.as_str()),
+                Part::Train => {
+                    train.push(p.text.as_str());
+                    train_titles.push(
+                        (titles && !crate::title::untitled(&p.text))
+                            .then(|| crate::title::clean(&p.title))
+                            .flatten(),
+                    );
+                }
                 Part::Valid => valid.push(p.text.as_str()),
                 Part::Test => {}
             }
@@ -439,7 +464,15 @@ impl Data {
             }
         });
         Data {
-            train: train.iter().map(|t| encode_tagged(&vocab, t)).collect(),
+            train: train
+                .iter()
+                .zip(&train_titles)
+                .map(|(t, title)| {
+                    let mut ids = crate::title::prefix(&vocab, title.as_deref());
+                    ids.extend(encode_tagged(&vocab, t));
+                    ids
+                })
+                .collect(),
             valid: valid.iter().map(|t| vocab.encode(t)).collect(),
             vocab,
             corpus,
@@ -699,6 +732,12 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
                     m.cfg.dropout = cfg.dropout;
                     m.cfg.dropout_in = cfg.dropout_in;
                     m.cfg.dropout_out = cfg.dropout_out;
+                    // A model that learns titles reads BEGIN as the reset that ends one;
+                    // the starting model read every sequence from a first BEGIN, which a
+                    // reset leaves as it was, so its weights keep their meaning.
+                    if let (true, Some(p)) = (cfg.titles, m.cfg.positions.as_mut()) {
+                        p.resets = vec![Vocab::BEGIN];
+                    }
                     m
                 }
                 None => Model::new(cfg.model_config(&data.vocab), &mut Rng::new(cfg.seed)),
@@ -1363,7 +1402,16 @@ mod tests {
             .map(|k| poem(k, 4))
             .chain((0..400).map(|k| poem(k, 5)))
             .collect();
-        let data = Data::from_poems(&poems, None, 1, 100, true, "toy".into(), Script::Simplified);
+        let data = Data::from_poems(
+            &poems,
+            None,
+            1,
+            100,
+            true,
+            false,
+            "toy".into(),
+            Script::Simplified,
+        );
         let tag = data
             .vocab
             .tag("五绝")
@@ -1399,11 +1447,74 @@ mod tests {
             1,
             100,
             false,
+            false,
             "toy".into(),
             Script::Simplified,
         );
         assert!(plain.vocab.tags().is_empty());
         assert_eq!(plain.vocab.len() + 4, data.vocab.len());
+    }
+
+    #[test]
+    fn titles_lead_most_training_poems_between_two_begins_and_never_validation() {
+        let han: Vec<char> = "山水风月花鸟云天江海春秋日夜人家".chars().collect();
+        let poems: Vec<Poem> = (0..600)
+            .map(|k| Poem {
+                title: format!("{}{}二首 一", han[k % 16], han[(k + 1) % 16]),
+                author: String::new(),
+                text: format!(
+                    "{}{}{}{}{}，白日依山尽。",
+                    han[k % 16],
+                    han[k / 16 % 16],
+                    han[k / 256 % 16],
+                    han[(k + 3) % 16],
+                    han[(k + 5) % 16]
+                ),
+                source: String::new(),
+            })
+            .collect();
+        let data = Data::from_poems(
+            &poems,
+            None,
+            1,
+            100,
+            false,
+            true,
+            "toy".into(),
+            Script::Simplified,
+        );
+        let cfg = TrainConfig {
+            titles: true,
+            ..TrainConfig::default()
+        };
+        assert_eq!(
+            cfg.model_config(&data.vocab).positions.unwrap().resets,
+            [Vocab::BEGIN]
+        );
+        let mut titled = 0;
+        for seq in &data.train {
+            let k = crate::title::prefix_len(seq);
+            if k > 0 {
+                titled += 1;
+                // the cleaned title (two characters, no count), then BEGIN
+                assert_eq!(k, 3, "{seq:?}");
+                let title = data.vocab.decode(&seq[..2]);
+                assert!(han.contains(&title.chars().next().unwrap()), "{title}");
+                let poem = data.vocab.decode(&seq[k..]);
+                assert!(poem.ends_with("白日依山尽。"), "{poem}");
+            }
+        }
+        let share = titled as f64 / data.train.len() as f64;
+        assert!((0.7..0.9).contains(&share), "{share}");
+        assert!(data.valid.iter().all(|s| !s.contains(&Vocab::BEGIN)));
+        // a batch scores the poem and END, not the title
+        let seq = data
+            .train
+            .iter()
+            .find(|s| crate::title::prefix_len(s) > 0)
+            .unwrap();
+        let b = crate::batch::Batch::from_seqs(&[seq.as_slice()]);
+        assert_eq!(b.num_tokens(), seq.len() - 3 + 1);
     }
 
     #[test]

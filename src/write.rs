@@ -15,6 +15,7 @@
 //! for a bigram table. Not here: loading checkpoints or the lexicon, and
 //! printing (that is `cli/write.rs`); the rules themselves (`prosody`).
 
+pub mod keywords;
 pub mod suggest;
 pub mod template;
 
@@ -53,6 +54,11 @@ pub trait CharModel: Sync {
     /// trained with form tags (see `TrainConfig::form_tags`).
     fn form_tag(&self, _form: Form) -> Option<u32> {
         None
+    }
+    /// Whether the model was trained with titles (see [`crate::title`]), so
+    /// that a title may be fed before BEGIN.
+    fn reads_titles(&self) -> bool {
+        false
     }
     /// Whether the logits [`CharModel::step`] writes are log-probabilities
     /// already (a two-level head writes them so); if not, drafts' scores
@@ -202,6 +208,12 @@ pub struct Options {
     pub acrostic: String,
     /// Characters kept where they stand, □ or ? for the free positions (see [`template`]).
     pub template: String,
+    /// What the poem is about, read before it by a model trained with titles
+    /// (see [`crate::title`]); empty: no title.
+    pub title: String,
+    /// Words that must appear, each kept where the drafts' likeliest
+    /// placement puts it (see [`keywords`]).
+    pub keywords: Vec<String>,
     pub form: Form,
     /// A ci tune's form (its lines, tones and rhyme sets, see
     /// [`crate::prosody::tunes`]); overrides `form`. Its tones apply under
@@ -241,6 +253,8 @@ impl Default for Options {
             begin: String::new(),
             acrostic: String::new(),
             template: String::new(),
+            title: String::new(),
+            keywords: Vec::new(),
             form: Form::Free,
             tune: None,
             // write's defaults, chosen by `shiren eval --sweep` (docs/quality.md):
@@ -520,14 +534,18 @@ impl<'a, M: CharModel> Writer<'a, M> {
         let per_batch = (BATCH / n_drafts).max(1);
         for start in (0..count).step_by(per_batch) {
             let end = count.min(start + per_batch);
+            let rngs: Vec<Rng> = (start..end).map(|k| base.fork(k as u64)).collect();
+            let plans = rngs
+                .iter()
+                .map(|rng| self.draft_plans(&plan, opts, rng))
+                .collect::<Result<Vec<_>, _>>()?;
             let mut rows = Vec::with_capacity((end - start) * n_drafts);
-            for (slot, k) in (start..end).enumerate() {
-                let rng = base.fork(k as u64);
+            for (slot, (rng, plans)) in rngs.iter().zip(&plans).enumerate() {
                 for d in 0..n_drafts {
                     rows.push(Row::new(
                         self,
-                        &plan,
-                        self.job(opts, draft_rng(&rng, d)),
+                        pick(&plan, plans, d),
+                        self.job(opts, draft_rng(rng, d)),
                         slot,
                     ));
                 }
@@ -566,21 +584,36 @@ impl<'a, M: CharModel> Writer<'a, M> {
             .iter()
             .map(|p| p.as_ref().map(|_| Vec::new()).map_err(Clone::clone))
             .collect();
-        // One row per draft of each poem; `slots` says which request each poem is for.
-        let mut rows = Vec::new();
-        let mut slots = Vec::new();
+        // Each poem's draft plans (keyword placements), made before any row borrows them.
+        let mut poems = Vec::new();
         for (q, ((r, plan), opts)) in reqs.iter().zip(&plans).zip(&shaped).enumerate() {
             if let (Ok(plan), Ok(opts)) = (plan, opts) {
                 let base = Rng::new(r.seed);
                 for k in 0..r.count {
                     let rng = base.fork(k as u64);
-                    for d in 0..r.opts.drafts.max(1) {
-                        let job = self.job(opts, draft_rng(&rng, d));
-                        rows.push(Row::new(self, plan, job, slots.len()));
+                    match self.draft_plans(plan, opts, &rng) {
+                        Ok(dp) => poems.push((q, rng, dp)),
+                        Err(e) => {
+                            out[q] = Err(e);
+                            break;
+                        }
                     }
-                    slots.push(q);
                 }
             }
+        }
+        poems.retain(|(q, _, _)| out[*q].is_ok());
+        // One row per draft of each poem; `slots` says which request each poem is for.
+        let mut rows = Vec::new();
+        let mut slots = Vec::new();
+        for (q, rng, dp) in &poems {
+            let (Ok(plan), Ok(opts)) = (&plans[*q], &shaped[*q]) else {
+                continue;
+            };
+            for d in 0..reqs[*q].opts.drafts.max(1) {
+                let job = self.job(opts, draft_rng(rng, d));
+                rows.push(Row::new(self, pick(plan, dp, d), job, slots.len()));
+            }
+            slots.push(*q);
         }
         let mut drafts: Vec<Vec<Result<Poem, WriteError>>> = vec![Vec::new(); slots.len()];
         for chunk in rows.chunks_mut(BATCH) {
@@ -603,8 +636,12 @@ impl<'a, M: CharModel> Writer<'a, M> {
         check_options(opts)?;
         let opts = &template::shaped(opts)?;
         let plan = self.plan(opts)?;
+        let plans = self.draft_plans(&plan, opts, rng)?;
         let mut rows: Vec<Row<'_, M>> = (0..opts.drafts.max(1))
-            .map(|d| Row::new(self, &plan, self.job(opts, draft_rng(rng, d)), 0))
+            .map(|d| {
+                let p = pick(&plan, &plans, d);
+                Row::new(self, p, self.job(opts, draft_rng(rng, d)), 0)
+            })
             .collect();
         let drafts = self.run(&mut rows).into_iter().map(|(_, p)| p).collect();
         *rng = rows[0].job.rng.clone();
@@ -821,6 +858,8 @@ impl<'a, M: CharModel> Writer<'a, M> {
                 locks.insert((i, j), t);
             }
         }
+        let title = self.title_tokens(&opts.title)?;
+        let keywords = self.keyword_tokens(opts, layout.is_some())?;
         Ok(Plan {
             layout,
             ci: opts.tune.clone(),
@@ -828,11 +867,105 @@ impl<'a, M: CharModel> Writer<'a, M> {
             locks,
             begin,
             tag,
+            title,
+            score_kept: !keywords.is_empty(),
+            keywords,
             max_len: opts.max_len,
             temperature: opts.temperature,
             top_k: opts.top_k,
             top_p: opts.top_p,
         })
+    }
+
+    /// A title's tokens and the BEGIN that closes them; an error when the
+    /// model does not read titles or the title is not one.
+    fn title_tokens(&self, title: &str) -> Result<Vec<u32>, WriteError> {
+        if title.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        if !self.model.reads_titles() {
+            return Err(WriteError::BadOption {
+                what: "title: this model was not trained with titles (`shiren train --titles`); drop the title, or use a model that reads them such as the shipped one".into(),
+            });
+        }
+        if let Some(c) = title.chars().find(|&c| !c.is_whitespace() && !is_han(c)) {
+            return Err(WriteError::BadOption {
+                what: format!("title: `{c}` is not a Han character (a title is a few Han characters, e.g. 送别)"),
+            });
+        }
+        let mut ids = self.input_tokens(title, "title")?;
+        if ids.len() > crate::title::MAX_TITLE {
+            return Err(WriteError::TooLong {
+                flag: "title",
+                len: ids.len(),
+                max: crate::title::MAX_TITLE,
+                hint: "",
+            });
+        }
+        ids.push(BEGIN);
+        Ok(ids)
+    }
+
+    /// The keywords' tokens and tones; an error for a bad list, an unknown
+    /// character, or keywords without lines to put them in.
+    fn keyword_tokens(
+        &self,
+        opts: &Options,
+        has_layout: bool,
+    ) -> Result<Vec<keywords::Word>, WriteError> {
+        let words = keywords::parse(&opts.keywords)?;
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !has_layout {
+            return Err(WriteError::BadOption {
+                what: "keywords need a poem of fixed lines: give a form (--form wujue, qijue, wulv or qilv), a tune or a template".into(),
+            });
+        }
+        words
+            .iter()
+            .map(|w| {
+                self.input_tokens(w, "keywords").map(|ids| {
+                    ids.into_iter()
+                        .map(|t| (t, self.tone[t as usize]))
+                        .collect()
+                })
+            })
+            .collect()
+    }
+
+    /// The plans of one poem's drafts: none (every draft writes `plan`)
+    /// without keywords; with them, one placement of the keywords per draft.
+    fn draft_plans(&self, plan: &Plan, opts: &Options, rng: &Rng) -> Result<Vec<Plan>, WriteError> {
+        if plan.keywords.is_empty() {
+            return Ok(Vec::new());
+        }
+        let layout = plan.layout.as_deref().unwrap_or(&[]);
+        let kept: HashMap<(usize, usize), Option<Tone>> = plan
+            .locks
+            .iter()
+            .map(|(&at, &t)| (at, self.tone[t as usize]))
+            .collect();
+        let job = self.job(opts, rng.clone());
+        let rules = keywords::Rules {
+            lines: layout.iter().map(|l| l.len).collect(),
+            kept: &kept,
+            tones: job.tones,
+            pattern: plan
+                .ci
+                .as_ref()
+                .map(|f| f.lines.iter().map(|l| l.tones.clone()).collect()),
+        };
+        let mut rng = rng.fork(0x4B57);
+        let found = keywords::placements(&plan.keywords, &rules, &mut rng, opts.drafts.max(1))?;
+        Ok(found
+            .into_iter()
+            .map(|p| {
+                let mut d = plan.clone();
+                d.locks.extend(p);
+                d
+            })
+            .collect())
     }
 
     /// The tokens of user input; whitespace is dropped, unknown characters are an error.
@@ -1006,6 +1139,13 @@ impl CharModel for Lm<'_> {
     fn form_tag(&self, form: Form) -> Option<u32> {
         self.vocab.tag(form.name_zh())
     }
+    fn reads_titles(&self) -> bool {
+        self.model
+            .cfg
+            .positions
+            .as_ref()
+            .is_some_and(|p| p.resets.contains(&BEGIN))
+    }
     fn logits_are_log_probs(&self) -> bool {
         self.model.cfg.shortlist > 0
     }
@@ -1084,6 +1224,16 @@ struct Job {
 
 /// Draft `d`'s stream of a poem whose stream is `rng`: draft 0 draws from
 /// `rng` itself, so one draft writes what a poem without drafts writes.
+/// Draft `d`'s plan: the poem's own, or its keyword placement (one per
+/// draft, repeated when fewer placements exist than drafts).
+fn pick<'p>(plan: &'p Plan, plans: &'p [Plan], d: usize) -> &'p Plan {
+    if plans.is_empty() {
+        plan
+    } else {
+        &plans[d % plans.len()]
+    }
+}
+
 fn draft_rng(rng: &Rng, d: usize) -> Rng {
     if d == 0 {
         rng.clone()
@@ -1177,7 +1327,7 @@ struct Row<'p, M: CharModel> {
     state: M::State,
     /// The token to feed at the next step; `None` once the poem is done.
     feed: Option<u32>,
-    /// Prefix tokens still to feed after BEGIN (the form tag), last first.
+    /// Prefix tokens still to feed after BEGIN (a title and its BEGIN, the form tag), last first.
     prefix: Vec<u32>,
     /// Which request of [`Writer::write_requests`] the poem is for.
     request: usize,
@@ -1192,7 +1342,12 @@ impl<'p, M: CharModel> Row<'p, M> {
             job,
             state: w.model.initial_state(),
             feed: Some(BEGIN),
-            prefix: plan.tag.into_iter().collect(),
+            // popped from the end: the title, its closing BEGIN, then the tag
+            prefix: plan
+                .tag
+                .into_iter()
+                .chain(plan.title.iter().rev().copied())
+                .collect(),
             request,
             poem: None,
         }
@@ -1202,7 +1357,11 @@ impl<'p, M: CharModel> Row<'p, M> {
     /// not when it is a prefix token or forced by the plan.
     fn needs_logits(&self, w: &Writer<M>) -> bool {
         // The cursor has already moved past the token being fed.
-        self.prefix.is_empty() && self.cur.forced(w, self.plan).is_none()
+        self.prefix.is_empty()
+            && match self.cur.forced(w, self.plan) {
+                None => true,
+                Some(_) => self.plan.score_kept && self.cur.at_lock(self.plan),
+            }
     }
 
     /// Takes the logits after the last token fed and decides what comes next.
@@ -1419,6 +1578,15 @@ impl Cursor {
                         i + 1
                     ));
                 }
+                if plan.score_kept && matches!(slot, Slot::Char) && self.at_lock(plan) {
+                    // Kept keywords count in the score, so placements compare.
+                    self.logp += if w.model.logits_are_log_probs() {
+                        logits[t as usize] as f64
+                    } else {
+                        logits[t as usize] as f64 - log_sum_exp(logits)
+                    };
+                    self.chosen += 1;
+                }
                 if is_foot {
                     // A foot the user wrote: it picks the group if none is chosen yet.
                     let gs = &w.rhyme_tables(plan.ci.is_some()).0[t as usize];
@@ -1527,6 +1695,11 @@ impl Cursor {
 
     /// A token the plan forces at the cursor: the user's first words, a
     /// kept character (an acrostic's head, a template's), the form's punctuation.
+    /// Whether the next place holds a kept character (not begin text or punctuation).
+    fn at_lock(&self, plan: &Plan) -> bool {
+        self.out.len() >= plan.begin.len() && plan.locks.contains_key(&(self.i, self.j))
+    }
+
     fn forced<M: CharModel>(&self, w: &Writer<M>, plan: &Plan) -> Option<u32> {
         let (i, j) = (self.i, self.j);
         if self.out.len() < plan.begin.len() {
@@ -1725,6 +1898,7 @@ fn log_sum_exp(row: &[f32]) -> f64 {
 }
 
 /// The checked input of one `write` call.
+#[derive(Clone)]
 struct Plan {
     layout: Option<Vec<LineSpec>>,
     /// Writing a ci: its tune's form (tones per position, rhyme sets).
@@ -1735,6 +1909,14 @@ struct Plan {
     begin: Vec<u32>,
     /// Fed after BEGIN: the form's tag.
     tag: Option<u32>,
+    /// Fed first, after a BEGIN of its own: the title's characters and the
+    /// BEGIN that closes them (see [`crate::title`]); empty without a title.
+    title: Vec<u32>,
+    /// Keywords that must appear, each character with its tone.
+    keywords: Vec<keywords::Word>,
+    /// Count the kept characters' own log-probability in the score, so that
+    /// drafts with different keyword placements compare on the whole poem.
+    score_kept: bool,
     max_len: usize,
     temperature: f32,
     top_k: usize,
@@ -2459,6 +2641,7 @@ mod tests {
                 line_ends: vocab.line_ends(),
                 silent: vocab.silent(),
                 forms: vocab.tag_ids(),
+                resets: Vec::new(),
             });
             let cfg = ModelConfig {
                 cell,
@@ -2564,6 +2747,130 @@ mod tests {
         let f = fed(&running);
         assert_eq!(&f[..2], &[BEGIN, PAD]);
         assert!(!f[2..].contains(&PAD));
+    }
+
+    /// A [`Recorder`] that reads titles.
+    struct TitledRecorder(Recorder);
+
+    impl CharModel for TitledRecorder {
+        type State = ();
+        fn vocab_size(&self) -> usize {
+            self.0.vocab_size()
+        }
+        fn char_of(&self, id: u32) -> Option<char> {
+            self.0.char_of(id)
+        }
+        fn form_tag(&self, form: Form) -> Option<u32> {
+            self.0.form_tag(form)
+        }
+        fn reads_titles(&self) -> bool {
+            true
+        }
+        fn initial_state(&self) {}
+        fn step(&self, s: &mut (), t: u32, logits: &mut [f32]) {
+            self.0.step(s, t, logits)
+        }
+    }
+
+    #[test]
+    fn a_title_is_fed_between_two_begins_before_the_tag() {
+        let rec = TitledRecorder(Recorder(Default::default(), toy()));
+        let w = Writer::new(&rec, None);
+        let o = Options {
+            title: "东 风".into(),
+            ..opts(Form::Qijue)
+        };
+        w.write(&o, &mut Rng::new(1)).unwrap();
+        let fed = rec.0 .0.lock().unwrap().clone();
+        let (dong, feng) = (w.token_of('东').unwrap(), w.token_of('风').unwrap());
+        assert_eq!(&fed[..5], &[BEGIN, dong, feng, BEGIN, PAD]);
+        assert!(!fed[5..].contains(&BEGIN));
+        // a model without titles refuses one; a bad title is named
+        let plain = Recorder(Default::default(), toy());
+        let e = Writer::new(&plain, None)
+            .write(&o, &mut Rng::new(1))
+            .unwrap_err();
+        assert!(e.to_string().contains("not trained with titles"), "{e}");
+        for (bad, says) in [
+            ("东,风", "not a Han character"),
+            ("东东东东东东东东东东东东东东东东东", "more than the 16"),
+        ] {
+            let o = Options {
+                title: bad.into(),
+                ..opts(Form::Qijue)
+            };
+            let e = w.write(&o, &mut Rng::new(1)).unwrap_err();
+            assert!(e.to_string().contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn keywords_always_appear_and_strict_rules_hold_in_every_form() {
+        let m = toy();
+        let l = lex();
+        let w = Writer::new(&m, Some(&l));
+        for form in [Form::Wujue, Form::Qijue, Form::Wulv, Form::Qilv] {
+            for (words, tones) in [
+                (vec!["东风", "月"], ToneMode::Strict),
+                (vec!["山", "日", "天"], ToneMode::Strict),
+                (vec!["海", "白日", "东", "年"], ToneMode::Loose),
+            ] {
+                let o = Options {
+                    keywords: vec![words.join(",")],
+                    rhyme: true,
+                    tones,
+                    drafts: 3,
+                    ..opts(form)
+                };
+                for p in w.write_many(&o, 6, 7).unwrap() {
+                    for k in &words {
+                        let found = p.lines.iter().any(|line| line.text.contains(k));
+                        assert!(found, "{form:?} {k} missing: {}", p.text);
+                    }
+                    let lines = lines_of(&p);
+                    assert_eq!(lines.len(), form.shape().unwrap().0, "{}", p.text);
+                    if tones == ToneMode::Strict {
+                        assert!(
+                            check_tones(&l, &lines).unwrap().tones_ok()
+                                && check_rhyme(&l, &lines).rhyme_ok(),
+                            "{form:?}: {} {:?}",
+                            p.text,
+                            p.notes
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn keywords_that_fit_nowhere_or_without_lines_are_errors() {
+        let m = toy();
+        let l = lex();
+        let w = Writer::new(&m, Some(&l));
+        let err = |o: Options| w.write(&o, &mut Rng::new(1)).unwrap_err().to_string();
+        let five = Options {
+            keywords: vec!["东,风,中,同,红".into()],
+            ..opts(Form::Wujue)
+        };
+        assert!(err(five).contains("at most 4"));
+        let free = Options {
+            keywords: vec!["东".into()],
+            ..opts(Form::Free)
+        };
+        assert!(err(free).contains("need a poem of fixed lines"));
+        // an acrostic of two lines leaves two lines for three keywords
+        let crowded = Options {
+            keywords: vec!["东,风,中".into()],
+            acrostic: "山天".into(),
+            ..opts(Form::Wujue)
+        };
+        assert!(err(crowded).contains("each keyword takes a line"));
+        let unknown = Options {
+            keywords: vec!["龙".into()],
+            ..opts(Form::Wujue)
+        };
+        assert!(err(unknown).contains("does not know `龙`"));
     }
 
     #[test]

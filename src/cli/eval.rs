@@ -192,7 +192,10 @@ fn split(poems: Vec<corpus::Poem>) -> Split {
         match corpus::part_of(&p.text) {
             Part::Train => s.train.push(p.text),
             Part::Valid => s.valid.push(p.text),
-            Part::Test => s.test.push(p.text),
+            Part::Test => {
+                s.test_titles.push(crate::title::clean(&p.title));
+                s.test.push(p.text);
+            }
         }
     }
     s

@@ -113,6 +113,9 @@ pub struct Settings {
     /// Do not lead training poems with their form's tag (五绝 七绝 五律 七律); the default preset tags them
     #[arg(long)]
     pub no_form_tags: bool,
+    /// Read each training poem's title before it, so that the model writes for a title it is given (`shiren write --title`); a fifth of the poems stay untitled
+    #[arg(long)]
+    pub titles: bool,
     /// Rows of the line and column embeddings added to each character's, 0 = none [default: 16; seed 0]
     #[arg(long, value_name = "N")]
     pub positions: Option<usize>,
@@ -149,6 +152,9 @@ impl Args {
         );
         if self.set.half {
             m.insert("half".into(), json!(true));
+        }
+        if self.set.titles {
+            m.insert("titles".into(), json!(true));
         }
         if self.set.no_form_tags {
             m.insert("form_tags".into(), json!(false));
@@ -316,6 +322,7 @@ pub fn run(mut args: Args, g: &Global) -> anyhow::Result<()> {
         cfg.min_count,
         cfg.max_len,
         cfg.form_tags,
+        cfg.titles,
         description,
         cfg.script,
     );

@@ -52,8 +52,14 @@ pub fn keep_architecture(
             );
         }
     }
-    cfg.merge_json(&arch.to_string())
-        .map_err(|e| anyhow::anyhow!("{e}"))
+    let mut cfg = cfg
+        .merge_json(&arch.to_string())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // A model that reads titles goes on reading them; one that does not may learn to.
+    if m.positions.as_ref().is_some_and(|p| !p.resets.is_empty()) {
+        cfg.titles = true;
+    }
+    Ok(cfg)
 }
 
 /// One line on what the model's vocabulary does not cover in `poems`.

@@ -46,7 +46,13 @@ pub struct Args {
     /// 藏头诗: line i starts with the i-th character; the line count follows the text
     #[arg(long, value_name = "TEXT")]
     pub acrostic: Option<String>,
-    /// Form: wujue (五绝 4×5), qijue (七绝 4×7), wulv (五律 8×5), qilv (七律 8×7) or free [default: free; qijue lines with --acrostic]
+    /// What the poem is about: a title the model reads before writing (送别, 秋夜思乡; at most 16 characters)
+    #[arg(long, value_name = "TITLE")]
+    pub title: Option<String>,
+    /// Words that must appear (1 to 4, of 1 or 2 characters, comma-separated: 明月,江,舟); the writer picks their places, keeping rhyme and tones
+    #[arg(long, value_name = "WORDS")]
+    pub keywords: Option<String>,
+    /// Form: wujue (五绝 4×5), qijue (七绝 4×7), wulv (五律 8×5), qilv (七律 8×7) or free [default: free; qijue with --acrostic or --keywords]
     #[arg(long, value_name = "FORM")]
     pub form: Option<Form>,
     /// Write a ci to a tune (e.g. 浣溪沙): its lines, its tones under --tones, its rhyme under 词林正韵; `shiren tunes` lists them
@@ -176,7 +182,8 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
     };
     // An acrostic without a form gets 七言 lines, so that the heads lead lines
     // of a poem; a template's shape gives its form.
-    let form = args.form.unwrap_or(if !acrostic.is_empty() {
+    let keyworded = args.keywords.is_some() && template_form.is_none();
+    let form = args.form.unwrap_or(if !acrostic.is_empty() || keyworded {
         Form::Qijue
     } else {
         template_form.unwrap_or(Form::Free)
@@ -211,6 +218,8 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
             begin: args.begin.clone().unwrap_or_default(),
             acrostic,
             template,
+            title: args.title.clone().unwrap_or_default(),
+            keywords: args.keywords.iter().cloned().collect(),
             form,
             tune: None,
             temperature: args.temperature,

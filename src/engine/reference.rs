@@ -143,8 +143,9 @@ pub fn model_loss_ref(
                 }
             }
             if let Some(p) = &cfg.positions {
-                // line = line ends read so far; column = characters read since
-                // the last line end, both capped at the last row; form = 1 +
+                // line = line ends read since the last reset (BEGIN, in a
+                // model trained with titles); column = characters read since
+                // the last line end or reset, both capped at the last row; form = 1 +
                 // the index of the last form tag read (0 before any)
                 let (lines, cols) = (tensors[1], tensors[2]);
                 let forms = (!p.forms.is_empty()).then(|| tensors[3]);
@@ -153,7 +154,10 @@ pub fn model_loss_ref(
                     let (mut line, mut col, mut form) = (0usize, 0usize, 0usize);
                     for tt in 0..t {
                         let id = ids[bb * t + tt];
-                        if p.line_ends.contains(&id) {
+                        if p.resets.contains(&id) {
+                            line = 0;
+                            col = 0;
+                        } else if p.line_ends.contains(&id) {
                             line += 1;
                             col = 0;
                         } else if let Some(f) = p.forms.iter().position(|&f| f == id) {

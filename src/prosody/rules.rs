@@ -288,6 +288,27 @@ pub fn line_end(i: usize) -> Option<Tone> {
     }
 }
 
+/// The tone of line `i`'s first key position (its 2nd character) that a
+/// definite `tone` at position `j` implies (二四六 alternate); `None` when
+/// `j` is no key position or the tone is both-ways or unknown.
+pub fn line_first_key(len: usize, j: usize, tone: Option<Tone>) -> Option<Tone> {
+    let t = tone.filter(|&t| t != Tone::Both)?;
+    let k = key_positions(len).iter().position(|&p| p == j)?;
+    Some(if k % 2 == 0 { t } else { t.opposite() })
+}
+
+/// The tone of line 1's 2nd character that a definite `tone` at line `i`,
+/// position `j` implies when 对 and 粘 chain the lines (strict): lines 1..8
+/// carry s, !s, !s, s, s, !s, !s, s.
+pub fn strict_start(len: usize, i: usize, j: usize, tone: Option<Tone>) -> Option<Tone> {
+    let first = line_first_key(len, j, tone)?;
+    Some(if i.div_ceil(2) % 2 == 0 {
+        first
+    } else {
+        first.opposite()
+    })
+}
+
 /// Plans tones while a poem is written left to right, so that whatever the
 /// sampler picks within [`ToneReq`] the finished poem passes [`check_tones`].
 ///
@@ -416,22 +437,12 @@ impl TonePlan {
     /// mode the first definite key it meets fixes the whole chain, in loose
     /// mode it fixes its own line's. Both-ways and unknown tones fix nothing.
     pub fn lock(&mut self, i: usize, j: usize, tone: Option<Tone>) {
-        let Some(t) = tone.filter(|&t| t != Tone::Both) else {
+        let Some(first) = line_first_key(self.len, j, tone) else {
             return;
         };
-        let Some(k) = key_positions(self.len).iter().position(|&p| p == j) else {
-            return;
-        };
-        // The tone of the line's first key position (2nd character).
-        let first = if k % 2 == 0 { t } else { t.opposite() };
         match self.mode {
             ToneMode::Strict if self.start.is_none() => {
-                // Undo the chain of key_tone: lines 1..8 carry s, !s, !s, s, s, !s, !s, s.
-                self.start = Some(if i.div_ceil(2) % 2 == 0 {
-                    first
-                } else {
-                    first.opposite()
-                });
+                self.start = strict_start(self.len, i, j, tone);
             }
             ToneMode::Loose => {
                 if self.locked.len() <= i {
