@@ -437,6 +437,7 @@ fn the_split_does_not_move_when_the_corpus_is_reordered_or_grows() {
             1,
             200,
             false,
+            false,
             String::new(),
             Script::Simplified,
         );
