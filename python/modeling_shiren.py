@@ -21,7 +21,9 @@ The network, per token:
    already on the next line, column 0; a silent token (PAD, BEGIN, END, a form
    tag) moves neither; form tag k (`forms[k]`) selects form row k + 1 from
    then on (row 0: no form asked for). A form tag is listed in both `silent`
-   and `forms`: `forms` wins. Lines and columns from `size - 1` on share the
+   and `forms`: `forms` wins. A token in `resets` (BEGIN, in a model trained
+   with titles, which reads `BEGIN title BEGIN poem`) puts line and column
+   back to 0, so the poem's first line is counted from 0 after its title. Lines and columns from `size - 1` on share the
    last row. For `BEGIN 五绝 床 前 明 月 光 ， 疑` (五绝 = forms[0]):
 
        token   BEGIN 五绝  床  前  明  月  光  ，  疑
@@ -56,7 +58,7 @@ from torch import nn
 
 PAD, BEGIN, END, UNK = 0, 1, 2, 3
 # what a token does to its place (see the module doc)
-CHAR, LINE_END, SILENT, FORM = 0, 1, 2, 3
+CHAR, LINE_END, SILENT, FORM, RESET = 0, 1, 2, 3, 4
 
 
 @dataclass
@@ -72,7 +74,7 @@ class ShirenConfig:
     tied: bool = False  # output weights = embedding.weight, through bottleneck
     shortlist: int = 0  # two-level softmax: ids below it are predicted directly
     # {"size": rows of the line and column tables, "line_ends": [ids],
-    #  "silent": [ids], "forms": [ids]}; None: no position rows
+    #  "silent": [ids], "forms": [ids], "resets": [ids]}; None: no position rows
     positions: Optional[dict] = None
 
     @classmethod
@@ -123,12 +125,16 @@ class Vocab:
 def places(ids: torch.Tensor, kinds: torch.Tensor, form_rows: torch.Tensor, size: int):
     """(line, column, form) rows of each token of ids (B, T), after reading it (see the module doc)."""
     kind = kinds[ids]
-    is_end = kind == LINE_END
+    is_end, is_reset = kind == LINE_END, kind == RESET
     n = torch.cumsum(kind == CHAR, dim=-1)  # characters read so far
-    line = torch.cumsum(is_end, dim=-1)
-    # characters read when the last line end was read
-    at_end = torch.where(is_end, n, torch.zeros_like(n)).cummax(dim=-1).values
-    column = n - at_end
+    lines = torch.cumsum(is_end, dim=-1)  # line ends read so far
+    zero = torch.zeros_like(n)
+    # characters and line ends read when the last line end / reset was read
+    at_end = torch.where(is_end, n, zero).cummax(dim=-1).values
+    at_reset = torch.where(is_reset, n, zero).cummax(dim=-1).values
+    lines_at_reset = torch.where(is_reset, lines, zero).cummax(dim=-1).values
+    line = lines - lines_at_reset
+    column = n - torch.maximum(at_end, at_reset)
     # the form row of the last form tag read
     t = torch.arange(ids.shape[-1], device=ids.device).expand_as(ids)
     last = torch.where(kind == FORM, t, torch.full_like(t, -1)).cummax(dim=-1).values
@@ -166,6 +172,8 @@ class ShirenLM(nn.Module):
                 self.form_embedding = nn.Embedding(len(p["forms"]) + 1, c.embed)
                 kinds[forms] = FORM
                 form_rows[forms] = torch.arange(1, len(p["forms"]) + 1)
+            if p.get("resets"):
+                kinds[torch.tensor(p["resets"], dtype=torch.long)] = RESET
         self.register_buffer("kinds", kinds, persistent=False)
         self.register_buffer("form_rows", form_rows, persistent=False)
         self.rnn = cells[c.cell](

@@ -154,6 +154,21 @@ chrome --window-size=1000,900 --screenshot="$SHOT_REWRITE" "$rewrite_page" >/dev
 [ -s "$SHOT_CHECK" ] && [ -s "$SHOT_REWRITE" ] || fail "no screenshot of the check view or the rewrite"
 say "screenshots: $SHOT_CHECK $SHOT_REWRITE"
 
+# --- a poem from a title, with keywords that must appear (the shipped model reads titles) ------
+title_page="$url/?title=%E9%80%81%E5%88%AB&keywords=%E6%98%8E%E6%9C%88,%E6%B1%9F&form=qijue&seed=3&auto=1"
+chrome --dump-dom "$title_page" >"$tmp/title.html" || fail "chromium --dump-dom of the titled poem failed"
+state=$(grep -o 'data-state="[a-z]*"' "$tmp/title.html" | head -n 1 || true)
+[ "$state" = 'data-state="done"' ] ||
+  fail "the page did not write from a title ($state): $(grep -o '<p id="status"[^<]*' "$tmp/title.html" || true)"
+python3 - "$tmp/title.html" <<'PY' || fail "the poem written from a title is not a 七绝 holding 明月 and 江"
+import re, sys
+dom = open(sys.argv[1], encoding="utf-8").read()
+lines = re.findall(r'data-line="([^"]*)"', dom)
+assert len(lines) == 4 and all(len(l) == 7 for l in lines), lines
+assert any("明月" in l for l in lines) and any("江" in l for l in lines), lines
+print("browser_test: title ok: 送别 →", " ".join(lines), file=sys.stderr)
+PY
+
 # --- graceful stop -------------------------------------------------------------------------------
 if [ -n "$server_pid" ]; then
   kill -TERM "$server_pid"

@@ -58,7 +58,9 @@ def logsumexp(v):
 def rows(ids):
     line = col = form = 0
     for t in ids:
-        if t in P["forms"]:
+        if t in P.get("resets", []):
+            line, col = 0, 0
+        elif t in P["forms"]:
             form = P["forms"].index(t) + 1
         elif t in P["line_ends"]:
             line, col = line + 1, 0

@@ -739,7 +739,8 @@ mod tests {
                 line_ends: vocab.line_ends(),
                 silent: vocab.silent(),
                 forms: vocab.tag_ids(),
-                resets: Vec::new(),
+                // as a model trained with titles has
+                resets: vec![Vocab::BEGIN],
             }),
             ..ModelConfig::default()
         };

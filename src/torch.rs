@@ -59,7 +59,7 @@ const VECTOR_POEMS: [&str; 3] = [
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub struct Vector {
     pub text: String,
-    /// BEGIN, the form tag when there is one, the characters, END.
+    /// BEGIN, a title and its BEGIN or the form tag when there is one, the characters, END.
     pub ids: Vec<u32>,
     /// Per input token (every id but the last): its (line, column, form)
     /// rows; empty for a model without positions.
@@ -70,7 +70,8 @@ pub struct Vector {
     pub log_prob: f64,
 }
 
-/// The test vectors of a model: each poem untagged, and led by its form's tag when the vocabulary has one.
+/// The test vectors of a model: each poem untagged, led by its form's tag when the
+/// vocabulary has one, and after a title when the model reads titles.
 pub fn test_vectors(model: &Model, vocab: &Vocab, script: Script) -> Vec<Vector> {
     let mut seqs: Vec<(String, Vec<u32>)> = Vec::new();
     for p in VECTOR_POEMS {
@@ -79,7 +80,23 @@ pub fn test_vectors(model: &Model, vocab: &Vocab, script: Script) -> Vec<Vector>
         let form = crate::corpus::forms::Form::of_text(&text);
         seqs.push((text.clone(), ids.clone()));
         if let Some(tag) = vocab.tag(form.name_zh()) {
-            seqs.push((text, std::iter::once(tag).chain(ids).collect()));
+            seqs.push((
+                text.clone(),
+                std::iter::once(tag).chain(ids.clone()).collect(),
+            ));
+        }
+        // A model that reads titles: the poem after a title (`BEGIN 题 BEGIN …`), so
+        // the reset of its rows is checked too.
+        if model
+            .cfg
+            .positions
+            .as_ref()
+            .is_some_and(|p| p.resets.contains(&Vocab::BEGIN))
+        {
+            let title = to_script("无题", script);
+            let mut titled = crate::title::prefix(vocab, Some(&title));
+            titled.extend(ids);
+            seqs.push((text, titled));
         }
     }
     let ids: Vec<Vec<u32>> = seqs.iter().map(|(_, s)| s.clone()).collect();

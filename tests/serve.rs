@@ -735,6 +735,40 @@ fn post_to(server: &Running, path: &str, body: &str) -> (u16, Value) {
 }
 
 #[test]
+fn keywords_appear_and_a_title_needs_a_model_that_reads_titles() {
+    let server = Running::start(
+        Service::new(tiny_poet(), limits()),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .expect("start the server");
+    let body =
+        r#"{"keywords":"东风,山","form":"wujue","tones":"strict","seed":3,"count":3,"best_of":2}"#;
+    let (status, json) = post(&server, body);
+    assert_eq!(status, 200, "{json}");
+    let resp: WriteResponse = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(resp.poems.len(), 3);
+    for poem in &resp.poems {
+        assert!(
+            poem.text.contains("东风") && poem.text.contains('山'),
+            "{}",
+            poem.text
+        );
+    }
+    // the tiny model was trained without titles: the field is understood and refused
+    let (status, json) = post(&server, r#"{"title":"送别","form":"wujue"}"#);
+    assert_eq!(status, 422, "{json}");
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not trained with titles"),
+        "{json}"
+    );
+    let (status, json) = post(&server, r#"{"keywords":"一,二,三,四,五"}"#);
+    assert_eq!(status, 422, "{json}");
+}
+
+#[test]
 fn check_and_templates_through_the_api() {
     let server = Running::start(
         Service::new(tiny_poet(), limits()),

@@ -36,6 +36,9 @@ mod serve;
 // `shiren train` and the training loop: resume after kill -9, divergence, run folders, settings.
 mod train;
 
+// `write --title` and `--keywords`: a title changes the poem, keywords always appear.
+mod titles;
+
 // `shiren tunes` and `write --tune` on the real Song ci (ignored).
 mod tunes;
 

@@ -211,6 +211,8 @@ fn stats(a: &StatsArgs, data_dir: &std::path::Path, verbose: bool) -> anyhow::Re
         }
     }
     writeln!(out, "kept        {:>8}", s.kept)?;
+    let titles = crate::title::Stats::of(c.poems.iter().map(|p| p.title.as_str()));
+    writeln!(out, "{titles}")?;
     let mut parts = [0usize; 3];
     for p in &c.poems {
         parts[corpus::part_of(&p.text) as usize] += 1;

@@ -23,6 +23,8 @@ pub struct Limits {
     pub max_acrostic_chars: usize,
     /// Most characters in `template` (a 七律 with its punctuation is 64).
     pub max_template_chars: usize,
+    /// Most drafts per poem (`best_of`): each costs a whole poem.
+    pub max_best_of: usize,
     /// Most characters in the text of `POST /api/check` (a few poems).
     pub max_check_chars: usize,
     /// Most poems per request.
@@ -53,6 +55,7 @@ impl Default for Limits {
             max_begin_chars: 16,
             max_acrostic_chars: 16,
             max_template_chars: 80,
+            max_best_of: 8,
             max_check_chars: 400,
             max_count: 10,
             max_len: 200,
@@ -186,6 +189,12 @@ pub struct WriteRequest {
     pub acrostic: Option<String>,
     /// Characters kept where they stand, □ for a free position: `明月□□□，□□□□乡。…`.
     pub template: Option<String>,
+    /// What the poem is about: a title read before it (送别).
+    pub title: Option<String>,
+    /// Words that must appear: `"明月,江"` or `["明月", "江"]` (1 to 4, of 1 or 2 characters).
+    pub keywords: Option<Vec<String>>,
+    /// Drafts per poem, the likeliest kept [default: `shiren write`'s].
+    pub best_of: Option<u64>,
     /// wujue | qijue | wulv | qilv | free (or 五绝 …), or a ci tune's name (浣溪沙) [default: wujue].
     pub form: Option<String>,
     /// Poems to write [default: 1].
@@ -212,6 +221,9 @@ pub struct WriteSpec {
     pub begin: String,
     pub acrostic: String,
     pub template: String,
+    pub title: String,
+    pub keywords: Vec<String>,
+    pub best_of: usize,
     pub form: FormId,
     /// A ci tune asked for by name in `form` (then `form` is free); the writer looks it up.
     pub tune: Option<String>,
@@ -266,6 +278,27 @@ impl WriteRequest {
             self.template.as_deref(),
             limits.max_template_chars,
         )?;
+        let title = text_field("title", self.title.as_deref(), crate::title::MAX_TITLE)?;
+        let keywords = match &self.keywords {
+            None => Vec::new(),
+            Some(list) => {
+                let words = crate::write::keywords::parse(list)
+                    .map_err(|e| ApiError::invalid(e.to_string()))?;
+                if words.is_empty() {
+                    return Err(ApiError::invalid(
+                        "keywords is empty (give 1 to 4 words, or leave it out)",
+                    ));
+                }
+                words
+            }
+        };
+        let best_of = in_range_u(
+            "best_of",
+            self.best_of,
+            crate::write::DEFAULT_DRAFTS as u64,
+            1,
+            limits.max_best_of as u64,
+        )? as usize;
         let given = !begin.is_empty() || !acrostic.is_empty();
         if !template.is_empty() && given {
             return Err(ApiError::invalid(
@@ -318,6 +351,9 @@ impl WriteRequest {
             begin,
             acrostic,
             template,
+            title,
+            keywords,
+            best_of,
             form,
             tune,
             count,
@@ -657,7 +693,7 @@ pub fn parse_check(body: &[u8]) -> Result<CheckRequest, ApiError> {
 
 /// The fields `POST /api/write` knows, for the message about an unknown one.
 const FIELDS: &str =
-    "begin, acrostic, template, form, count, temperature, top_k, top_p, seed, rhyme, tones, max_len";
+    "begin, acrostic, template, title, keywords, form, count, best_of, temperature, top_k, top_p, seed, rhyme, tones, max_len";
 
 /// Parses a request body field by field, so a wrong type names its field
 /// (serde's derived message gives only a column).
@@ -695,6 +731,21 @@ pub fn parse_request(body: &[u8]) -> Result<WriteRequest, ApiError> {
             "begin" => r.begin = Some(string(key, v)?),
             "acrostic" => r.acrostic = Some(string(key, v)?),
             "template" => r.template = Some(string(key, v)?),
+            "title" => r.title = Some(string(key, v)?),
+            "keywords" => {
+                r.keywords = Some(match v {
+                    serde_json::Value::Array(items) => items
+                        .iter()
+                        .map(|x| {
+                            x.as_str()
+                                .map(str::to_string)
+                                .ok_or_else(|| wrong(key, "a string or an array of strings", v))
+                        })
+                        .collect::<Result<_, _>>()?,
+                    _ => vec![string(key, v)?],
+                })
+            }
+            "best_of" => r.best_of = Some(whole(key, v)?),
             "form" => r.form = Some(string(key, v)?),
             "tones" => r.tones = Some(string(key, v)?),
             "count" => r.count = Some(whole(key, v)?),
@@ -816,6 +867,32 @@ mod tests {
         assert!(s.rhyme);
         assert_eq!(s.tones, Tones::Loose);
         assert!(!spec(r#"{"form":"free"}"#).unwrap().rhyme);
+    }
+
+    #[test]
+    fn title_keywords_and_best_of_are_taken_and_checked() {
+        let s = spec(r#"{"title":"送别","keywords":"明月,江","best_of":2}"#).unwrap();
+        assert_eq!(
+            (s.title.as_str(), s.keywords.clone(), s.best_of),
+            ("送别", vec!["明月".to_string(), "江".to_string()], 2)
+        );
+        let s = spec(r#"{"keywords":["明月","江"]}"#).unwrap();
+        assert_eq!(s.keywords, ["明月", "江"]);
+        assert_eq!(s.best_of, crate::write::DEFAULT_DRAFTS);
+        for (json, says) in [
+            (r#"{"keywords":"一,二,三,四,五"}"#, "at most 4"),
+            (r#"{"keywords":"明月光"}"#, "at most 2"),
+            (r#"{"keywords":""}"#, "keywords"),
+            (r#"{"keywords":[1]}"#, "keywords"),
+            (r#"{"title":"送 别"}"#, "title"),
+            (r#"{"title":"一二三四五六七八九十一二三四五六七"}"#, "title"),
+            (r#"{"best_of":0}"#, "best_of"),
+            (r#"{"best_of":99}"#, "best_of"),
+        ] {
+            let e = spec(json).unwrap_err();
+            assert!(e.message.contains(says), "{json}: {}", e.message);
+            assert!(e.status == 422 || e.status == 400, "{json}: {}", e.status);
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //
 // Query string (also how the browser test drives it):
 //   ?acrostic=春夏秋冬 | ?begin=明月   &form=wujue|qijue|wulv|qilv|free
+//   &title=送别 &keywords=明月,江
 //   &temperature=0.8 &tones=off|loose|strict &rhyme=0|1 &count=N &seed=N
 //   &vertical=1 &marks=0   &auto=1 writes at once
 //   &lock=1.2,3.1 then clicks those characters (line.char) of the first poem,
@@ -34,7 +35,7 @@
     if (q.has('poem')) { $('check-text').value = q.get('poem'); }
     if (q.has('begin')) { $('mode').value = 'begin'; $('text').value = q.get('begin'); }
     if (q.has('acrostic')) { $('mode').value = 'acrostic'; $('text').value = q.get('acrostic'); }
-    ['form', 'tones', 'temperature', 'count', 'seed'].forEach(function (k) {
+    ['form', 'tones', 'temperature', 'count', 'seed', 'title', 'keywords'].forEach(function (k) {
       if (q.has(k)) { $(k).value = q.get(k); }
     });
     if (q.has('rhyme')) { $('rhyme').checked = q.get('rhyme') !== '0'; }
@@ -55,6 +56,10 @@
     };
     var text = $('text').value.replace(/\s+/g, '');
     if (text) { body[$('mode').value] = text; }
+    var title = $('title').value.replace(/\s+/g, '');
+    if (title) { body.title = title; }
+    var keywords = $('keywords').value.trim();
+    if (keywords) { body.keywords = keywords; }
     var seed = $('seed').value.trim();
     if (seed) { body.seed = Number(seed); }
     return body;
@@ -63,7 +68,7 @@
   // A shareable address for what was just written (same seed, same poems).
   function remember(body, seed) {
     var q = new URLSearchParams();
-    ['acrostic', 'begin', 'form', 'tones', 'temperature', 'count'].forEach(function (k) {
+    ['acrostic', 'begin', 'title', 'keywords', 'form', 'tones', 'temperature', 'count'].forEach(function (k) {
       if (body[k] !== undefined) { q.set(k, body[k]); }
     });
     q.set('rhyme', body.rhyme ? '1' : '0');
@@ -163,6 +168,8 @@
     delete body.acrostic;
     delete body.begin;
     delete body.seed;
+    // the kept lines already hold the keywords placed in them
+    delete body.keywords;
     body.count = 1;
     body.template = templateOf(art, function (k) { return k !== i; });
     document.body.setAttribute('data-state', 'writing');

@@ -272,6 +272,9 @@ pub fn options(spec: &WriteSpec) -> Options {
         begin: spec.begin.clone(),
         acrostic: spec.acrostic.clone(),
         template: spec.template.clone(),
+        title: spec.title.clone(),
+        keywords: spec.keywords.clone(),
+        drafts: spec.best_of,
         form: match spec.form {
             FormId::Wujue => Form::Wujue,
             FormId::Qijue => Form::Qijue,

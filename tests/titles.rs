@@ -1,0 +1,97 @@
+//! Writing about something: `write --title` with the shipped model (trained
+//! with titles) and `write --keywords` in every form, with the small 平水韵
+//! table of the co-writing tests laid into each test's data directory.
+
+use crate::cowrite::with_table;
+use crate::macros::{Dir, TestCommand};
+
+/// The poems of `write`'s text output: blank-line-separated, one line per verse.
+fn poems(out: &str) -> Vec<Vec<String>> {
+    out.split("\n\n")
+        .map(|p| {
+            p.lines()
+                .map(str::to_string)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .filter(|p: &Vec<String>| !p.is_empty())
+        .collect()
+}
+
+shiren_test!(
+    a_title_is_read_and_changes_the_poem,
+    |dir: Dir, _cmd: TestCommand| {
+        with_table(&dir);
+        let write = |title: &str| {
+            dir.command()
+                .args(["write", "--form", "qijue", "--seed", "5"])
+                .args(["--title", title])
+                .stdout()
+        };
+        let (a, b) = (write("送别"), write("秋夜"));
+        for out in [&a, &b] {
+            let p = poems(out);
+            assert_eq!(p.len(), 1, "{out}");
+            assert_eq!(p[0].len(), 4, "{out}");
+            assert!(p[0].iter().all(|l| l.chars().count() == 8), "{out}");
+        }
+        assert_ne!(a, b, "the same seed wrote the same poem for two titles");
+        let e = dir.command().args(["write", "--title", "送,别"]).fails();
+        assert!(e.contains("not a Han character"), "{e}");
+    }
+);
+
+shiren_test!(
+    keywords_appear_in_every_form_and_hold_strict_tones,
+    |dir: Dir, _cmd: TestCommand| {
+        with_table(&dir);
+        for form in ["wujue", "qijue", "wulv", "qilv"] {
+            for seed in ["1", "2"] {
+                let out = dir
+                    .command()
+                    .args(["write", "--form", form, "--seed", seed, "-n", "3"])
+                    .args([
+                        "--title",
+                        "秋夜",
+                        "--keywords",
+                        "明月,霜",
+                        "--tones",
+                        "strict",
+                    ])
+                    .stdout();
+                let ps = poems(&out);
+                assert_eq!(ps.len(), 3, "{out}");
+                for p in ps {
+                    let text = p.concat();
+                    assert!(
+                        text.contains("明月") && text.contains('霜'),
+                        "{form}: {text}"
+                    );
+                }
+            }
+        }
+    }
+);
+
+shiren_test!(
+    keywords_that_cannot_be_placed_are_refused_with_one_line,
+    |dir: Dir, _cmd: TestCommand| {
+        with_table(&dir);
+        let e = dir
+            .command()
+            .args(["write", "--keywords", "明,月,江,舟,霜"])
+            .fails();
+        assert!(e.contains("at most 4"), "{e}");
+        let e = dir
+            .command()
+            .args(["write", "--form", "free", "--keywords", "明月"])
+            .fails();
+        assert!(e.contains("fixed lines"), "{e}");
+        let e = dir
+            .command()
+            .args(["write", "--acrostic", "春秋"])
+            .args(["--keywords", "明月,江,舟"])
+            .fails();
+        assert!(e.contains("each keyword takes a line"), "{e}");
+    }
+);
