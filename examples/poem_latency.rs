@@ -53,7 +53,10 @@ fn main() -> anyhow::Result<()> {
             })
             .collect();
         ms.sort_by(f64::total_cmp);
-        println!("{name}: median {:.1} ms, p90 {:.1} ms per poem", ms[15], ms[27]);
+        println!(
+            "{name}: median {:.1} ms, p90 {:.1} ms per poem",
+            ms[15], ms[27]
+        );
     }
     Ok(())
 }

@@ -902,7 +902,8 @@ pub fn evaluate(
             set.batch,
             set.seed,
         )?;
-        targets.extend(card.targets());
+        let test_ppl = parts.iter().find(|p| p.part == "test").map(|p| p.model);
+        targets.extend(card.targets(test_ppl));
         say("the title's effect measured");
         Some(card)
     } else {
