@@ -87,3 +87,46 @@ shiren_test!(
         }
     }
 );
+
+shiren_test!(
+    #[ignore = "needs the real corpus (fetched)"]
+    check_tune_passes_yan_shus_huanxisha_and_names_a_broken_place,
+    |dir: Dir, _cmd: TestCommand| {
+        // 晏殊《浣溪沙》: its tones and rhymes are the tune's
+        let good = "一曲新词酒一杯，去年天气旧亭台。夕阳西下几时回。无可奈何花落去，似曾相识燕归来。小园香径独徘徊。";
+        let out = dir
+            .command_real_data()
+            .args(["check", "--tune", "浣溪沙", good])
+            .output();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert!(text.contains("浣溪沙 (form 1"), "{text}");
+        // without a name the tune is guessed from the line lengths
+        let guessed = dir
+            .command_real_data()
+            .args(["check", "--tune", "--", good])
+            .output();
+        let text = String::from_utf8_lossy(&guessed.stdout);
+        assert!(text.contains(" (form "), "{text}");
+        // 杯 → 酒 at a rhyme foot: oblique, and outside the set's class
+        let bad = good.replacen("酒一杯", "酒一酒", 1);
+        let out = dir
+            .command_real_data()
+            .args(["check", "--tune", "浣溪沙", &bad])
+            .output();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains("line 1, char 7 酒"), "{text}");
+        // a ci of no form of the tune, and an unknown tune: one line, exit 2
+        let e = dir
+            .command_real_data()
+            .args(["check", "--tune", "浣溪沙", "一二三四五。"])
+            .fails();
+        assert!(e.contains("fit no form of 浣溪沙"), "{e}");
+        let e = dir
+            .command_real_data()
+            .args(["check", "--tune", "浣纱溪", good])
+            .fails();
+        assert!(e.contains("unknown tune"), "{e}");
+    }
+);

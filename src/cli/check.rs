@@ -36,6 +36,18 @@ pub struct Args {
     /// Check against this form: wujue, qijue, wulv or qilv [default: from the poem's shape]
     #[arg(long, value_name = "FORM")]
     pub form: Option<Form>,
+    /// Check a ci against this tune's pattern (浣溪沙): its fixed tones and its rhyme under 词林正韵; `--tune` alone guesses the tune from the line lengths; `shiren tunes` lists the tunes
+    #[arg(
+        long,
+        value_name = "NAME",
+        num_args = 0..=1,
+        default_missing_value = "",
+        conflicts_with_all = ["form", "suggest", "summary", "corpus"]
+    )]
+    pub tune: Option<String>,
+    /// Which form of the tune, as `shiren tunes NAME` numbers them [default: the one with the ci's line lengths]
+    #[arg(long, value_name = "N", requires = "tune")]
+    pub variant: Option<usize>,
     /// Print JSON: per poem its marks, rhyme group, rules broken, readings (and suggestions)
     #[arg(long)]
     pub json: bool,
@@ -162,6 +174,9 @@ impl Lexicons {
 }
 
 pub fn run(mut args: Args, g: &Global) -> anyhow::Result<()> {
+    if let Some(name) = args.tune.clone() {
+        return super::check_tune::run(&args, &name, &read_input(&args)?, g);
+    }
     let poems = match args.corpus {
         Some(c) => {
             args.summary = true;

@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand};
 pub mod bench;
 pub mod chat;
 pub mod check;
+pub mod check_tune;
 pub mod corpus;
 pub mod corpus_export;
 pub mod eval;
