@@ -293,7 +293,7 @@ shiren_test!(
 );
 
 /// The poems of a `write` run, as lines without punctuation.
-fn poems_of(out: &str) -> Vec<Vec<String>> {
+pub(crate) fn poems_of(out: &str) -> Vec<Vec<String>> {
     out.split("\n\n")
         .filter(|p| !p.trim().is_empty())
         .map(|p| {
