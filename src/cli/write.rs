@@ -370,15 +370,9 @@ pub fn render_text(poems: &[Poem]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     fn parse(args: &[&str]) -> Result<Args, clap::Error> {
-        #[derive(Parser)]
-        struct Cli {
-            #[command(flatten)]
-            a: Args,
-        }
-        Cli::try_parse_from(std::iter::once("write").chain(args.iter().copied())).map(|c| c.a)
+        crate::cli::parse_args("write", args)
     }
 
     #[test]
