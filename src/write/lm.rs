@@ -1,0 +1,104 @@
+//! The trained network as the writer's [`CharModel`]: each poem carries its
+//! own batch-of-one state, and a step of many poems is one batched model step.
+
+use super::{CharModel, Form, BEGIN};
+use crate::model::{Model, State as ModelState, StepWeights};
+use crate::vocab::Vocab;
+
+/// The trained network with its vocabulary, as a [`CharModel`]. Each
+/// sequence carries its own batch-of-one state; [`CharModel::step_rows`]
+/// gathers the rows into one batch for a single [`Model::step`] and scatters
+/// them back, so a batched engine step serves many poems at once.
+pub struct Lm<'a> {
+    pub model: &'a Model,
+    pub vocab: &'a Vocab,
+    /// The model's weights as steps read them fastest (transposed for
+    /// batched steps, half precision when exact), made once here.
+    wt: StepWeights,
+    /// The batched state of the last step, kept for the next: a fresh one is
+    /// megabytes of zeroed pages every step.
+    spare: std::sync::Mutex<Option<ModelState>>,
+}
+
+impl<'a> Lm<'a> {
+    pub fn new(model: &'a Model, vocab: &'a Vocab) -> Lm<'a> {
+        Lm {
+            model,
+            vocab,
+            wt: model.step_weights(),
+            spare: Default::default(),
+        }
+    }
+}
+
+impl CharModel for Lm<'_> {
+    type State = ModelState;
+    fn vocab_size(&self) -> usize {
+        self.model.cfg.vocab
+    }
+    fn char_of(&self, id: u32) -> Option<char> {
+        self.vocab.char(id)
+    }
+    fn form_tag(&self, form: Form) -> Option<u32> {
+        self.vocab.tag(form.name_zh())
+    }
+    fn reads_titles(&self) -> bool {
+        self.model
+            .cfg
+            .positions
+            .as_ref()
+            .is_some_and(|p| p.resets.contains(&BEGIN))
+    }
+    fn logits_are_log_probs(&self) -> bool {
+        self.model.cfg.shortlist > 0
+    }
+    fn initial_state(&self) -> ModelState {
+        self.model.new_state(1)
+    }
+    fn step(&self, state: &mut ModelState, token: u32, logits: &mut [f32]) {
+        self.model.step(state, &[token], logits);
+    }
+    fn step_rows(
+        &self,
+        states: &mut [&mut ModelState],
+        tokens: &[u32],
+        logits: Option<&mut [f32]>,
+    ) {
+        let b = states.len();
+        if b == 1 {
+            return self
+                .model
+                .step_with(Some(&self.wt), states[0], tokens, logits);
+        }
+        let h = self.model.cfg.hidden;
+        let spare = self.spare.lock().map(|mut s| s.take()).unwrap_or(None);
+        let mut batch = match spare {
+            Some(s) if s.batch == b => s,
+            _ => self.model.new_state(b),
+        };
+        // (layers) × (b, H) ← b × (layers) × (1, H), and back after the step.
+        for (r, s) in states.iter().enumerate() {
+            for (dst, src) in batch.h.iter_mut().zip(&s.h) {
+                dst[r * h..(r + 1) * h].copy_from_slice(src);
+            }
+            for (dst, src) in batch.c.iter_mut().zip(&s.c) {
+                dst[r * h..(r + 1) * h].copy_from_slice(src);
+            }
+            batch.places[r] = s.places[0];
+        }
+        self.model
+            .step_with(Some(&self.wt), &mut batch, tokens, logits);
+        for (r, s) in states.iter_mut().enumerate() {
+            for (src, dst) in batch.h.iter().zip(&mut s.h) {
+                dst.copy_from_slice(&src[r * h..(r + 1) * h]);
+            }
+            for (src, dst) in batch.c.iter().zip(&mut s.c) {
+                dst.copy_from_slice(&src[r * h..(r + 1) * h]);
+            }
+            s.places[0] = batch.places[r];
+        }
+        if let Ok(mut s) = self.spare.lock() {
+            *s = Some(batch);
+        }
+    }
+}
