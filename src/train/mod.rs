@@ -30,7 +30,7 @@ pub use config::{TrainConfig, MAX_BATCH, MAX_POEM_CHARS, POSITIONS, PRESETS, SHO
 pub use data::{encode_tagged, Data, FORM_TAGS};
 pub use metrics::{plot_losses, Row, METRICS_HEADER};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -41,7 +41,7 @@ use crate::model::{Model, ModelConfig};
 use crate::optim::{clip_grad_norm, Adam};
 use crate::rng::Rng;
 use crate::vocab::Vocab;
-use budget::{budget_steps, refit_budget, total_steps, BUDGET_SKIP_STEPS};
+use budget::{total_steps, Budget, BUDGET_SKIP_STEPS};
 use metrics::{Log, Metrics};
 
 /// How to run, beyond the settings.
@@ -151,77 +151,7 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         "lower --batch or --max-len, or use a smaller model",
     )?;
 
-    // --- model, optimiser and position: fresh or from the checkpoint ---
-    let (mut model, mut adam, mut progress) = match &opts.resume {
-        Some(dir) => {
-            let loaded = checkpoint::load(dir)?;
-            anyhow::ensure!(
-                loaded.vocab.to_json() == data.vocab.to_json(),
-                "{}: the data was encoded with another vocabulary than the checkpoint's (resume with the checkpoint's vocab.json)",
-                dir.display()
-            );
-            let (adam, progress) = checkpoint::load_resume(dir, &loaded.model)?;
-            let mut model = loaded.model;
-            model.cfg.dropout = cfg.dropout;
-            model.cfg.dropout_in = cfg.dropout_in;
-            model.cfg.dropout_out = cfg.dropout_out;
-            (model, adam, progress)
-        }
-        None => {
-            checkpoint::recover(&last_dir)?;
-            if last_dir.join(checkpoint::CONFIG_FILE).exists() {
-                return Err(RunExists {
-                    out: out.display().to_string(),
-                    last: last_dir.display().to_string(),
-                }
-                .into());
-            }
-            let model = match &opts.init_from {
-                Some((mc, params)) => {
-                    anyhow::ensure!(
-                        mc.vocab == data.vocab.len(),
-                        "the starting model's vocabulary has {} ids, the data's {} (encode the corpus with the model's vocab.json)",
-                        mc.vocab,
-                        data.vocab.len()
-                    );
-                    let mut m = Model::from_params(mc.clone(), params.clone())?;
-                    m.cfg.dropout = cfg.dropout;
-                    m.cfg.dropout_in = cfg.dropout_in;
-                    m.cfg.dropout_out = cfg.dropout_out;
-                    // A model that learns titles reads BEGIN as the reset that ends one;
-                    // the starting model read every sequence from a first BEGIN, which a
-                    // reset leaves as it was, so its weights keep their meaning.
-                    if let (true, Some(p)) = (cfg.titles, m.cfg.positions.as_mut()) {
-                        p.resets = vec![Vocab::BEGIN];
-                    }
-                    m
-                }
-                None => Model::new(cfg.model_config(&data.vocab), &mut Rng::new(cfg.seed)),
-            };
-            let adam = Adam::new(model.params.len(), cfg.weight_decay);
-            let progress = Progress {
-                step: 0,
-                epoch: 0,
-                position: 0,
-                best_val_loss: None,
-                rng: Rng::new(cfg.seed).fork(0xD80F),
-                tokens: 0,
-                elapsed_s: 0.0,
-                log_loss: 0.0,
-                log_tokens: 0.0,
-                data_sha256: String::new(),
-                budget_steps: 0,
-                adam: AdamSettings {
-                    beta1: 0.0,
-                    beta2: 0.0,
-                    eps: 0.0,
-                    weight_decay: 0.0,
-                    t: 0,
-                },
-            };
-            (model, adam, progress)
-        }
-    };
+    let (mut model, mut adam, mut progress) = start_run(cfg, data, opts, &last_dir)?;
     // Weight decay may change on resume; the moments stay.
     adam.weight_decay = cfg.weight_decay;
     let data_sha256 = data.fingerprint();
@@ -307,18 +237,12 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
     let mut last_val = None;
     let mut int_start = Instant::now();
     let mut last_train_loss = f64::NAN;
-    let run_start = Instant::now();
-    let elapsed_before = progress.elapsed_s;
-    let mut eval_time = 0.0;
-    let start_step = progress.step;
-    // (clock, eval_time, tokens) when the time budget's probe began
-    let mut probe_start = None;
-    let mut evals_here = 0u32;
     let eval_every = if cfg.eval_interval > 0 {
         cfg.eval_interval.min(n_batches as u64)
     } else {
         n_batches as u64
     };
+    let mut budget = Budget::start(&progress, eval_every);
 
     while progress.step < total {
         if progress.position >= batches.len() {
@@ -377,47 +301,22 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         progress.log_loss += loss_sum;
         progress.log_tokens += count;
 
-        if cfg.minutes > 0.0 && progress.budget_steps == 0 {
-            let done_here = progress.step - start_step;
-            if done_here == BUDGET_SKIP_STEPS {
-                probe_start = Some((Instant::now(), eval_time, progress.tokens));
-            } else if let (Some((t0, e0, k0)), true) = (
-                probe_start,
-                done_here == BUDGET_SKIP_STEPS + BUDGET_PROBE_STEPS,
-            ) {
-                let step_s = (t0.elapsed().as_secs_f64() - (eval_time - e0)).max(1e-9)
-                    / BUDGET_PROBE_STEPS as f64;
-                let tokens_per_step = (progress.tokens - k0) as f64 / BUDGET_PROBE_STEPS as f64;
-                let val_tokens: f64 = val_batches
-                    .iter()
-                    .map(|b| b.mask.iter().sum::<f32>() as f64)
-                    .sum();
-                let elapsed = elapsed_before + run_start.elapsed().as_secs_f64();
-                progress.budget_steps = budget_steps(
-                    cfg,
-                    progress.step,
-                    elapsed,
-                    step_s,
-                    tokens_per_step,
-                    val_tokens,
-                    eval_every,
-                );
-                total = total_steps(cfg, n_batches, progress.budget_steps);
-                log.set_total(total);
-                log.line(&format!(
-                    "time budget: {} min at {:.2} s/step (steps {}–{}) → {} steps in all{}",
-                    cfg.minutes,
-                    step_s,
-                    progress.step - BUDGET_PROBE_STEPS,
-                    progress.step,
-                    progress.budget_steps,
-                    if total < progress.budget_steps {
-                        format!("; the epochs end sooner, at step {total}")
-                    } else {
-                        "; the learning-rate decay ends there".into()
-                    }
-                ));
-            }
+        if let Some(step_s) = budget.probe(cfg, &mut progress, &val_batches) {
+            total = total_steps(cfg, n_batches, progress.budget_steps);
+            log.set_total(total);
+            log.line(&format!(
+                "time budget: {} min at {:.2} s/step (steps {}–{}) → {} steps in all{}",
+                cfg.minutes,
+                step_s,
+                progress.step - BUDGET_PROBE_STEPS,
+                progress.step,
+                progress.budget_steps,
+                if total < progress.budget_steps {
+                    format!("; the epochs end sooner, at step {total}")
+                } else {
+                    "; the learning-rate decay ends there".into()
+                }
+            ));
         }
         let epoch_done = progress.position == batches.len();
         let mut finished = progress.step == total;
@@ -455,14 +354,7 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         if opts.stop_after == Some(progress.step) {
             return Ok(Summary {
                 data_changed: data_note.is_some(),
-                ..summary(
-                    &progress,
-                    last_val,
-                    last_train_loss,
-                    elapsed_before,
-                    run_start,
-                    eval_time,
-                )
+                ..summary(&progress, last_val, last_train_loss, budget.elapsed_s())
             });
         }
 
@@ -485,24 +377,11 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
             }
             last_val = val;
             if cfg.minutes > 0.0 && progress.budget_steps > 0 && !finished {
-                // the probe's 30 steps cannot foresee a neighbour's load: fit the
-                // rest of the budget to the speed of all the run so far
                 let eval_s = t0.elapsed().as_secs_f64();
-                let now_s = run_start.elapsed().as_secs_f64();
-                let step_s =
-                    (now_s - eval_time - eval_s) / (progress.step - start_step).max(1) as f64;
-                let per_eval = (eval_time + eval_s) / f64::from(evals_here + 1);
-                let budget = refit_budget(
-                    cfg,
-                    progress.step,
-                    elapsed_before + now_s,
-                    step_s,
-                    per_eval,
-                    eval_every,
-                );
-                if budget != progress.budget_steps {
-                    progress.budget_steps = budget;
-                    let new_total = total_steps(cfg, n_batches, budget);
+                let (steps, step_s, per_eval) = budget.refit(cfg, progress.step, eval_s);
+                if steps != progress.budget_steps {
+                    progress.budget_steps = steps;
+                    let new_total = total_steps(cfg, n_batches, steps);
                     if new_total != total {
                         total = new_total;
                         log.set_total(total);
@@ -518,7 +397,7 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
             if improved {
                 progress.best_val_loss = val;
             }
-            progress.elapsed_s = elapsed_before + run_start.elapsed().as_secs_f64() - eval_time;
+            progress.elapsed_s = budget.elapsed_s();
             if val.is_some() {
                 metrics.push(Row {
                     step: progress.step,
@@ -563,22 +442,14 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
                 ));
             }
             // Restart the throughput clock so evaluation does not count as training time.
-            eval_time += t0.elapsed().as_secs_f64();
-            evals_here += 1;
+            budget.eval_done(t0.elapsed().as_secs_f64());
             int_start = Instant::now();
         }
     }
     log.finish();
     let s = Summary {
         data_changed: data_note.is_some(),
-        ..summary(
-            &progress,
-            last_val,
-            last_train_loss,
-            elapsed_before,
-            run_start,
-            eval_time,
-        )
+        ..summary(&progress, last_val, last_train_loss, budget.elapsed_s())
     };
     log.line(&format!(
         "done: {} steps, {} tokens, {:.0} tok/s; best val loss {} nats/char (perplexity {}); checkpoints in {}",
@@ -592,15 +463,90 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
     Ok(s)
 }
 
-fn summary(
-    p: &Progress,
-    last_val: Option<f64>,
-    last_train: f64,
-    before: f64,
-    start: Instant,
-    eval_s: f64,
-) -> Summary {
-    let elapsed = before + start.elapsed().as_secs_f64() - eval_s;
+/// The model, optimiser and position a run starts from: the checkpoint's
+/// when resuming (with this run's dropout), else a fresh init or
+/// `opts.init_from`'s weights at step 0, refusing a folder that already
+/// holds a run.
+fn start_run(
+    cfg: &TrainConfig,
+    data: &Data,
+    opts: &Options,
+    last_dir: &Path,
+) -> anyhow::Result<(Model, Adam, Progress)> {
+    Ok(match &opts.resume {
+        Some(dir) => {
+            let loaded = checkpoint::load(dir)?;
+            anyhow::ensure!(
+                loaded.vocab.to_json() == data.vocab.to_json(),
+                "{}: the data was encoded with another vocabulary than the checkpoint's (resume with the checkpoint's vocab.json)",
+                dir.display()
+            );
+            let (adam, progress) = checkpoint::load_resume(dir, &loaded.model)?;
+            let mut model = loaded.model;
+            model.cfg.dropout = cfg.dropout;
+            model.cfg.dropout_in = cfg.dropout_in;
+            model.cfg.dropout_out = cfg.dropout_out;
+            (model, adam, progress)
+        }
+        None => {
+            checkpoint::recover(last_dir)?;
+            if last_dir.join(checkpoint::CONFIG_FILE).exists() {
+                return Err(RunExists {
+                    out: opts.out.display().to_string(),
+                    last: last_dir.display().to_string(),
+                }
+                .into());
+            }
+            let model = match &opts.init_from {
+                Some((mc, params)) => {
+                    anyhow::ensure!(
+                        mc.vocab == data.vocab.len(),
+                        "the starting model's vocabulary has {} ids, the data's {} (encode the corpus with the model's vocab.json)",
+                        mc.vocab,
+                        data.vocab.len()
+                    );
+                    let mut m = Model::from_params(mc.clone(), params.clone())?;
+                    m.cfg.dropout = cfg.dropout;
+                    m.cfg.dropout_in = cfg.dropout_in;
+                    m.cfg.dropout_out = cfg.dropout_out;
+                    // A model that learns titles reads BEGIN as the reset that ends one;
+                    // the starting model read every sequence from a first BEGIN, which a
+                    // reset leaves as it was, so its weights keep their meaning.
+                    if let (true, Some(p)) = (cfg.titles, m.cfg.positions.as_mut()) {
+                        p.resets = vec![Vocab::BEGIN];
+                    }
+                    m
+                }
+                None => Model::new(cfg.model_config(&data.vocab), &mut Rng::new(cfg.seed)),
+            };
+            let adam = Adam::new(model.params.len(), cfg.weight_decay);
+            let progress = Progress {
+                step: 0,
+                epoch: 0,
+                position: 0,
+                best_val_loss: None,
+                rng: Rng::new(cfg.seed).fork(0xD80F),
+                tokens: 0,
+                elapsed_s: 0.0,
+                log_loss: 0.0,
+                log_tokens: 0.0,
+                data_sha256: String::new(),
+                budget_steps: 0,
+                adam: AdamSettings {
+                    beta1: 0.0,
+                    beta2: 0.0,
+                    eps: 0.0,
+                    weight_decay: 0.0,
+                    t: 0,
+                },
+            };
+            (model, adam, progress)
+        }
+    })
+}
+
+/// What the run reports at its end, `elapsed` seconds of training in.
+fn summary(p: &Progress, last_val: Option<f64>, last_train: f64, elapsed: f64) -> Summary {
     Summary {
         steps: p.step,
         tokens: p.tokens,

@@ -1,6 +1,7 @@
 //! The training module's tests: presets and JSON overrides, data tags and
 //! titles, the schedule, the time budget, metrics rows and the plot.
 
+use super::budget::{budget_steps, refit_budget};
 use super::*;
 use crate::corpus::convert::Script;
 use crate::corpus::Poem;
