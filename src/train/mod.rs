@@ -122,34 +122,12 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         "no training poems (the corpus is empty after filtering; loosen the corpus filters or max_len)"
     );
     let out = &opts.out;
-    let (last_dir, best_dir) = (out.join("last"), out.join("best"));
+    let last_dir = out.join("last");
     std::fs::create_dir_all(out)
         .with_context(|| format!("{}: cannot create the run folder", out.display()))?;
     // Held to the end of the run; a second trainer on this folder stops here.
     let _lock = crate::limits::RunLock::take(out)?;
-    // The sizes, and the memory a batch of the longest poems needs, before any allocation.
-    let model_cfg = match &opts.resume {
-        Some(dir) => checkpoint::load_meta(dir)?.model,
-        None => cfg.model_config(&data.vocab),
-    };
-    model_cfg
-        .validate()
-        .map_err(|e| anyhow::anyhow!("bad setting: {e}"))?;
-    let longest = data
-        .train
-        .iter()
-        .chain(&data.valid)
-        .map(Vec::len)
-        .max()
-        .unwrap_or(0);
-    crate::limits::check_memory(
-        &format!(
-            "a batch of {} poems of up to {longest} characters",
-            cfg.batch
-        ),
-        crate::limits::train_step_bytes(&model_cfg, cfg.batch, longest + 2),
-        "lower --batch or --max-len, or use a smaller model",
-    )?;
+    check_sizes(cfg, data, opts)?;
 
     let (mut model, mut adam, mut progress) = start_run(cfg, data, opts, &last_dir)?;
     // Weight decay may change on resume; the moments stay.
@@ -170,12 +148,19 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
             .expect("TrainConfig serialises")
             .as_bytes(),
     )?;
-    let mut meta = Meta::new(
+    let meta = Meta::new(
         model.cfg.clone(),
         train_cfg_json,
         data.script,
         data.corpus.clone(),
     );
+    let mut saves = Checkpoints {
+        best: out.join("best"),
+        last: last_dir,
+        meta,
+        vocab: &data.vocab,
+        half: cfg.half,
+    };
 
     let batcher = Batcher::new(data.train.clone(), cfg.batch);
     let n_batches = batcher.num_batches();
@@ -192,40 +177,10 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         opts.resume.is_some(),
     )?;
     let log = Log::new(opts.quiet, total, progress.step);
-    if let Some(dir) = &opts.resume {
-        log.line(&if progress.step >= total {
-            format!(
-                "resuming {} at step {}: the run is already finished ({total} steps), nothing left to do",
-                dir.display(),
-                progress.step
-            )
-        } else if total == u64::MAX {
-            format!("resuming {} from step {}", dir.display(), progress.step)
-        } else {
-            format!(
-                "resuming {} from step {} of {total}",
-                dir.display(),
-                progress.step
-            )
-        });
+    let params = model.params.len();
+    for line in opening_lines(cfg, data, opts, &progress, total, &batcher, params) {
+        log.line(&line);
     }
-    log.line(&format!(
-        "training {} poems ({} tokens, {} batches/epoch), validating on {} poems; {} parameters; {}",
-        data.train.len(),
-        batcher.num_tokens(),
-        n_batches,
-        data.valid.len(),
-        model.params.len(),
-        if total == u64::MAX {
-            format!(
-                "steps: as many as fit in {} min (counted after step {})",
-                cfg.minutes,
-                progress.step + BUDGET_SKIP_STEPS + BUDGET_PROBE_STEPS
-            )
-        } else {
-            format!("{total} steps")
-        }
-    ));
     if let Some(note) = &data_note {
         log.line(note);
     }
@@ -255,44 +210,12 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         model.zero_grad();
         let (loss_sum, count) = model.forward_backward(batch, &mut progress.rng);
         let loss = loss_sum / count.max(1.0);
-        let kept = || {
-            if last_dir.join(checkpoint::CONFIG_FILE).exists() {
-                last_dir.display().to_string()
-            } else {
-                "none (no checkpoint was written yet)".to_string()
-            }
-        };
         if !loss.is_finite() {
-            return Err(Diverged {
-                step: progress.step,
-                epoch: progress.epoch,
-                what: "the loss",
-                value: loss,
-                lr,
-                kept: kept(),
-            }
-            .into());
+            return Err(saves.diverged(&progress, "the loss", loss, lr));
         }
-        let norm = if cfg.clip > 0.0 {
-            clip_grad_norm(&mut model.grads, cfg.clip) as f64
-        } else {
-            model
-                .grads
-                .iter()
-                .map(|g| (*g as f64) * (*g as f64))
-                .sum::<f64>()
-                .sqrt()
-        };
+        let norm = grad_norm(&mut model.grads, cfg.clip);
         if !norm.is_finite() {
-            return Err(Diverged {
-                step: progress.step,
-                epoch: progress.epoch,
-                what: "the gradient norm",
-                value: norm,
-                lr,
-                kept: kept(),
-            }
-            .into());
+            return Err(saves.diverged(&progress, "the gradient norm", norm, lr));
         }
         adam.step(&mut model.params, &model.grads, lr);
         progress.step += 1;
@@ -365,15 +288,7 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
             let t0 = Instant::now();
             let val = evaluate(&mut model, &val_batches);
             if let Some(val) = val.filter(|v| !v.is_finite()) {
-                return Err(Diverged {
-                    step: progress.step,
-                    epoch: progress.epoch,
-                    what: "the validation loss",
-                    value: val,
-                    lr,
-                    kept: kept(),
-                }
-                .into());
+                return Err(saves.diverged(&progress, "the validation loss", val, lr));
             }
             last_val = val;
             if cfg.minutes > 0.0 && progress.budget_steps > 0 && !finished {
@@ -408,29 +323,8 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
                     lr,
                 })?;
             }
-            meta.step = progress.step;
-            meta.val_loss = val;
-            meta.best_val_loss = progress.best_val_loss;
-            meta.model = model.cfg.clone();
-            if improved {
-                let mut m = meta.clone();
-                let resume = if cfg.half {
-                    m.precision = Precision::F16;
-                    None
-                } else {
-                    Some((&adam, &progress))
-                };
-                checkpoint::save(&best_dir, &model, &data.vocab, &m, resume)?;
-            }
-            if cfg.always_save || finished {
-                checkpoint::save(
-                    &last_dir,
-                    &model,
-                    &data.vocab,
-                    &meta,
-                    Some((&adam, &progress)),
-                )?;
-            }
+            let save_last = cfg.always_save || finished;
+            saves.save(&model, &adam, &progress, val, improved, save_last)?;
             metrics.plot(&out.join("loss.png"));
             if let Some(val) = val {
                 log.line(&format!(
@@ -461,6 +355,163 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         out.display()
     ));
     Ok(s)
+}
+
+/// Checks the sizes, and the memory a batch of the longest poems needs,
+/// before anything is allocated.
+fn check_sizes(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<()> {
+    let model_cfg = match &opts.resume {
+        Some(dir) => checkpoint::load_meta(dir)?.model,
+        None => cfg.model_config(&data.vocab),
+    };
+    model_cfg
+        .validate()
+        .map_err(|e| anyhow::anyhow!("bad setting: {e}"))?;
+    let longest = data
+        .train
+        .iter()
+        .chain(&data.valid)
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0);
+    crate::limits::check_memory(
+        &format!(
+            "a batch of {} poems of up to {longest} characters",
+            cfg.batch
+        ),
+        crate::limits::train_step_bytes(&model_cfg, cfg.batch, longest + 2),
+        "lower --batch or --max-len, or use a smaller model",
+    )
+}
+
+/// The lines a run opens with: where a resumed run starts, then what it
+/// trains on and for how many steps.
+fn opening_lines(
+    cfg: &TrainConfig,
+    data: &Data,
+    opts: &Options,
+    progress: &Progress,
+    total: u64,
+    batcher: &Batcher,
+    params: usize,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(dir) = &opts.resume {
+        lines.push(if progress.step >= total {
+            format!(
+                "resuming {} at step {}: the run is already finished ({total} steps), nothing left to do",
+                dir.display(),
+                progress.step
+            )
+        } else if total == u64::MAX {
+            format!("resuming {} from step {}", dir.display(), progress.step)
+        } else {
+            format!(
+                "resuming {} from step {} of {total}",
+                dir.display(),
+                progress.step
+            )
+        });
+    }
+    lines.push(format!(
+        "training {} poems ({} tokens, {} batches/epoch), validating on {} poems; {} parameters; {}",
+        data.train.len(),
+        batcher.num_tokens(),
+        batcher.num_batches(),
+        data.valid.len(),
+        params,
+        if total == u64::MAX {
+            format!(
+                "steps: as many as fit in {} min (counted after step {})",
+                cfg.minutes,
+                progress.step + BUDGET_SKIP_STEPS + BUDGET_PROBE_STEPS
+            )
+        } else {
+            format!("{total} steps")
+        }
+    ));
+    lines
+}
+
+/// The gradients' global norm, after clipping them to `clip` when it is positive.
+fn grad_norm(grads: &mut [f32], clip: f32) -> f64 {
+    if clip > 0.0 {
+        clip_grad_norm(grads, clip) as f64
+    } else {
+        grads
+            .iter()
+            .map(|g| (*g as f64) * (*g as f64))
+            .sum::<f64>()
+            .sqrt()
+    }
+}
+
+/// Where a run's checkpoints go, and the metadata each carries.
+struct Checkpoints<'a> {
+    best: PathBuf,
+    last: PathBuf,
+    meta: Meta,
+    vocab: &'a Vocab,
+    /// `best/` at F16 and without the optimizer's state
+    half: bool,
+}
+
+impl Checkpoints<'_> {
+    /// After an evaluation: `best/` on improvement, and `last/` when `save_last`.
+    fn save(
+        &mut self,
+        model: &Model,
+        adam: &Adam,
+        progress: &Progress,
+        val: Option<f64>,
+        improved: bool,
+        save_last: bool,
+    ) -> anyhow::Result<()> {
+        let meta = &mut self.meta;
+        meta.step = progress.step;
+        meta.val_loss = val;
+        meta.best_val_loss = progress.best_val_loss;
+        meta.model = model.cfg.clone();
+        if improved {
+            let mut m = meta.clone();
+            let resume = if self.half {
+                m.precision = Precision::F16;
+                None
+            } else {
+                Some((adam, progress))
+            };
+            checkpoint::save(&self.best, model, self.vocab, &m, resume)?;
+        }
+        if save_last {
+            checkpoint::save(&self.last, model, self.vocab, meta, Some((adam, progress)))?;
+        }
+        Ok(())
+    }
+
+    /// Training diverged at `progress`: `what` is `value`; the message names
+    /// the last good checkpoint.
+    fn diverged(
+        &self,
+        progress: &Progress,
+        what: &'static str,
+        value: f64,
+        lr: f32,
+    ) -> anyhow::Error {
+        let kept = if self.last.join(checkpoint::CONFIG_FILE).exists() {
+            self.last.display().to_string()
+        } else {
+            "none (no checkpoint was written yet)".to_string()
+        };
+        Diverged {
+            step: progress.step,
+            epoch: progress.epoch,
+            what,
+            value,
+            lr,
+            kept,
+        }
+        .into()
+    }
 }
 
 /// The model, optimiser and position a run starts from: the checkpoint's
