@@ -246,32 +246,8 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         let epoch_f = progress.epoch as f64 + progress.position as f64 / batches.len() as f64;
         if progress.step % cfg.log_interval == 0 || finished {
             let secs = int_start.elapsed().as_secs_f64().max(1e-9);
-            last_train_loss = progress.log_loss / progress.log_tokens.max(1.0);
-            let tok_s = progress.log_tokens / secs;
-            metrics.push(Row {
-                step: progress.step,
-                epoch: epoch_f,
-                train_loss: Some(last_train_loss),
-                val_loss: None,
-                tok_s: Some(tok_s),
-                lr,
-            })?;
-            log.progress(
-                progress.step,
-                &format!(
-                    "epoch {}/{} loss {:.4} {:.0} tok/s lr {:.2e}",
-                    progress.epoch + 1,
-                    cfg.epochs.max(1),
-                    last_train_loss,
-                    tok_s,
-                    lr
-                ),
-            );
-            log.line(&format!(
-                "step {:>6} | epoch {:>6.3} | loss {:.4} | {:>6.0} tok/s | lr {:.2e} | |g| {:.3}",
-                progress.step, epoch_f, last_train_loss, tok_s, lr, norm
-            ));
-            (progress.log_loss, progress.log_tokens) = (0.0, 0.0);
+            let at = At { epoch_f, lr, norm };
+            last_train_loss = train_interval(&log, &mut metrics, &mut progress, cfg, secs, at)?;
             int_start = Instant::now();
         }
         if opts.stop_after == Some(progress.step) {
@@ -357,6 +333,57 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
     Ok(s)
 }
 
+/// Where the loop is within a step, for its reports.
+#[derive(Clone, Copy)]
+struct At {
+    /// epochs done, fractional
+    epoch_f: f64,
+    lr: f32,
+    /// the gradients' global norm, before any clipping
+    norm: f64,
+}
+
+/// Every `log_interval` steps and at the last: the mean training loss over
+/// the interval of `secs` seconds and its speed, as a metrics row, the bar's
+/// message and a log line. Starts the next interval's sums; returns the mean.
+fn train_interval(
+    log: &Log,
+    metrics: &mut Metrics,
+    progress: &mut Progress,
+    cfg: &TrainConfig,
+    secs: f64,
+    at: At,
+) -> anyhow::Result<f64> {
+    let At { epoch_f, lr, norm } = at;
+    let last_train_loss = progress.log_loss / progress.log_tokens.max(1.0);
+    let tok_s = progress.log_tokens / secs;
+    metrics.push(Row {
+        step: progress.step,
+        epoch: epoch_f,
+        train_loss: Some(last_train_loss),
+        val_loss: None,
+        tok_s: Some(tok_s),
+        lr,
+    })?;
+    log.progress(
+        progress.step,
+        &format!(
+            "epoch {}/{} loss {:.4} {:.0} tok/s lr {:.2e}",
+            progress.epoch + 1,
+            cfg.epochs.max(1),
+            last_train_loss,
+            tok_s,
+            lr
+        ),
+    );
+    log.line(&format!(
+        "step {:>6} | epoch {:>6.3} | loss {:.4} | {:>6.0} tok/s | lr {:.2e} | |g| {:.3}",
+        progress.step, epoch_f, last_train_loss, tok_s, lr, norm
+    ));
+    (progress.log_loss, progress.log_tokens) = (0.0, 0.0);
+    Ok(last_train_loss)
+}
+
 /// Checks the sizes, and the memory a batch of the longest poems needs,
 /// before anything is allocated.
 fn check_sizes(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<()> {
@@ -433,7 +460,7 @@ fn opening_lines(
     lines
 }
 
-/// The gradients' global norm, after clipping them to `clip` when it is positive.
+/// The gradients' global norm, and the gradients clipped to `clip` when it is positive.
 fn grad_norm(grads: &mut [f32], clip: f32) -> f64 {
     if clip > 0.0 {
         clip_grad_norm(grads, clip) as f64
