@@ -413,7 +413,7 @@ fn head_rows(
     loss
 }
 
-/// One thread's scratch for a two-level head (see [`ModelConfig::shortlist`]):
+/// One thread's scratch for a two-level head (see [`ModelConfig::shortlist`](super::ModelConfig::shortlist)):
 /// each row's target among the shortlist and the rare class, and the rare
 /// rows' targets among the rare ids, with a mask that keeps only those rows.
 #[derive(Default, Clone)]

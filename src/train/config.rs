@@ -86,7 +86,7 @@ pub struct TrainConfig {
     /// Stop after this many steps even if epochs remain (0 = no limit); the decay ends here.
     pub max_steps: u64,
     /// Wall-clock budget in minutes, evaluations included (0 = none): after
-    /// [`BUDGET_PROBE_STEPS`] steps the run's step count is set from their
+    /// [`BUDGET_PROBE_STEPS`](super::BUDGET_PROBE_STEPS) steps the run's step count is set from their
     /// measured speed, and set again at every evaluation from the speed of the
     /// run so far, so a machine that slows down (or speeds up) moves the end
     /// with it; the decay ends there. The count is kept in the checkpoints, so

@@ -86,7 +86,7 @@ impl Data {
 /// The forms that get a tag token, by their names (`Form::name_zh`).
 pub const FORM_TAGS: [Form; 4] = [Form::Wujue, Form::Qijue, Form::Wulv, Form::Qilv];
 
-/// Percent of the poems of a tagged form left untagged (see [`TrainConfig::form_tags`]).
+/// Percent of the poems of a tagged form left untagged (see [`TrainConfig::form_tags`](super::TrainConfig::form_tags)).
 const UNTAGGED_PERCENT: u64 = 15;
 
 /// The poem's ids, led by its form's tag when the vocabulary has one for it
