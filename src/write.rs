@@ -18,6 +18,8 @@
 pub mod keywords;
 pub mod suggest;
 pub mod template;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::collections::HashMap;
 

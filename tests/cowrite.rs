@@ -91,7 +91,7 @@ pub(crate) fn with_table(dir: &Dir) {
     dir.create("data/strains-votes-v1/votes.tsv", "");
 }
 
-fn stdout_of(o: &Output) -> String {
+pub(crate) fn stdout_of(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -100,7 +100,7 @@ fn stderr_of(o: &Output) -> String {
 }
 
 /// Runs the command with `input` on standard input.
-fn piped(cmd: &mut TestCommand, input: &str) -> Output {
+pub(crate) fn piped(cmd: &mut TestCommand, input: &str) -> Output {
     let mut child = cmd
         .cmd
         .stdin(Stdio::piped())
@@ -293,7 +293,7 @@ shiren_test!(
 );
 
 /// The poems of a `write` run, as lines without punctuation.
-fn poems_of(out: &str) -> Vec<Vec<String>> {
+pub(crate) fn poems_of(out: &str) -> Vec<Vec<String>> {
     out.split("\n\n")
         .filter(|p| !p.trim().is_empty())
         .map(|p| {

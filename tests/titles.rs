@@ -2,21 +2,8 @@
 //! with titles) and `write --keywords` in every form, with the small 平水韵
 //! table of the co-writing tests laid into each test's data directory.
 
-use crate::cowrite::with_table;
+use crate::cowrite::{piped, poems_of as poems, stdout_of, with_table};
 use crate::macros::{Dir, TestCommand};
-
-/// The poems of `write`'s text output: blank-line-separated, one line per verse.
-fn poems(out: &str) -> Vec<Vec<String>> {
-    out.split("\n\n")
-        .map(|p| {
-            p.lines()
-                .map(str::to_string)
-                .filter(|l| !l.is_empty())
-                .collect::<Vec<_>>()
-        })
-        .filter(|p: &Vec<String>| !p.is_empty())
-        .collect()
-}
 
 shiren_test!(
     a_title_is_read_and_changes_the_poem,
@@ -33,7 +20,7 @@ shiren_test!(
             let p = poems(out);
             assert_eq!(p.len(), 1, "{out}");
             assert_eq!(p[0].len(), 4, "{out}");
-            assert!(p[0].iter().all(|l| l.chars().count() == 8), "{out}");
+            assert!(p[0].iter().all(|l| l.chars().count() == 7), "{out}");
         }
         assert_ne!(a, b, "the same seed wrote the same poem for two titles");
         let e = dir.command().args(["write", "--title", "送,别"]).fails();
@@ -93,5 +80,30 @@ shiren_test!(
             .args(["--keywords", "明月,江,舟"])
             .fails();
         assert!(e.contains("each keyword takes a line"), "{e}");
+    }
+);
+
+shiren_test!(
+    the_prompt_keeps_a_title_and_keywords_for_the_next_poems,
+    |dir: Dir, mut cmd: TestCommand| {
+        with_table(&dir);
+        let input =
+            "seed 3\ntitle 送别\nkeywords 江,舟\n明月\nsettings\ntitle\nkeywords\nsettings\n";
+        let out = piped(cmd.args(["write", "-i"]), input);
+        let text = stdout_of(&out);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        let poem: String = text
+            .lines()
+            .skip_while(|l| !l.starts_with("明月"))
+            .take(4)
+            .collect();
+        assert_eq!(
+            poem.chars().filter(|c| !"，。".contains(*c)).count(),
+            28,
+            "{text}"
+        );
+        assert!(poem.contains('江') && poem.contains('舟'), "{text}");
+        assert!(text.contains("title 送别, keywords 江,舟"), "{text}");
+        assert!(text.contains("title none, keywords none"), "{text}");
     }
 );

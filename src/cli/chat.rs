@@ -25,6 +25,8 @@ type first words (明月) and get a poem, or a command:
   template 明月□□□，…  keep the given characters, fill the □ (or ?)
   rewrite 3            rewrite line 3 of the last poem (rewrite 3,4 for two)
   check 床前明月光，…   check a poem's 格律 (check alone: the last poem)
+  title 送别           what the next poems are about (title alone: none)
+  keywords 明月,江     words the next poems must hold (keywords alone: none)
   form qijue           wujue, qijue, wulv, qilv or free
   tones strict         off, loose or strict
   rhyme on             on or off
@@ -41,6 +43,8 @@ enum Command {
     Template(String),
     Rewrite(Vec<usize>),
     Check(String),
+    Title(String),
+    Keywords(String),
     Form(Form),
     Tones(ToneMode),
     Rhyme(bool),
@@ -95,6 +99,8 @@ fn parse(line: &str) -> Result<Command, String> {
                 format!("`{rest}` is not a line number (e.g. rewrite 3, or rewrite 3,4)")
             })?)
         }
+        "title" => Command::Title(rest.into()),
+        "keywords" => Command::Keywords(rest.into()),
         "form" => Command::Form(need("a form: wujue, qijue, wulv, qilv or free")?.parse()?),
         "tones" => Command::Tones(need("off, loose or strict")?.parse()?),
         "rhyme" => Command::Rhyme(match need("on or off")? {
@@ -132,13 +138,42 @@ impl Session<'_> {
             Command::Nothing => String::new(),
             Command::Help => format!("{HELP}\n"),
             Command::Settings => format!(
-                "form {:?}, tones {:?}, rhyme {}, seed {}\n",
-                o.form,
-                o.tones,
+                "form {}, tones {}, rhyme {}, seed {}, title {}, keywords {}\n",
+                format!("{:?}", o.form).to_lowercase(),
+                format!("{:?}", o.tones).to_lowercase(),
                 if o.rhyme { "on" } else { "off" },
-                self.s.seed
-            )
-            .to_lowercase(),
+                self.s.seed,
+                if o.title.is_empty() { "none" } else { &o.title },
+                if o.keywords.is_empty() {
+                    "none".to_string()
+                } else {
+                    o.keywords.join(",")
+                }
+            ),
+            Command::Title(t) => {
+                o.title = t;
+                match o.title.is_empty() {
+                    true => "no title\n".into(),
+                    false => format!("title {}\n", o.title),
+                }
+            }
+            Command::Keywords(k) => {
+                // Checked now, so a bad list is named at once rather than at the next poem.
+                let words = crate::write::keywords::parse(&[k])?;
+                if !words.is_empty() && o.form == Form::Free {
+                    o.form = Form::Qijue;
+                    o.rhyme = true;
+                }
+                o.keywords = words;
+                match o.keywords.is_empty() {
+                    true => "no keywords\n".into(),
+                    false => format!(
+                        "keywords {} (form {})\n",
+                        o.keywords.join(","),
+                        o.form.name_zh()
+                    ),
+                }
+            }
             Command::Form(f) => {
                 o.form = f;
                 o.rhyme = f.shape().is_some();
@@ -322,6 +357,12 @@ mod tests {
         assert_eq!(parse("QUIT"), Ok(Command::Quit));
         assert_eq!(parse("check"), Ok(Command::Check(String::new())));
         assert_eq!(parse("rhyme off"), Ok(Command::Rhyme(false)));
+        assert_eq!(parse("title 送别"), Ok(Command::Title("送别".into())));
+        assert_eq!(parse("title"), Ok(Command::Title(String::new())));
+        assert_eq!(
+            parse("keywords 明月,江"),
+            Ok(Command::Keywords("明月,江".into()))
+        );
         let e = parse("fly away").unwrap_err();
         assert!(
             e.contains("unknown command `fly`") && e.contains("help"),

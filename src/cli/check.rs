@@ -472,15 +472,9 @@ pub fn render(c: &Checked, suggestions: &[Suggestion]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     fn parse(args: &[&str]) -> Result<Args, clap::Error> {
-        #[derive(Parser)]
-        struct Cli {
-            #[command(flatten)]
-            a: Args,
-        }
-        Cli::try_parse_from(std::iter::once("check").chain(args.iter().copied())).map(|c| c.a)
+        crate::cli::parse_args("check", args)
     }
 
     #[test]

@@ -94,23 +94,19 @@ fn render(name: &str, variant: usize, form: &TuneForm, text: &str, r: &CiReport)
         let foot = if p.rhyme.is_some() { "  韵" } else { "" };
         s += &format!("  {text}{pad}  {pattern}{foot}\n");
     }
-    for m in &r.tone_misses {
-        s += &format!(
-            "  ✗ line {}, char {} {}: the tune wants {}\n",
-            m.line + 1,
-            m.pos + 1,
-            m.ch,
-            m.want
-        );
-    }
-    for m in &r.rhyme_misses {
-        s += &format!(
-            "  ✗ line {}, char {} {}: rhyme foot outside {}\n",
-            m.line + 1,
-            m.pos + 1,
-            m.ch,
-            m.want
-        );
+    let misses = [
+        (&r.tone_misses, "the tune wants"),
+        (&r.rhyme_misses, "rhyme foot outside"),
+    ];
+    for (list, what) in misses {
+        for m in list {
+            let (line, pos) = (m.line + 1, m.pos + 1);
+            s += &format!(
+                "  ✗ line {line}, char {pos} {}: {what} {}
+",
+                m.ch, m.want
+            );
+        }
     }
     s += &format!(
         "tones kept at {} of {} fixed places; rhyme at {} of {} feet\n",

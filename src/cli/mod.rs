@@ -203,6 +203,18 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// Parses `args` (without the program name) into a subcommand's flags, as
+/// the `shiren NAME` subcommand would: the tests of each subcommand's flags.
+#[cfg(test)]
+pub(crate) fn parse_args<A: clap::Args>(
+    name: &'static str,
+    args: &[&str],
+) -> Result<A, clap::Error> {
+    let cmd = A::augment_args(clap::Command::new(name));
+    let m = cmd.try_get_matches_from(std::iter::once(name).chain(args.iter().copied()))?;
+    A::from_arg_matches(&m)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

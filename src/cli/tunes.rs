@@ -171,15 +171,9 @@ pub fn render_held_out(h: &tunes::HeldOut) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     fn parse(args: &[&str]) -> Result<Args, clap::Error> {
-        #[derive(Parser)]
-        struct Cli {
-            #[command(flatten)]
-            a: Args,
-        }
-        Cli::try_parse_from(std::iter::once("tunes").chain(args.iter().copied())).map(|c| c.a)
+        crate::cli::parse_args("tunes", args)
     }
 
     #[test]

@@ -20,16 +20,23 @@ pub const DEFAULT_MODEL: &str = "models/tang-small";
 /// there, else in the source tree this binary was built from (so `shiren write`
 /// works from any folder after `cargo install --path .` or `cargo run`).
 pub fn default_model() -> PathBuf {
-    let here = PathBuf::from(DEFAULT_MODEL);
-    if here.is_dir() {
-        return here;
-    }
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL);
-    if built.is_dir() {
-        built
-    } else {
-        here
-    }
+    shipped(DEFAULT_MODEL).unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL))
+}
+
+/// The ci model shipped with the repository: the Tang model fine-tuned on the Song ci.
+pub const DEFAULT_CI_MODEL: &str = "models/songci-small";
+
+/// What `--tune` writes with when no `--model` is given: the shipped ci model
+/// (found as [`default_model`] is), else the shipped model.
+pub fn default_ci_model() -> PathBuf {
+    shipped(DEFAULT_CI_MODEL).unwrap_or_else(default_model)
+}
+
+/// `rel` under the working directory, else in the source tree this binary was built from.
+fn shipped(rel: &str) -> Option<PathBuf> {
+    let here = PathBuf::from(rel);
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    [here, built].into_iter().find(|p| p.is_dir())
 }
 
 /// How the shipped model is made (quoted when it is missing).
@@ -37,7 +44,7 @@ pub const TRAIN_HINT: &str = "scripts/train_shipped_model.sh";
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// Checkpoint directory to write with [default: models/tang-small, the model shipped with the repo]
+    /// Checkpoint directory to write with [default: models/tang-small, the model shipped with the repo; with --tune, models/songci-small]
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
     /// The poem starts with these characters (punctuation allowed where a line ends)
@@ -213,7 +220,10 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
             .map_or(0, |d| d.as_nanos() as u64)
     });
     Ok(Settings {
-        model: args.model.clone().unwrap_or_else(default_model),
+        model: args.model.clone().unwrap_or_else(|| match args.tune {
+            Some(_) => default_ci_model(),
+            None => default_model(),
+        }),
         opts: Options {
             begin: args.begin.clone().unwrap_or_default(),
             acrostic,
@@ -283,7 +293,12 @@ pub fn write_with<M: CharModel>(
     let songci = match &s.tune {
         Some(name) => {
             let songci = Songci::load(&data_dir)?;
-            s.opts.tune = Some(songci.cipu.form(name, s.variant)?.1.clone());
+            let (tune, form) = songci.cipu.form(name, s.variant)?;
+            s.opts.tune = Some(form.clone());
+            // The Song ci's titles are their tunes: a model that reads titles is told the tune.
+            if s.opts.title.is_empty() && model.reads_titles() {
+                s.opts.title = tune.name.split('・').next().unwrap_or_default().to_string();
+            }
             Some(songci)
         }
         None => None,
@@ -370,15 +385,9 @@ pub fn render_text(poems: &[Poem]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     fn parse(args: &[&str]) -> Result<Args, clap::Error> {
-        #[derive(Parser)]
-        struct Cli {
-            #[command(flatten)]
-            a: Args,
-        }
-        Cli::try_parse_from(std::iter::once("write").chain(args.iter().copied())).map(|c| c.a)
+        crate::cli::parse_args("write", args)
     }
 
     #[test]

@@ -179,11 +179,17 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs the real corpus, the 平水韵 package and the shipped model"]
-    fn the_shipped_model_keeps_the_20_most_common_tunes_under_strict_tones() {
+    #[ignore = "needs the real corpus, the 平水韵 package and the shipped models"]
+    fn the_shipped_models_keep_the_20_most_common_tunes_under_strict_tones() {
         let s = real();
+        for model in ["models/tang-small", "models/songci-small"] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(model);
+            keeps_the_common_tunes(&s, &crate::checkpoint::load(&dir).unwrap());
+        }
+    }
+
+    fn keeps_the_common_tunes(s: &Songci, loaded: &crate::checkpoint::Loaded) {
         let cipu = &s.cipu;
-        let loaded = crate::checkpoint::load(&crate::cli::write::default_model()).unwrap();
         let lm = crate::write::Lm::new(&loaded.model, &loaded.vocab);
         let lex = match loaded.meta.script {
             Script::Simplified => s.lex.clone(),
@@ -204,7 +210,7 @@ mod tests {
                     relaxed += 1;
                     continue;
                 }
-                let (a, b, c, d) = kept(&s, form, &p);
+                let (a, b, c, d) = kept(s, form, &p);
                 (tk, tn, rk, rn) = (tk + a, tn + b, rk + c, rn + d);
                 assert_eq!((a, c), (b, d), "{}: {}", t.name, p.text);
             }

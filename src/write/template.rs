@@ -299,23 +299,7 @@ mod tests {
         assert!(e.to_string().contains("cannot be combined"), "{e}");
     }
 
-    /// Every character equally likely: the constraints alone shape the poem.
-    struct Uniform(Vec<char>);
-
-    impl crate::write::CharModel for Uniform {
-        type State = ();
-        fn vocab_size(&self) -> usize {
-            self.0.len() + 4
-        }
-        fn char_of(&self, id: u32) -> Option<char> {
-            id.checked_sub(4)
-                .and_then(|i| self.0.get(i as usize).copied())
-        }
-        fn initial_state(&self) {}
-        fn step(&self, _: &mut (), _: u32, logits: &mut [f32]) {
-            logits.fill(0.0);
-        }
-    }
+    use crate::write::testing::Uniform;
 
     const LEVEL: &str = "东风中同红空春秋天年前烟山间";
     const OBLIQUE: &str = "白日尽入海欲里目上去见古月雪夏";
