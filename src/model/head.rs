@@ -93,7 +93,7 @@ impl Model {
         rare.resize_with(parts, RareScratch::default);
         let pw = &self.params[self.layout.proj_w.clone()];
         let pb = &self.params[self.layout.proj_b.clone()];
-        // narrow rows project faster through gemm's own packing of the weight
+        // whether pack_projection made panels (it decides the same way)
         let panels = w >= PANELS_MIN_WIDTH;
         let rare_row = (s > 0).then(|| {
             (
