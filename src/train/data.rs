@@ -1,0 +1,121 @@
+//! The encoded corpus a run trains on ([`Data`]): poems split into training
+//! and validation parts, each encoded with its form tag (or title) in front.
+
+use crate::corpus::convert::Script;
+use crate::corpus::forms::Form;
+use crate::corpus::split::{part_of, text_hash, Part};
+use crate::corpus::Poem;
+use crate::vocab::Vocab;
+
+/// The encoded corpus a run trains on.
+pub struct Data {
+    pub vocab: Vocab,
+    /// Training poems, encoded without BEGIN/END; those of a tagged form start with its tag.
+    pub train: Vec<Vec<u32>>,
+    /// Validation poems, encoded without BEGIN/END and untagged, so that
+    /// validation perplexity is over the characters alone, as in `shiren eval`.
+    pub valid: Vec<Vec<u32>>,
+    /// Description of the corpus, stored in checkpoints.
+    pub corpus: String,
+    pub script: Script,
+}
+
+impl Data {
+    /// Splits poems by [`part_of`] (test poems are left out), builds the
+    /// vocabulary from the training split unless one is given (a resumed run
+    /// keeps its checkpoint's), and encodes. Poems over `max_len` characters are
+    /// dropped. With `form_tags`, a new vocabulary gets the [`FORM_TAGS`] (a
+    /// given one keeps whatever tags it has) and training poems are tagged.
+    /// With `titles`, training poems are led by their cleaned title (see
+    /// [`crate::title`]); validation poems never are, so validation
+    /// perplexity stays the titleless one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_poems(
+        poems: &[Poem],
+        vocab: Option<Vocab>,
+        min_count: usize,
+        max_len: usize,
+        form_tags: bool,
+        titles: bool,
+        corpus: String,
+        script: Script,
+    ) -> Data {
+        let kept = poems.iter().filter(|p| p.text.chars().count() <= max_len);
+        let (mut train, mut valid) = (Vec::new(), Vec::new());
+        let mut train_titles = Vec::new();
+        for p in kept {
+            match part_of(&p.text) {
+                Part::Train => {
+                    train.push(p.text.as_str());
+                    train_titles.push(
+                        (titles && !crate::title::untitled(&p.text))
+                            .then(|| crate::title::clean(&p.title))
+                            .flatten(),
+                    );
+                }
+                Part::Valid => valid.push(p.text.as_str()),
+                Part::Test => {}
+            }
+        }
+        let vocab = vocab.unwrap_or_else(|| {
+            let v = Vocab::build(train.iter().copied(), min_count);
+            if form_tags {
+                v.with_tags(&FORM_TAGS.map(Form::name_zh))
+            } else {
+                v
+            }
+        });
+        Data {
+            train: train
+                .iter()
+                .zip(&train_titles)
+                .map(|(t, title)| {
+                    let mut ids = crate::title::prefix(&vocab, title.as_deref());
+                    ids.extend(encode_tagged(&vocab, t));
+                    ids
+                })
+                .collect(),
+            valid: valid.iter().map(|t| vocab.encode(t)).collect(),
+            vocab,
+            corpus,
+            script,
+        }
+    }
+}
+
+/// The forms that get a tag token, by their names (`Form::name_zh`).
+pub const FORM_TAGS: [Form; 4] = [Form::Wujue, Form::Qijue, Form::Wulv, Form::Qilv];
+
+/// Percent of the poems of a tagged form left untagged (see [`TrainConfig::form_tags`](super::TrainConfig::form_tags)).
+const UNTAGGED_PERCENT: u64 = 15;
+
+/// The poem's ids, led by its form's tag when the vocabulary has one for it
+/// and the poem is not among the untagged share. The share is picked by the
+/// high half of the split's hash, which the split (low digits) does not use.
+pub fn encode_tagged(vocab: &Vocab, text: &str) -> Vec<u32> {
+    let mut ids = Vec::with_capacity(text.len() / 3 + 1);
+    let untagged = (text_hash(text) >> 32) % 100 < UNTAGGED_PERCENT;
+    if !untagged {
+        ids.extend(vocab.tag(Form::of_text(text).name_zh()));
+    }
+    ids.extend(vocab.encode(text));
+    ids
+}
+
+impl Data {
+    /// SHA-256 (hex) of the encoded training and validation poems, in order.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [&self.train, &self.valid] {
+            h.update((part.len() as u64).to_le_bytes());
+            for seq in part {
+                h.update((seq.len() as u32).to_le_bytes());
+                for id in seq {
+                    h.update(id.to_le_bytes());
+                }
+            }
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
