@@ -397,11 +397,12 @@ impl TonePlan {
         if j == len - 1 {
             let end = line_end(i);
             if self.mode == ToneMode::Strict && i == 0 {
-                // Line 1 may end either way, unless the two before it are level.
+                // Line 1 may end either way, unless the two before it are level;
+                // either way in a tone the lexicon knows, as a level end rhymes.
                 let three = self.line[len - 3] == Tone::Ping && self.line[len - 2] == Tone::Ping;
-                return if three { ToneReq::Ze } else { ToneReq::Any };
+                return if three { ToneReq::Ze } else { ToneReq::Known };
             }
-            return end.map_or(ToneReq::Any, to_req);
+            return end.map_or(ToneReq::Known, to_req);
         }
         if self.mode == ToneMode::Strict && j == len - 3 && line_end(i) == Some(Tone::Ping) {
             // Position len-2 is a key position; if it and the end are level, this one must not be.

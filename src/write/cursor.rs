@@ -243,7 +243,14 @@ impl Cursor {
                     self.groups[s] =
                         w.choose_group(token, &self.cands, &job.excluded, self.n_feet[s], level);
                 }
-                if is_foot {
+                // A level end of line 1 rhymes (首句入韵): it is the first foot.
+                let first_rhymes =
+                    self.first_line_end(plan, job) && w.tone[token as usize] == Some(Tone::Ping);
+                if first_rhymes && self.groups[0].is_none() {
+                    let n = self.n_feet[0] + 1;
+                    self.groups[0] = w.choose_group(token, &self.cands, &job.excluded, n, None);
+                }
+                if is_foot || first_rhymes {
                     self.feet.push(token);
                 }
                 token
@@ -316,6 +323,17 @@ impl Cursor {
     /// The rhyme set of line `i`, position `j` (from 0) when it is a rhyme
     /// foot under `job`: set 0 at the ends of lines 2, 4, … of a regulated
     /// poem; the tune's set at a ci's rhyme positions.
+    /// Whether the next place ends line 1 of rhymed shi: it may end either
+    /// way, but a level end must rhyme with the feet (首句入韵), as `shiren
+    /// check` holds it to.
+    fn first_line_end(&self, plan: &Plan, job: &Job) -> bool {
+        job.rhyme
+            && plan.ci.is_none()
+            && self.line_len > 0
+            && self.i == 0
+            && self.j + 1 == self.line_len
+    }
+
     fn foot_set(&self, plan: &Plan, job: &Job, i: usize, j: usize) -> Option<usize> {
         if !job.rhyme {
             return None;
@@ -391,10 +409,21 @@ impl Cursor {
             self.fill_banned(w, at_foot);
         }
         self.relaxed = false;
+        // Line 1's end: a character read only level must be in a group that can still rhyme.
+        let first_end = self.first_line_end(plan, job);
         for pass in 0..2 {
             let strict = rule && pass == 0 && !self.banned.is_empty();
             for &id in pool {
                 let t = id as usize;
+                if first_end && w.tone[t] == Some(Tone::Ping) {
+                    let fits = |g: &u16| match self.groups[0] {
+                        Some(chosen) => *g == chosen,
+                        None => w.group_usable(*g, &job.excluded, self.n_feet[0] + 1, None),
+                    };
+                    if !token_groups[t].iter().any(fits) {
+                        continue;
+                    }
+                }
                 if is_foot {
                     let gs = &token_groups[t];
                     if !req.allows(w.tone[t]) || gs.is_empty() {

@@ -46,8 +46,8 @@ impl CharModel for Bigram {
 
 /// Level groups with a few characters each, plus oblique characters, plus
 /// 看 read both ways, plus 龘 which the lexicon does not know.
-const PING_A: &str = "东风中同红空"; // 一东
-const PING_B: &str = "先天年前边烟"; // 一先
+const PING_A: &str = "东风中同红空通宫翁"; // 一东
+const PING_B: &str = "先天年前边烟千川仙"; // 一先
 const PING_C: &str = "山间还闲关"; // 十五删
 const ZE: &str = "白日尽入海欲里目上一去见古月雪";
 const OTHER: &str = "看龘";
@@ -163,6 +163,12 @@ fn strict_rhymed_poems_pass_the_lexicons_checks() {
                 p.rhyme_group.as_deref(),
                 Some(l.group_name(r.rhyme_group.unwrap()))
             );
+            // A level end of line 1 rhymes with the feet (首句入韵).
+            let first_end = *lines[0].last().unwrap();
+            if l.tone(first_end) == Some(Tone::Ping) {
+                let g = r.rhyme_group.unwrap();
+                assert!(l.rhyme_groups(first_end).contains(&g), "{}", p.text);
+            }
             // (this toy vocabulary is small enough to run out of unrepeated characters)
             assert!(
                 p.notes.iter().all(|n| n.contains("repetition allowed")),
