@@ -40,20 +40,15 @@ pub fn run(args: Args, _g: &Global) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        crate::cli::parse_args("export", args)
     }
 
     #[test]
     fn export_needs_a_destination() {
-        assert!(Cli::try_parse_from(["export"]).is_err());
-        let a = Cli::try_parse_from(["export", "--torch", "out"])
-            .unwrap()
-            .args;
+        assert!(parse(&[]).is_err());
+        let a = parse(&["--torch", "out"]).unwrap();
         assert_eq!(a.torch, PathBuf::from("out"));
     }
 }

@@ -142,21 +142,16 @@ fn table(args: &Args, dir: &std::path::Path, poems: &[PoemScore], t: &Total) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        crate::cli::parse_args("score", args)
     }
 
     #[test]
     fn score_takes_a_file_and_its_flags() {
-        let a = Cli::try_parse_from(["score", "p.txt", "--no-convert", "--json"])
-            .unwrap()
-            .args;
+        let a = parse(&["p.txt", "--no-convert", "--json"]).unwrap();
         assert_eq!(a.file, PathBuf::from("p.txt"));
         assert!(a.no_convert && a.json && a.model.is_none());
-        assert!(Cli::try_parse_from(["score"]).is_err(), "FILE is required");
+        assert!(parse(&[]).is_err(), "FILE is required");
     }
 }

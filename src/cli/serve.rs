@@ -221,17 +221,13 @@ fn load_poet(model: Option<&Path>, g: &Global) -> anyhow::Result<Arc<dyn Poet>> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        crate::cli::parse_args("serve", args)
     }
 
     fn resolve(argv: &[&str]) -> anyhow::Result<Settings> {
-        let cli = Cli::try_parse_from(std::iter::once("serve").chain(argv.iter().copied()))?;
-        cli.args.resolve()
+        parse(argv)?.resolve()
     }
 
     #[test]

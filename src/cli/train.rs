@@ -368,18 +368,13 @@ pub fn run(mut args: Args, g: &Global) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        crate::cli::parse_args("train", args)
     }
 
     fn args(line: &[&str]) -> Args {
-        Cli::try_parse_from(std::iter::once("train").chain(line.iter().copied()))
-            .unwrap()
-            .args
+        parse(line).unwrap()
     }
 
     #[test]
@@ -459,6 +454,6 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!((ok.hidden, ok.epochs, ok.lr), (128, 60, 0.005));
-        assert!(Cli::try_parse_from(["train", "--resume", ck_s, "--preset", "seed"]).is_err());
+        assert!(parse(&["--resume", ck_s, "--preset", "seed"]).is_err());
     }
 }
