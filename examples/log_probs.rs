@@ -17,11 +17,12 @@ fn main() -> anyhow::Result<()> {
     let loaded = shiren::checkpoint::load(Path::new(dir))?;
     let (model, vocab) = (loaded.model, loaded.vocab);
     let mut ids = vec![shiren::vocab::Vocab::BEGIN];
-    if let Some(tag) = args.get(2) {
+    if let Some(name) = args.get(2) {
+        let form: shiren::corpus::Form = name.parse().map_err(anyhow::Error::msg)?;
         ids.push(
             vocab
-                .tag(tag)
-                .ok_or_else(|| anyhow::anyhow!("{dir}: the vocabulary has no tag `{tag}`"))?,
+                .tag(form)
+                .ok_or_else(|| anyhow::anyhow!("{dir}: the vocabulary has no tag for `{name}`"))?,
         );
     }
     ids.extend(vocab.encode(poem));

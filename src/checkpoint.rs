@@ -727,7 +727,8 @@ mod tests {
     }
 
     fn sized(embed: usize, hidden: usize) -> (Model, Vocab, Meta) {
-        let vocab = Vocab::build(["白日依山尽，黄河入海流。"], 1).with_tags(&["五绝"]);
+        let vocab =
+            Vocab::build(["白日依山尽，黄河入海流。"], 1).with_tags(&[crate::corpus::Form::Wujue]);
         // with every position table, so that they round-trip too
         let cfg = ModelConfig {
             vocab: vocab.len(),

@@ -462,7 +462,7 @@ pub fn targets(perplexity: &[PartPerplexity], rows: &[Row]) -> Vec<Target> {
             });
         }
     }
-    for form in FORMS {
+    for form in Form::REGULATED {
         if let Some(r) = row(form, Kind::Strict) {
             t.push(Target {
                 what: format!(
@@ -474,7 +474,7 @@ pub fn targets(perplexity: &[PartPerplexity], rows: &[Row]) -> Vec<Target> {
             });
         }
     }
-    for form in FORMS {
+    for form in Form::REGULATED {
         let (Some(m), Some(real)) = (row(form, Kind::Free), row(form, Kind::Real)) else {
             continue;
         };
@@ -515,7 +515,7 @@ pub fn default_targets(rows: &[Row]) -> Vec<Target> {
         rows.iter()
             .find(|r| r.form == form && r.kind == kind && r.poems > 0)
     };
-    for form in FORMS {
+    for form in Form::REGULATED {
         let (Some(m), Some(real)) = (row(form, Kind::Default), row(form, Kind::Real)) else {
             continue;
         };
@@ -568,9 +568,6 @@ pub fn default_targets(rows: &[Row]) -> Vec<Target> {
     }
     t
 }
-
-/// The forms the card reports, in order.
-pub const FORMS: [Form; 4] = [Form::Wujue, Form::Qijue, Form::Wulv, Form::Qilv];
 
 // ---------------------------------------------------------------------------
 // the whole evaluation
@@ -679,7 +676,7 @@ pub fn evaluate(
     let held_out: Vec<&String> = data.valid.iter().chain(&data.test).collect();
     let mut rows = Vec::new();
     let mut rng = Rng::new(set.seed);
-    for form in FORMS {
+    for form in Form::REGULATED {
         let mut real: Vec<&str> = held_out
             .iter()
             .filter(|t| Form::of_text(t) == form)
@@ -769,17 +766,6 @@ pub fn evaluate(
 /// Slices of a sample written side by side (about the cores of a laptop).
 const SLICES: usize = 8;
 
-/// The writer's form for a corpus form.
-pub fn write_form(form: Form) -> write::Form {
-    match form {
-        Form::Wujue => write::Form::Wujue,
-        Form::Qijue => write::Form::Qijue,
-        Form::Wulv => write::Form::Wulv,
-        Form::Qilv => write::Form::Qilv,
-        Form::Other => write::Form::Free,
-    }
-}
-
 /// `count` poems of `opts` written side by side in `SLICES` slices, each
 /// with its own seed, so the poems depend on the seed and the number of
 /// slices (fixed here), not on the threads.
@@ -811,7 +797,7 @@ fn sample<M: CharModel + Sync>(
     prompts: &[String],
     seed: u64,
 ) -> anyhow::Result<Vec<write::Poem>> {
-    let wform = write_form(form);
+    let wform = form;
     // The report card's own kinds sample the model plainly: one draft, no
     // repetition rule, at the card's temperature.
     let mut opts = write::Options {

@@ -4,10 +4,11 @@
 //! the first input of every poem), END (the last target) and UNK (a character
 //! the vocabulary does not hold). Characters follow from id 4 in descending
 //! frequency, ties by code point, so the same texts always give the same ids.
-//! A vocabulary may end with named *tags*: control tokens such as `五律` that
-//! training puts after BEGIN to tell the model the form it is reading, and
-//! writing feeds to ask for one. A tag is never a character: `char` and
-//! `decode` skip it like the specials.
+//! A vocabulary may end with *form tags*: one control token per [`Form`]
+//! that training puts after BEGIN to tell the model the form it is reading,
+//! and writing feeds to ask for one. A tag is looked up by its `Form`, and
+//! `vocab.json` names it by [`Form::name_zh`] (`五律`). A tag is never a
+//! character: `char` and `decode` skip it like the specials.
 //! The vocabulary is saved as JSON beside a model's weights and loaded back
 //! identically: the original project rebuilt it from the data file at
 //! generation time and broke whenever the file changed. It knows nothing of
@@ -17,6 +18,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context as _;
+
+use crate::corpus::Form;
 
 const FORMAT: &str = "shiren-vocab";
 const VERSION: u32 = 1;
@@ -39,8 +42,10 @@ pub enum VocabError {
     NotAChar { index: usize, entry: String },
     #[error("character `{0}` appears twice")]
     Duplicate(char),
-    #[error("tag `{0}` is also a character")]
-    TagIsAChar(String),
+    #[error("tag `{0}` names no form (tags are 五绝, 七绝, 五律, 七律)")]
+    UnknownTag(String),
+    #[error("tag `{0}` appears twice")]
+    DuplicateTag(String),
     #[error("{chars} characters but {counts} counts")]
     CountsLength { chars: usize, counts: usize },
 }
@@ -54,8 +59,8 @@ pub struct Vocab {
     counts: Vec<u64>,
     min_count: usize,
     index: HashMap<char, u32>,
-    /// Tag names; tag k has id 4 + chars.len() + k.
-    tags: Vec<String>,
+    /// The forms that have a tag; tag k has id 4 + chars.len() + k.
+    tags: Vec<Form>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -112,19 +117,21 @@ impl Vocab {
         }
     }
 
-    /// The same vocabulary with these tags after the characters (replacing any it had).
-    pub fn with_tags(mut self, tags: &[&str]) -> Vocab {
-        self.tags = tags.iter().map(|t| t.to_string()).collect();
+    /// The same vocabulary with a tag for each of these forms after the
+    /// characters (replacing any it had).
+    pub fn with_tags(mut self, tags: &[Form]) -> Vocab {
+        self.tags = tags.to_vec();
         self
     }
 
-    /// The id of the tag named `name`, if this vocabulary has it.
-    pub fn tag(&self, name: &str) -> Option<u32> {
-        let k = self.tags.iter().position(|t| t == name)?;
+    /// The id of `form`'s tag, if this vocabulary has one.
+    pub fn tag(&self, form: Form) -> Option<u32> {
+        let k = self.tags.iter().position(|&t| t == form)?;
         Some((Self::NUM_SPECIAL as usize + self.chars.len() + k) as u32)
     }
 
-    pub fn tags(&self) -> &[String] {
+    /// The forms that have a tag, in id order.
+    pub fn tags(&self) -> &[Form] {
         &self.tags
     }
 
@@ -211,7 +218,7 @@ impl Vocab {
             min_count: self.min_count,
             chars: self.chars.iter().map(|c| c.to_string()).collect(),
             counts: self.counts.clone(),
-            tags: self.tags.clone(),
+            tags: self.tags.iter().map(|f| f.name_zh().to_string()).collect(),
         };
         serde_json::to_string(&file).expect("a vocabulary always serialises")
     }
@@ -254,15 +261,18 @@ impl Vocab {
             }
             chars.push(c);
         }
-        if let Some(t) = file
-            .tags
-            .iter()
-            .find(|t| t.chars().count() == 1 && seen.contains(&t.chars().next().unwrap()))
-        {
-            return Err(VocabError::TagIsAChar(t.clone()));
+        let mut tags = Vec::with_capacity(file.tags.len());
+        for name in &file.tags {
+            let form = match name.parse::<Form>() {
+                Ok(f) if f != Form::Free => f,
+                _ => return Err(VocabError::UnknownTag(name.clone())),
+            };
+            if tags.contains(&form) {
+                return Err(VocabError::DuplicateTag(name.clone()));
+            }
+            tags.push(form);
         }
-        Ok(Vocab::from_parts(chars, file.counts, file.min_count)
-            .with_tags(&file.tags.iter().map(String::as_str).collect::<Vec<_>>()))
+        Ok(Vocab::from_parts(chars, file.counts, file.min_count).with_tags(&tags))
     }
 
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
@@ -285,11 +295,13 @@ mod tests {
 
     #[test]
     fn tags_follow_the_characters_are_never_characters_and_round_trip() {
-        let v = Vocab::build(["山山水"], 1).with_tags(&["五绝", "七绝"]);
+        let v = Vocab::build(["山山水"], 1).with_tags(&[Form::Wujue, Form::Qijue]);
         assert_eq!(v.len(), 4 + 2 + 2);
-        assert_eq!(v.tag("五绝"), Some(6));
-        assert_eq!(v.tag("七绝"), Some(7));
-        assert_eq!(v.tag("五律"), None);
+        assert_eq!(v.tag(Form::Wujue), Some(6));
+        assert_eq!(v.tag(Form::Qijue), Some(7));
+        assert_eq!(v.tag(Form::Wulv), None);
+        // The file names each tag by its form's Chinese name.
+        assert!(v.to_json().contains(r#""tags":["五绝","七绝"]"#));
         assert_eq!(v.char(6), None);
         assert_eq!(v.decode(&[6, 4, 5]), "山水");
         let back = Vocab::from_json(&v.to_json()).unwrap();
@@ -301,9 +313,25 @@ mod tests {
     }
 
     #[test]
+    fn a_tag_that_names_no_form_or_comes_twice_is_refused() {
+        let json = Vocab::build(["山山水"], 1)
+            .with_tags(&[Form::Wujue])
+            .to_json();
+        for (tags, want) in [
+            (r#"["山"]"#, "names no form"),
+            (r#"["自由"]"#, "names no form"),
+            (r#"["五绝","五絕"]"#, "appears twice"),
+        ] {
+            let bad = json.replace(r#"["五绝"]"#, tags);
+            let err = Vocab::from_json(&bad).unwrap_err().to_string();
+            assert!(err.contains(want), "{tags}: {err}");
+        }
+    }
+
+    #[test]
     fn line_ends_are_the_punctuation_it_has_and_silent_ids_the_non_characters() {
         // 山 ×3, ， ×2, 。 ×1: ids 4, 5, 6; no ！？；
-        let v = Vocab::build(["山，山，山。"], 1).with_tags(&["五绝"]);
+        let v = Vocab::build(["山，山，山。"], 1).with_tags(&[Form::Wujue]);
         assert_eq!(v.line_ends(), [5, 6]);
         assert_eq!(v.silent(), [Vocab::PAD, Vocab::BEGIN, Vocab::END, 7]);
         assert!(!v.silent().contains(&Vocab::UNK), "UNK is a character");

@@ -37,6 +37,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::corpus::convert::{to_simplified, to_traditional};
+pub use crate::corpus::Form;
 use crate::prosody::cilin::{Cilin, Class, NUM_CLASSES};
 use crate::prosody::repeats;
 use crate::prosody::rules::{TonePlan, ToneReq};
@@ -152,62 +153,6 @@ pub enum WriteError {
     BadOption { what: String },
     #[error("no character of the model's vocabulary can stand at line {line}, position {pos}, even with every constraint relaxed")]
     NoCandidates { line: usize, pos: usize },
-}
-
-/// The shape asked for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Form {
-    /// No fixed shape: stop at the end token or `max_len`.
-    #[default]
-    Free,
-    /// 五绝: 4 lines of 5.
-    Wujue,
-    /// 七绝: 4 lines of 7.
-    Qijue,
-    /// 五律: 8 lines of 5.
-    Wulv,
-    /// 七律: 8 lines of 7.
-    Qilv,
-}
-
-impl Form {
-    /// (lines, characters per line) of the regulated forms.
-    pub fn shape(self) -> Option<(usize, usize)> {
-        match self {
-            Form::Free => None,
-            Form::Wujue => Some((4, 5)),
-            Form::Qijue => Some((4, 7)),
-            Form::Wulv => Some((8, 5)),
-            Form::Qilv => Some((8, 7)),
-        }
-    }
-
-    pub fn name_zh(self) -> &'static str {
-        match self {
-            Form::Free => "自由",
-            Form::Wujue => "五绝",
-            Form::Qijue => "七绝",
-            Form::Wulv => "五律",
-            Form::Qilv => "七律",
-        }
-    }
-}
-
-impl std::str::FromStr for Form {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "free" | "自由" => Ok(Form::Free),
-            "wujue" | "五绝" | "五絕" => Ok(Form::Wujue),
-            "qijue" | "七绝" | "七絕" => Ok(Form::Qijue),
-            "wulv" | "五律" => Ok(Form::Wulv),
-            "qilv" | "七律" => Ok(Form::Qilv),
-            _ => Err(format!(
-                "unknown form `{s}` (use wujue, qijue, wulv, qilv or free)"
-            )),
-        }
-    }
 }
 
 /// One line of a fixed layout: its length in characters and its closing punctuation.

@@ -6,7 +6,7 @@
 
 use shiren::batch::Batcher;
 use shiren::corpus::{part_of, Form, Part};
-use shiren::eval::{evaluate, Kind, Settings, Split, FORMS};
+use shiren::eval::{evaluate, Kind, Settings, Split};
 use shiren::model::{Model, ModelConfig};
 use shiren::optim::Adam;
 use shiren::prosody::{Lexicon, Tone};
@@ -31,7 +31,7 @@ fn corpus(n: usize) -> Vec<String> {
     let mut rng = Rng::new(5);
     (0..n)
         .map(|i| {
-            let (lines, width) = FORMS[i % 4].shape().unwrap();
+            let (lines, width) = Form::REGULATED[i % 4].shape().unwrap();
             let mut s = String::new();
             for l in 0..lines {
                 for _ in 0..width {
@@ -136,10 +136,10 @@ fn evaluate_a_tiny_trained_model() {
     }
 
     // Rows: every form, every kind, in order.
-    assert_eq!(card.rows.len(), FORMS.len() * Kind::ALL.len());
+    assert_eq!(card.rows.len(), Form::REGULATED.len() * Kind::ALL.len());
     for (i, r) in card.rows.iter().enumerate() {
         let n = Kind::ALL.len();
-        assert_eq!((r.form, r.kind), (FORMS[i / n], Kind::ALL[i % n]));
+        assert_eq!((r.form, r.kind), (Form::REGULATED[i / n], Kind::ALL[i % n]));
         let group = &card.rows[i / n * n..i / n * n + n];
         let smallest = group
             .iter()

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use shiren::model::{Model, ModelConfig, State};
 use shiren::prosody::{Lexicon, Tone};
 use shiren::rng::Rng;
-use shiren::serve::api::{ApiError, FormId, PoemOut, ToneMark, WriteResponse, WriteSpec};
+use shiren::serve::api::{ApiError, Form, PoemOut, ToneMark, WriteResponse, WriteSpec};
 use shiren::serve::poet::{lay_out, WriterPoet};
 use shiren::serve::{Limits, Poet, Running, Service};
 use shiren::vocab::Vocab;
@@ -289,7 +289,7 @@ fn write_returns_acrostic_poems_with_tones_and_feet() {
     );
     assert_eq!(status, 200, "{body}");
     let resp: WriteResponse = serde_json::from_value(body.clone()).unwrap();
-    assert_eq!(resp.form, FormId::Qijue);
+    assert_eq!(resp.form, Form::Qijue);
     assert_eq!(resp.seed, 42);
     assert_eq!(resp.poems.len(), 2);
     for poem in &resp.poems {

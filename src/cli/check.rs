@@ -310,7 +310,7 @@ fn corpus_poems(
         .map(|p| p.text)
         .filter(|t| match (form, Form::of_text(t)) {
             (Some(f), g) => f == g,
-            (None, g) => g != Form::Other,
+            (None, g) => g != Form::Free,
         })
         .collect())
 }

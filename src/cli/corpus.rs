@@ -265,7 +265,12 @@ fn stats(a: &StatsArgs, data_dir: &std::path::Path, verbose: bool) -> anyhow::Re
         writeln!(
             out,
             "  {}      {:>8}  {:>6.1}%  {:>6.1}%",
-            f.name_zh(),
+            // In a corpus, poems of no fixed form are the other poems (古诗, 词).
+            if f == Form::Free {
+                "其他"
+            } else {
+                f.name_zh()
+            },
             forms[f as usize],
             100.0 * forms[f as usize] as f64 / s.kept.max(1) as f64,
             100.0 * read_n as f64 / s.read.max(1) as f64

@@ -45,7 +45,7 @@ pub fn run(a: &ExportArgs, data_dir: &std::path::Path) -> anyhow::Result<()> {
             if a.no_form_tags {
                 v
             } else {
-                v.with_tags(&crate::train::FORM_TAGS.map(crate::corpus::Form::name_zh))
+                v.with_tags(&crate::corpus::Form::REGULATED)
             }
         }
     };

@@ -14,7 +14,7 @@ use anyhow::Context;
 use super::Global;
 use crate::checkpoint;
 use crate::corpus::{self, Collection, LoadOptions, Part, Source};
-use crate::eval::{self, Card, Kind, Row, Settings, Split, FORMS};
+use crate::eval::{self, Card, Kind, Row, Settings, Split};
 use crate::plot::PlotResult;
 use crate::prosody::Lexicon;
 
@@ -267,7 +267,7 @@ fn sweep(
 ) -> anyhow::Result<()> {
     use crate::write::{Lm, Writer};
     let mut rng = crate::rng::Rng::new(set.seed);
-    let real: Vec<(corpus::Form, Vec<String>)> = FORMS
+    let real: Vec<(corpus::Form, Vec<String>)> = corpus::Form::REGULATED
         .iter()
         .map(|&f| {
             let mut p: Vec<String> = data
@@ -307,7 +307,7 @@ fn repeat_chars(train: &[String]) -> String {
     use crate::prosody::repeats::{free_chars, FREE_MIN_POEMS, FREE_MIN_RATE};
     let poems: Vec<Vec<&str>> = train
         .iter()
-        .filter(|t| corpus::Form::of_text(t) != corpus::Form::Other)
+        .filter(|t| corpus::Form::of_text(t) != corpus::Form::Free)
         .map(|t| corpus::split_lines(t))
         .collect();
     let found = free_chars(&poems, FREE_MIN_POEMS, FREE_MIN_RATE);
@@ -486,16 +486,16 @@ fn plot_forms(png: &Path, rows: &[Row]) -> PlotResult {
     let caption = "rhyme% (left) and tones% (right) per form";
     // x: form i occupies [i, i + 1); rhyme bars then tones bars.
     let mut chart = crate::plot::builder(&root, caption, 45)
-        .build_cartesian_2d(0f64..FORMS.len() as f64, 0f64..100f64)?;
+        .build_cartesian_2d(0f64..corpus::Form::REGULATED.len() as f64, 0f64..100f64)?;
     if text {
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(FORMS.len() * 2 + 1)
+            .x_labels(corpus::Form::REGULATED.len() * 2 + 1)
             .x_label_formatter(&|x| {
                 let i = x.floor() as usize;
-                if (x - x.floor() - 0.5).abs() < 0.26 && i < FORMS.len() {
-                    FORMS[i].name().to_string()
+                if (x - x.floor() - 0.5).abs() < 0.26 && i < corpus::Form::REGULATED.len() {
+                    corpus::Form::REGULATED[i].name().to_string()
                 } else {
                     String::new()
                 }
@@ -504,7 +504,7 @@ fn plot_forms(png: &Path, rows: &[Row]) -> PlotResult {
             .draw()?;
     }
     let w = 0.8 / (2 * kinds.len()) as f64;
-    for (fi, form) in FORMS.iter().enumerate() {
+    for (fi, form) in corpus::Form::REGULATED.iter().enumerate() {
         for (metric, value) in [
             (0usize, (|r: &Row| r.rhyme_pct) as fn(&Row) -> f64),
             (1, |r: &Row| r.tones_pct),
@@ -573,7 +573,7 @@ mod tests {
             unseen_4grams_pct: 90.0,
             repeats: Default::default(),
         };
-        let rows: Vec<Row> = FORMS
+        let rows: Vec<Row> = corpus::Form::REGULATED
             .iter()
             .flat_map(|&f| Kind::ALL.map(|k| row(f, k)))
             .collect();

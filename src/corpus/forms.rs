@@ -6,8 +6,12 @@
 
 use super::clean::is_clause_end;
 
-/// The forms, by shape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+/// A poem's form: one of the four regulated forms, or free (anything else:
+/// 古诗, 词, lyrics). The one form type of shiren: the corpus classifies by it,
+/// the writer writes to it, the web API names it, a model's form tags stand for it.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Form {
     /// 五绝: 4 lines × 5 characters
@@ -18,28 +22,29 @@ pub enum Form {
     Wulv,
     /// 七律: 8 lines × 7 characters
     Qilv,
-    /// anything else (古诗, 词, lyrics)
-    Other,
+    /// No fixed shape (古诗, 词, lyrics); a free poem stops at the end token
+    /// or the length limit.
+    #[default]
+    #[serde(alias = "other")]
+    Free,
 }
 
 impl Form {
     /// In discriminant order (`form as usize` indexes it).
-    pub const ALL: [Form; 5] = [
-        Form::Wujue,
-        Form::Qijue,
-        Form::Wulv,
-        Form::Qilv,
-        Form::Other,
-    ];
+    pub const ALL: [Form; 5] = [Form::Wujue, Form::Qijue, Form::Wulv, Form::Qilv, Form::Free];
 
-    /// (lines, characters per line); `None` for `Other`.
+    /// The regulated forms, in discriminant order; a model trained with form
+    /// tags has one tag per form here, in this order.
+    pub const REGULATED: [Form; 4] = [Form::Wujue, Form::Qijue, Form::Wulv, Form::Qilv];
+
+    /// (lines, characters per line); `None` for `Free`.
     pub fn shape(self) -> Option<(usize, usize)> {
         match self {
             Form::Wujue => Some((4, 5)),
             Form::Qijue => Some((4, 7)),
             Form::Wulv => Some((8, 5)),
             Form::Qilv => Some((8, 7)),
-            Form::Other => None,
+            Form::Free => None,
         }
     }
 
@@ -47,36 +52,64 @@ impl Form {
     pub fn of_text(text: &str) -> Form {
         let lines = split_lines(text);
         let Some(first) = lines.first() else {
-            return Form::Other;
+            return Form::Free;
         };
         let width = first.chars().count();
         if lines.iter().any(|l| l.chars().count() != width) {
-            return Form::Other;
+            return Form::Free;
         }
-        Form::ALL
+        Form::REGULATED
             .into_iter()
             .find(|f| f.shape() == Some((lines.len(), width)))
-            .unwrap_or(Form::Other)
+            .unwrap_or(Form::Free)
     }
 
+    /// The short Chinese name: 五绝, 七绝, 五律, 七律, 自由. Also the name of the
+    /// form's tag in a model's `vocab.json`.
     pub fn name_zh(self) -> &'static str {
         match self {
             Form::Wujue => "五绝",
             Form::Qijue => "七绝",
             Form::Wulv => "五律",
             Form::Qilv => "七律",
-            Form::Other => "其他",
+            Form::Free => "自由",
         }
     }
 
+    /// The full Chinese name: 五言绝句 … 七言律诗, 自由.
+    pub fn full_name_zh(self) -> &'static str {
+        match self {
+            Form::Wujue => "五言绝句",
+            Form::Qijue => "七言绝句",
+            Form::Wulv => "五言律诗",
+            Form::Qilv => "七言律诗",
+            Form::Free => "自由",
+        }
+    }
+
+    /// The id used by flags, JSON and the web API: wujue, qijue, wulv, qilv, free.
     pub fn name(self) -> &'static str {
         match self {
             Form::Wujue => "wujue",
             Form::Qijue => "qijue",
             Form::Wulv => "wulv",
             Form::Qilv => "qilv",
-            Form::Other => "other",
+            Form::Free => "free",
         }
+    }
+
+    /// Every spelling a user may type for this form: the id (any case), the
+    /// short and full Chinese names, traditional 絕, and the old names of free.
+    fn is_spelled(self, s: &str) -> bool {
+        s.eq_ignore_ascii_case(self.name())
+            || s == self.name_zh()
+            || s == self.full_name_zh()
+            || match self {
+                Form::Wujue => s == "五絕",
+                Form::Qijue => s == "七絕",
+                Form::Free => ["other", "free verse", "古诗", "其他"].contains(&s),
+                _ => false,
+            }
     }
 }
 
@@ -89,10 +122,11 @@ impl std::fmt::Display for Form {
 impl std::str::FromStr for Form {
     type Err = String;
     fn from_str(s: &str) -> Result<Form, String> {
-        Form::ALL
-            .into_iter()
-            .find(|f| s == f.name() || s == f.name_zh() || (s == "古诗" && *f == Form::Other))
-            .ok_or_else(|| format!("unknown form `{s}` (use wujue, qijue, wulv, qilv or other; or 五绝, 七绝, 五律, 七律)"))
+        let s = s.trim();
+        Form::ALL.into_iter().find(|f| f.is_spelled(s)).ok_or_else(|| {
+            let shown: String = s.chars().take(20).collect();
+            format!("unknown form `{shown}` (use wujue, qijue, wulv, qilv or free; or 五绝, 七绝, 五律, 七律)")
+        })
     }
 }
 
@@ -130,11 +164,11 @@ mod tests {
         assert_eq!(Form::of_text(&make(4, 7)), Form::Qijue);
         assert_eq!(Form::of_text(&make(8, 5)), Form::Wulv);
         assert_eq!(Form::of_text(&make(8, 7)), Form::Qilv);
-        assert_eq!(Form::of_text(&make(6, 5)), Form::Other);
-        assert_eq!(Form::of_text(&make(4, 6)), Form::Other);
+        assert_eq!(Form::of_text(&make(6, 5)), Form::Free);
+        assert_eq!(Form::of_text(&make(4, 6)), Form::Free);
         assert_eq!(
             Form::of_text("字字字字字，字字字字。字字字字字，字字字字字。"),
-            Form::Other
+            Form::Free
         );
         assert_eq!(Form::Qilv.shape(), Some((8, 7)));
     }
@@ -144,5 +178,28 @@ mod tests {
         assert_eq!("qijue".parse::<Form>(), Ok(Form::Qijue));
         assert_eq!("五律".parse::<Form>(), Ok(Form::Wulv));
         assert!("sonnet".parse::<Form>().unwrap_err().contains("wujue"));
+    }
+
+    #[test]
+    fn every_spelling_of_a_form_reads_back_as_it() {
+        for f in Form::ALL {
+            for s in [
+                f.name(),
+                f.name_zh(),
+                f.full_name_zh(),
+                &f.name().to_uppercase(),
+            ] {
+                assert_eq!(s.parse::<Form>(), Ok(f), "{s}");
+            }
+            let json = serde_json::to_string(&f).unwrap();
+            assert_eq!(json, format!("\"{}\"", f.name()));
+            assert_eq!(serde_json::from_str::<Form>(&json).unwrap(), f);
+        }
+        assert_eq!("七絕".parse::<Form>(), Ok(Form::Qijue));
+        assert_eq!(
+            serde_json::from_str::<Form>("\"other\"").unwrap(),
+            Form::Free
+        );
+        assert_eq!(Form::default(), Form::Free);
     }
 }

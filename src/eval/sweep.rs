@@ -108,7 +108,7 @@ pub fn sweep<M: CharModel + Sync>(
         let mut rows = Vec::new();
         for ((form, _), (real_row, _)) in real.iter().zip(&reals) {
             let opts = write::Options {
-                form: write_form(*form),
+                form: *form,
                 rhyme: true,
                 temperature: st.temperature,
                 top_k: st.top_k,

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::{perplexity, write_form};
+use super::perplexity;
 use crate::batch::Batcher;
 use crate::corpus::Form;
 use crate::model::Model;
@@ -183,7 +183,7 @@ pub fn similarity<M: CharModel + Sync>(
         .map(|(k, (title, text))| write::Request {
             opts: write::Options {
                 title: title.clone(),
-                form: write_form(Form::of_text(text)),
+                form: Form::of_text(text),
                 rhyme: true,
                 ..write::Options::default()
             },
@@ -201,9 +201,6 @@ pub fn similarity<M: CharModel + Sync>(
     }
     Ok(out)
 }
-
-/// The forms a title's poem is written in for [`similarity`].
-pub const PAIR_FORMS: [Form; 4] = [Form::Wujue, Form::Qijue, Form::Wulv, Form::Qilv];
 
 /// All three measurements over the test poems `test` (title, text): the
 /// perplexities over every titled one, the similarity over up to `pairs`
@@ -233,7 +230,7 @@ pub fn measure(
 
     let mut chosen: Vec<(String, String)> = titled
         .iter()
-        .filter(|(_, text)| PAIR_FORMS.contains(&Form::of_text(text)))
+        .filter(|(_, text)| Form::REGULATED.contains(&Form::of_text(text)))
         .cloned()
         .collect();
     rng.shuffle(&mut chosen);

@@ -1002,7 +1002,7 @@ mod tests {
         assert_eq!(e, CheckError::NotHan { line: 2, ch: 'a' });
         assert_eq!(check(&lex(), " ，。", None).unwrap_err(), CheckError::Empty);
         assert!(matches!(
-            check(&lex(), "白日", Some(Form::Other)),
+            check(&lex(), "白日", Some(Form::Free)),
             Err(CheckError::NotRegulated(_))
         ));
     }

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::corpus::Form;
+
 /// Bounds on what one request may ask for and on the work the server takes on.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -69,91 +71,9 @@ impl Default for Limits {
     }
 }
 
-/// The fixed forms a page can ask for, plus free verse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FormId {
-    Wujue,
-    Qijue,
-    Wulv,
-    Qilv,
-    Free,
-}
-
-impl FormId {
-    pub const ALL: [FormId; 5] = [
-        FormId::Wujue,
-        FormId::Qijue,
-        FormId::Wulv,
-        FormId::Qilv,
-        FormId::Free,
-    ];
-
-    pub fn id(self) -> &'static str {
-        match self {
-            FormId::Wujue => "wujue",
-            FormId::Qijue => "qijue",
-            FormId::Wulv => "wulv",
-            FormId::Qilv => "qilv",
-            FormId::Free => "free",
-        }
-    }
-
-    pub fn name_zh(self) -> &'static str {
-        match self {
-            FormId::Wujue => "五言绝句",
-            FormId::Qijue => "七言绝句",
-            FormId::Wulv => "五言律诗",
-            FormId::Qilv => "七言律诗",
-            FormId::Free => "自由",
-        }
-    }
-
-    /// (lines, characters per line); `None` for free verse.
-    pub fn shape(self) -> Option<(usize, usize)> {
-        match self {
-            FormId::Wujue => Some((4, 5)),
-            FormId::Qijue => Some((4, 7)),
-            FormId::Wulv => Some((8, 5)),
-            FormId::Qilv => Some((8, 7)),
-            FormId::Free => None,
-        }
-    }
-}
-
-impl fmt::Display for FormId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.id())
-    }
-}
-
-impl FromStr for FormId {
-    type Err = ApiError;
-    fn from_str(s: &str) -> Result<FormId, ApiError> {
-        let s = s.trim();
-        let found = FormId::ALL.into_iter().find(|f| {
-            s.eq_ignore_ascii_case(f.id())
-                || s == f.name_zh()
-                || (f.shape().is_some() && s == short_zh(*f))
-                || (*f == FormId::Free && (s == "自由" || s == "free verse"))
-        });
-        found.ok_or_else(|| {
-            ApiError::invalid(format!(
-                "form `{}` is unknown (use one of wujue, qijue, wulv, qilv, free)",
-                clip(s, 20)
-            ))
-        })
-    }
-}
-
-fn short_zh(f: FormId) -> &'static str {
-    match f {
-        FormId::Wujue => "五绝",
-        FormId::Qijue => "七绝",
-        FormId::Wulv => "五律",
-        FormId::Qilv => "七律",
-        FormId::Free => "自由",
-    }
+/// The form a request names, by any of its spellings (see [`Form`]'s `FromStr`).
+fn parse_form(s: &str) -> Result<Form, ApiError> {
+    s.parse::<Form>().map_err(ApiError::invalid)
 }
 
 /// How strictly the 近体诗 tone rules are applied.
@@ -224,7 +144,7 @@ pub struct WriteSpec {
     pub title: String,
     pub keywords: Vec<String>,
     pub best_of: usize,
-    pub form: FormId,
+    pub form: Form,
     /// A ci tune asked for by name in `form` (then `form` is free); the writer looks it up.
     pub tune: Option<String>,
     pub count: usize,
@@ -244,13 +164,13 @@ impl WriteRequest {
     /// Checks every field against `limits`; `fresh_seed` is used when no seed was given.
     pub fn validate(&self, limits: &Limits, fresh_seed: u64) -> Result<WriteSpec, ApiError> {
         let (form, tune) = match &self.form {
-            Some(f) => match f.parse::<FormId>() {
+            Some(f) => match parse_form(f) {
                 Ok(id) => (id, None),
                 // Han characters that name no shi form: a ci tune, which the writer checks.
-                Err(_) if is_tune_name(f) => (FormId::Free, Some(f.trim().to_string())),
+                Err(_) if is_tune_name(f) => (Form::Free, Some(f.trim().to_string())),
                 Err(e) => return Err(e),
             },
-            None => (FormId::Wujue, None),
+            None => (Form::Wujue, None),
         };
         let begin = text_field("begin", self.begin.as_deref(), limits.max_begin_chars)?;
         let acrostic = text_field(
@@ -264,7 +184,7 @@ impl WriteRequest {
                 .form
                 .as_ref()
                 .and(form.shape())
-                .map(|(lines, _)| (short_zh(form), lines));
+                .map(|(lines, _)| (form.name_zh(), lines));
             crate::limits::check_acrostic("acrostic", &acrostic, asked)
                 .map_err(ApiError::invalid)?;
         }
@@ -346,7 +266,7 @@ impl WriteRequest {
             Some(t) => t.parse::<Tones>()?,
             None => Tones::Loose,
         };
-        let rhyme = self.rhyme.unwrap_or(form != FormId::Free || tune.is_some());
+        let rhyme = self.rhyme.unwrap_or(form != Form::Free || tune.is_some());
         Ok(WriteSpec {
             begin,
             acrostic,
@@ -478,7 +398,7 @@ pub struct PoemOut {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WriteResponse {
     pub poems: Vec<PoemOut>,
-    pub form: FormId,
+    pub form: Form,
     /// The seed used: send it back to get the same poems.
     pub seed: u64,
     pub elapsed_ms: f64,
@@ -487,7 +407,7 @@ pub struct WriteResponse {
 /// One entry of `GET /api/forms`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FormInfo {
-    pub id: FormId,
+    pub id: Form,
     pub name: String,
     pub lines: Option<usize>,
     pub chars: Option<usize>,
@@ -497,22 +417,22 @@ pub struct FormInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FormsResponse {
     pub forms: Vec<FormInfo>,
-    pub default: FormId,
+    pub default: Form,
 }
 
 impl FormsResponse {
     pub fn all() -> FormsResponse {
         FormsResponse {
-            forms: FormId::ALL
+            forms: Form::ALL
                 .into_iter()
                 .map(|f| FormInfo {
                     id: f,
-                    name: f.name_zh().to_string(),
+                    name: f.full_name_zh().to_string(),
                     lines: f.shape().map(|s| s.0),
                     chars: f.shape().map(|s| s.1),
                 })
                 .collect(),
-            default: FormId::Wujue,
+            default: Form::Wujue,
         }
     }
 }
@@ -577,7 +497,7 @@ pub struct CheckRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckSpec {
     pub poems: Vec<String>,
-    pub form: Option<crate::corpus::forms::Form>,
+    pub form: Option<Form>,
     pub suggest: bool,
 }
 
@@ -617,16 +537,13 @@ impl CheckRequest {
         }
         let form = match self.form.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(f) => match f.parse::<FormId>()? {
-                FormId::Wujue => Some(crate::corpus::forms::Form::Wujue),
-                FormId::Qijue => Some(crate::corpus::forms::Form::Qijue),
-                FormId::Wulv => Some(crate::corpus::forms::Form::Wulv),
-                FormId::Qilv => Some(crate::corpus::forms::Form::Qilv),
-                FormId::Free => {
+            Some(f) => match parse_form(f)? {
+                Form::Free => {
                     return Err(ApiError::invalid(
                         "form `free` has no rules to check (use wujue, qijue, wulv or qilv, or leave it out)",
                     ))
                 }
+                regulated => Some(regulated),
             },
         };
         Ok(CheckSpec {
@@ -861,7 +778,7 @@ mod tests {
     #[test]
     fn defaults_fill_an_empty_request() {
         let s = spec("").unwrap();
-        assert_eq!(s.form, FormId::Wujue);
+        assert_eq!(s.form, Form::Wujue);
         assert_eq!(s.count, 1);
         assert_eq!(s.seed, 7);
         assert!(s.rhyme);
@@ -897,9 +814,9 @@ mod tests {
 
     #[test]
     fn forms_parse_by_id_and_chinese_name() {
-        assert_eq!(spec(r#"{"form":"QIJUE"}"#).unwrap().form, FormId::Qijue);
-        assert_eq!(spec(r#"{"form":"七律"}"#).unwrap().form, FormId::Qilv);
-        assert_eq!(spec(r#"{"form":"五言律诗"}"#).unwrap().form, FormId::Wulv);
+        assert_eq!(spec(r#"{"form":"QIJUE"}"#).unwrap().form, Form::Qijue);
+        assert_eq!(spec(r#"{"form":"七律"}"#).unwrap().form, Form::Qilv);
+        assert_eq!(spec(r#"{"form":"五言律诗"}"#).unwrap().form, Form::Wulv);
         let e = spec(r#"{"form":"sonnet"}"#).unwrap_err();
         assert_eq!(e.status, 422);
         assert!(e.message.contains("`sonnet`"), "{}", e.message);
@@ -907,7 +824,7 @@ mod tests {
         let s = spec(r#"{"form":"浣溪沙"}"#).unwrap();
         assert_eq!(
             (s.form, s.tune.as_deref(), s.rhyme),
-            (FormId::Free, Some("浣溪沙"), true)
+            (Form::Free, Some("浣溪沙"), true)
         );
         assert!(spec(r#"{"form":"浣溪沙","acrostic":"春夏"}"#).is_err());
         assert!(spec(r#"{"form":"浣<b>"}"#).is_err());

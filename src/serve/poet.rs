@@ -23,14 +23,14 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::api::{
-    ApiError, CharOut, CheckOutcome, CheckResponse, CheckSpec, CheckedOut, FormId, LineOut,
-    PoemOut, ToneMark, Tones, WriteSpec,
+    ApiError, CharOut, CheckOutcome, CheckResponse, CheckSpec, CheckedOut, LineOut, PoemOut,
+    ToneMark, Tones, WriteSpec,
 };
 use crate::prosody::check;
 use crate::prosody::cilin::Cilin;
 use crate::prosody::tunes::Cipu;
 use crate::prosody::{Lexicon, Tone, ToneMode};
-use crate::write::{CharModel, Form, Options, Poem, Request, WriteError, Writer, BATCH};
+use crate::write::{CharModel, Options, Poem, Request, WriteError, Writer, BATCH};
 
 /// A shared, read-only poem writer.
 pub trait Poet: Send + Sync + 'static {
@@ -275,13 +275,7 @@ pub fn options(spec: &WriteSpec) -> Options {
         title: spec.title.clone(),
         keywords: spec.keywords.clone(),
         drafts: spec.best_of,
-        form: match spec.form {
-            FormId::Wujue => Form::Wujue,
-            FormId::Qijue => Form::Qijue,
-            FormId::Wulv => Form::Wulv,
-            FormId::Qilv => Form::Qilv,
-            FormId::Free => Form::Free,
-        },
+        form: spec.form,
         tune: None,
         temperature: spec.temperature,
         top_k: spec.top_k,

@@ -24,7 +24,7 @@ impl Data {
     /// Splits poems by [`part_of`] (test poems are left out), builds the
     /// vocabulary from the training split unless one is given (a resumed run
     /// keeps its checkpoint's), and encodes. Poems over `max_len` characters are
-    /// dropped. With `form_tags`, a new vocabulary gets the [`FORM_TAGS`] (a
+    /// dropped. With `form_tags`, a new vocabulary gets the [`Form::REGULATED`] (a
     /// given one keeps whatever tags it has) and training poems are tagged.
     /// With `titles`, training poems are led by their cleaned title (see
     /// [`crate::title`]); validation poems never are, so validation
@@ -60,7 +60,7 @@ impl Data {
         let vocab = vocab.unwrap_or_else(|| {
             let v = Vocab::build(train.iter().copied(), min_count);
             if form_tags {
-                v.with_tags(&FORM_TAGS.map(Form::name_zh))
+                v.with_tags(&Form::REGULATED)
             } else {
                 v
             }
@@ -83,9 +83,6 @@ impl Data {
     }
 }
 
-/// The forms that get a tag token, by their names (`Form::name_zh`).
-pub const FORM_TAGS: [Form; 4] = [Form::Wujue, Form::Qijue, Form::Wulv, Form::Qilv];
-
 /// Percent of the poems of a tagged form left untagged (see [`TrainConfig::form_tags`](super::TrainConfig::form_tags)).
 const UNTAGGED_PERCENT: u64 = 15;
 
@@ -96,7 +93,7 @@ pub fn encode_tagged(vocab: &Vocab, text: &str) -> Vec<u32> {
     let mut ids = Vec::with_capacity(text.len() / 3 + 1);
     let untagged = (text_hash(text) >> 32) % 100 < UNTAGGED_PERCENT;
     if !untagged {
-        ids.extend(vocab.tag(Form::of_text(text).name_zh()));
+        ids.extend(vocab.tag(Form::of_text(text)));
     }
     ids.extend(vocab.encode(text));
     ids

@@ -27,7 +27,7 @@ mod tests;
 
 pub use budget::BUDGET_PROBE_STEPS;
 pub use config::{TrainConfig, MAX_BATCH, MAX_POEM_CHARS, POSITIONS, PRESETS, SHORTLIST};
-pub use data::{encode_tagged, Data, FORM_TAGS};
+pub use data::{encode_tagged, Data};
 pub use metrics::{plot_losses, Row, METRICS_HEADER};
 
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 use super::budget::{budget_steps, refit_budget};
 use super::*;
 use crate::corpus::convert::Script;
+use crate::corpus::Form;
 use crate::corpus::Poem;
 use crate::model::Cell;
 
@@ -40,11 +41,11 @@ fn form_tags_lead_most_regulated_training_poems_and_no_other_poem() {
     );
     let tag = data
         .vocab
-        .tag("五绝")
+        .tag(Form::Wujue)
         .expect("a tagged vocabulary has 五绝");
-    let tags: Vec<u32> = FORM_TAGS
+    let tags: Vec<u32> = Form::REGULATED
         .iter()
-        .filter_map(|f| data.vocab.tag(f.name_zh()))
+        .filter_map(|f| data.vocab.tag(*f))
         .collect();
     assert_eq!(tags.len(), 4);
     let (mut tagged, mut wujue) = (0, 0);

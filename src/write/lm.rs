@@ -40,7 +40,7 @@ impl CharModel for Lm<'_> {
         self.vocab.char(id)
     }
     fn form_tag(&self, form: Form) -> Option<u32> {
-        self.vocab.tag(form.name_zh())
+        self.vocab.tag(form)
     }
     fn reads_titles(&self) -> bool {
         self.model
