@@ -210,6 +210,9 @@ pub struct Options {
 /// Drafts per poem by default (see `docs/quality.md` for the sweep behind it).
 pub const DEFAULT_DRAFTS: usize = 4;
 
+/// The most drafts per poem (each costs a whole poem).
+pub const MAX_DRAFTS: usize = 64;
+
 impl Default for Options {
     fn default() -> Options {
         Options {

@@ -13,7 +13,7 @@ use anyhow::Context;
 
 use super::Global;
 use crate::checkpoint;
-use crate::corpus::{self, Collection, LoadOptions, Part, Source};
+use crate::corpus::{self, Collection, LoadOptions, Source};
 use crate::eval::{self, Card, Kind, Row, Settings, Split};
 use crate::plot::PlotResult;
 use crate::prosody::Lexicon;
@@ -59,6 +59,14 @@ pub struct Args {
     /// Only run the sweep of sampling settings behind write's defaults (--samples poems per form and setting; 200 takes minutes) and print it as a markdown table
     #[arg(long, conflicts_with = "repeat_chars")]
     pub sweep: bool,
+    /// With --sweep: only these settings, each TEMPERATURE:TOP_K:TOP_P:DRAFTS, comma-separated (as 1:200:1:2,1.1:200:1:4)
+    #[arg(
+        long,
+        value_name = "T:K:P:D,…",
+        value_delimiter = ',',
+        requires = "sweep"
+    )]
+    pub settings: Vec<eval::Setting>,
 }
 
 /// Validated settings.
@@ -187,18 +195,18 @@ fn load_options(meta: &checkpoint::Meta) -> LoadOptions {
 
 /// The poems of each part.
 fn split(poems: Vec<corpus::Poem>) -> Split {
-    let mut s = Split::default();
-    for p in poems {
-        match corpus::part_of(&p.text) {
-            Part::Train => s.train.push(p.text),
-            Part::Valid => s.valid.push(p.text),
-            Part::Test => {
-                s.test_titles.push(crate::title::clean(&p.title));
-                s.test.push(p.text);
-            }
-        }
+    let parts = corpus::by_part(poems, |p| &p.text);
+    let text = |ps: Vec<corpus::Poem>| ps.into_iter().map(|p| p.text).collect();
+    Split {
+        test_titles: parts
+            .test
+            .iter()
+            .map(|p| crate::title::clean(&p.title))
+            .collect(),
+        train: text(parts.train),
+        valid: text(parts.valid),
+        test: text(parts.test),
     }
-    s
 }
 
 pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
@@ -233,7 +241,11 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
     let lex = Lexicon::load(&data_dir, meta.script)?;
     say("lexicon loaded");
     if args.sweep {
-        return sweep(&model, &vocab, &lex, &data, &set.eval, &say);
+        let grid = match args.settings.is_empty() {
+            true => eval::sweep_grid(),
+            false => args.settings.clone(),
+        };
+        return sweep(&model, &vocab, &lex, &data, &set.eval, &grid, &say);
     }
     let mut card = eval::evaluate(&mut model, &vocab, &lex, &data, &set.eval, &say)?;
     card.model = set.checkpoint.display().to_string();
@@ -256,13 +268,14 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--sweep`: each setting of [`eval::sweep_grid`] against held-out poems.
+/// `--sweep`: each setting of `grid` against held-out poems.
 fn sweep(
     model: &crate::model::Model,
     vocab: &crate::vocab::Vocab,
     lex: &Lexicon,
     data: &Split,
     set: &Settings,
+    grid: &[eval::Setting],
     say: &dyn Fn(&str),
 ) -> anyhow::Result<()> {
     use crate::write::{Lm, Writer};
@@ -284,17 +297,9 @@ fn sweep(
     let index = eval::CopyIndex::build(&data.train);
     let lm = Lm::new(model, vocab);
     let writer = Writer::new(&lm, Some(lex));
-    let rows = eval::sweep(
-        &writer,
-        &real,
-        &index,
-        &eval::sweep_grid(),
-        set.samples,
-        set.seed,
-        say,
-    )?;
+    let rows = eval::sweep(&writer, &real, &index, grid, set.samples, set.seed, say)?;
     println!(
-        "{} poems per form and setting (五绝 七绝 五律 七律, means over the forms), seed {}\n",
+        "{} poems per form and setting (五绝 七绝 五律 七律, means over the forms; `worst form` is the form furthest below the real poems' distinct-2), seed {}\n",
         set.samples, set.seed
     );
     print!("{}", eval::sweep_table(&rows));

@@ -137,8 +137,7 @@ pub enum Repeats {
     Allow,
 }
 
-/// The most drafts per poem (each costs a whole poem).
-pub const MAX_DRAFTS: usize = 64;
+pub use crate::write::MAX_DRAFTS;
 
 /// The checked settings of one run.
 #[derive(Debug, Clone, PartialEq)]

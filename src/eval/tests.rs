@@ -236,3 +236,27 @@ fn tables_align_and_markdown_has_pipes() {
         "{m}"
     );
 }
+
+#[test]
+fn a_sweep_setting_reads_as_t_k_p_d_and_bad_ones_are_refused() {
+    let s: Setting = "1.1:200:1:4".parse().unwrap();
+    assert_eq!(
+        s,
+        Setting {
+            temperature: 1.1,
+            top_k: 200,
+            top_p: 1.0,
+            drafts: 4
+        }
+    );
+    for bad in [
+        "1.1:200:1",
+        "a:200:1:4",
+        "1:200:0:4",
+        "1:200:1:0",
+        "1:200:1:999",
+    ] {
+        let err = bad.parse::<Setting>().unwrap_err();
+        assert!(err.contains(bad), "{bad}: {err}");
+    }
+}
