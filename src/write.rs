@@ -208,7 +208,7 @@ pub struct Options {
 }
 
 /// Drafts per poem by default (see `docs/quality.md` for the sweep behind it).
-pub const DEFAULT_DRAFTS: usize = 4;
+pub const DEFAULT_DRAFTS: usize = 2;
 
 /// The most drafts per poem (each costs a whole poem).
 pub const MAX_DRAFTS: usize = 64;
