@@ -1,5 +1,5 @@
 //! How long one poem takes, as `shiren write` writes it (the default settings:
-//! the likeliest of 4 drafts, rhyme on, repetition rule on), for a 七律 plain,
+//! the likeliest of `DEFAULT_DRAFTS` drafts, rhyme on, repetition rule on), for a 七律 plain,
 //! with a title, and with a title and two keywords. Loads the shipped model
 //! and the 平水韵 table once, writes each kind 30 times one poem at a time,
 //! and prints the median and the 90th percentile per poem.

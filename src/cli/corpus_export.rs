@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use super::corpus::CorpusArgs;
-use crate::corpus;
+use crate::corpus::{self, Part};
 use crate::dataset;
 use crate::train::encode_tagged;
 use crate::vocab::Vocab;
@@ -29,8 +29,15 @@ pub struct ExportArgs {
 pub fn run(a: &ExportArgs, data_dir: &std::path::Path) -> anyhow::Result<()> {
     let (source, opts) = a.corpus.resolve()?;
     let c = corpus::load(&source, &opts, data_dir).with_context(|| format!("reading {source}"))?;
-    let parts = corpus::by_part(c.poems.into_iter().map(|p| p.text), |t| t);
-    let mut texts = [parts.train, parts.valid, parts.test];
+    let mut texts: [Vec<String>; 3] = Default::default();
+    for p in c.poems {
+        let k = match corpus::part_of(&p.text) {
+            Part::Train => 0,
+            Part::Valid => 1,
+            Part::Test => 2,
+        };
+        texts[k].push(p.text);
+    }
     let vocab = match &a.vocab {
         Some(path) => Vocab::load(path)?,
         None => {

@@ -13,7 +13,7 @@ use anyhow::Context;
 
 use super::Global;
 use crate::checkpoint;
-use crate::corpus::{self, Collection, LoadOptions, Source};
+use crate::corpus::{self, Collection, LoadOptions, Part, Source};
 use crate::eval::{self, Card, Kind, Row, Settings, Split};
 use crate::plot::PlotResult;
 use crate::prosody::Lexicon;
@@ -195,18 +195,18 @@ fn load_options(meta: &checkpoint::Meta) -> LoadOptions {
 
 /// The poems of each part.
 fn split(poems: Vec<corpus::Poem>) -> Split {
-    let parts = corpus::by_part(poems, |p| &p.text);
-    let text = |ps: Vec<corpus::Poem>| ps.into_iter().map(|p| p.text).collect();
-    Split {
-        test_titles: parts
-            .test
-            .iter()
-            .map(|p| crate::title::clean(&p.title))
-            .collect(),
-        train: text(parts.train),
-        valid: text(parts.valid),
-        test: text(parts.test),
+    let mut s = Split::default();
+    for p in poems {
+        match corpus::part_of(&p.text) {
+            Part::Train => s.train.push(p.text),
+            Part::Valid => s.valid.push(p.text),
+            Part::Test => {
+                s.test_titles.push(crate::title::clean(&p.title));
+                s.test.push(p.text);
+            }
+        }
     }
+    s
 }
 
 pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {

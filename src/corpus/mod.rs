@@ -24,7 +24,7 @@ pub use clean::Rule;
 pub use convert::Script;
 pub use forms::{split_lines, Form};
 pub use read::Format;
-pub use split::{by_part, part_of, Part, Parts};
+pub use split::{part_of, Part};
 
 /// One cleaned poem.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

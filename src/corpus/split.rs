@@ -38,56 +38,12 @@ pub fn part_of(text: &str) -> Part {
     }
 }
 
-/// Items of each part, each in the order it came.
-#[derive(Debug)]
-pub struct Parts<T> {
-    pub train: Vec<T>,
-    pub valid: Vec<T>,
-    pub test: Vec<T>,
-}
-
-/// The items split by [`part_of`] their text: the one way every command
-/// (training, evaluation, export, stats) divides a corpus.
-pub fn by_part<T>(items: impl IntoIterator<Item = T>, text: impl Fn(&T) -> &str) -> Parts<T> {
-    let mut parts = Parts {
-        train: Vec::new(),
-        valid: Vec::new(),
-        test: Vec::new(),
-    };
-    for item in items {
-        match part_of(text(&item)) {
-            Part::Train => parts.train.push(item),
-            Part::Valid => parts.valid.push(item),
-            Part::Test => parts.test.push(item),
-        }
-    }
-    parts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn poems(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("第{i}首，白日依山尽。")).collect()
-    }
-
-    #[test]
-    fn by_part_keeps_each_item_with_its_part_in_order() {
-        let ps = poems(200);
-        let parts = by_part(ps.iter().enumerate(), |(_, t)| t.as_str());
-        for (part, items) in [
-            (Part::Train, &parts.train),
-            (Part::Valid, &parts.valid),
-            (Part::Test, &parts.test),
-        ] {
-            assert!(items.iter().all(|(_, t)| part_of(t) == part));
-            assert!(items.windows(2).all(|w| w[0].0 < w[1].0), "order kept");
-        }
-        assert_eq!(
-            parts.train.len() + parts.valid.len() + parts.test.len(),
-            200
-        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::corpus::convert::Script;
 use crate::corpus::forms::Form;
-use crate::corpus::split::{by_part, text_hash};
+use crate::corpus::split::{part_of, text_hash, Part};
 use crate::corpus::Poem;
 use crate::vocab::Vocab;
 
@@ -41,18 +41,22 @@ impl Data {
         script: Script,
     ) -> Data {
         let kept = poems.iter().filter(|p| p.text.chars().count() <= max_len);
-        let parts = by_part(kept, |p| &p.text);
-        let train: Vec<&str> = parts.train.iter().map(|p| p.text.as_str()).collect();
-        let valid: Vec<&str> = parts.valid.iter().map(|p| p.text.as_str()).collect();
-        let train_titles: Vec<Option<String>> = parts
-            .train
-            .iter()
-            .map(|p| {
-                (titles && !crate::title::untitled(&p.text))
-                    .then(|| crate::title::clean(&p.title))
-                    .flatten()
-            })
-            .collect();
+        let (mut train, mut valid) = (Vec::new(), Vec::new());
+        let mut train_titles = Vec::new();
+        for p in kept {
+            match part_of(&p.text) {
+                Part::Train => {
+                    train.push(p.text.as_str());
+                    train_titles.push(
+                        (titles && !crate::title::untitled(&p.text))
+                            .then(|| crate::title::clean(&p.title))
+                            .flatten(),
+                    );
+                }
+                Part::Valid => valid.push(p.text.as_str()),
+                Part::Test => {}
+            }
+        }
         let vocab = vocab.unwrap_or_else(|| {
             let v = Vocab::build(train.iter().copied(), min_count);
             if form_tags {
