@@ -263,7 +263,7 @@ fn checkpoints_reload_exactly_and_resume() {
         ..small_config()
     };
     let sum = mnist::train(&train, &valid, &cfg, out.path(), None, &progress).unwrap();
-    let (mut model, saved_cfg, state) = mnist::checkpoint::load_model(out.path()).unwrap();
+    let (mut model, saved_cfg, state) = mnist::load_model(out.path()).unwrap();
     assert_eq!(saved_cfg, cfg);
     assert_eq!(state, sum.state);
     assert_eq!(model.params, sum.model.params, "weights reload bit for bit");
@@ -272,7 +272,7 @@ fn checkpoints_reload_exactly_and_resume() {
     assert_eq!(again.predictions, sum.valid.predictions);
 
     // Resume for two more epochs: the step count goes on, metrics.csv grows.
-    let saved = mnist::checkpoint::load(out.path()).unwrap();
+    let saved = mnist::load_checkpoint(out.path()).unwrap();
     assert_eq!(saved.adam.t, 2 * 10);
     let more = mnist::TrainConfig { epochs: 4, ..cfg };
     let sum = mnist::train(&train, &valid, &more, out.path(), Some(saved), &progress).unwrap();
@@ -295,13 +295,13 @@ fn checkpoints_reload_exactly_and_resume() {
         .count();
     assert_eq!(valid_rows, 4, "one validation row per epoch: {csv}");
 
-    // A state that disagrees with the weights (a run killed while saving) is refused.
-    let state_path = out.path().join("state.json");
+    // A state that disagrees with the weights (a folder mixed from two saves) is refused.
+    let state_path = out.path().join("last").join("state.json");
     let s = std::fs::read_to_string(&state_path)
         .unwrap()
         .replace("\"step\": 40", "\"step\": 41");
     std::fs::write(&state_path, s).unwrap();
-    let err = format!("{:#}", mnist::checkpoint::load(out.path()).err().unwrap());
+    let err = format!("{:#}", mnist::load_checkpoint(out.path()).err().unwrap());
     assert!(
         err.contains("holds step 40 but state.json says step 41"),
         "{err}"

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use super::Global;
-use crate::mnist::{self, checkpoint, show, TrainConfig};
+use crate::mnist::{self, show, TrainConfig};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -137,14 +137,14 @@ pub fn resolve(a: &TrainArgs, saved: Option<&TrainConfig>) -> anyhow::Result<Tra
 }
 
 fn train_cmd(a: TrainArgs, data_dir: &Path) -> anyhow::Result<()> {
-    let has_ckpt = checkpoint::exists(&a.out);
+    let has_ckpt = mnist::find_checkpoint(&a.out).is_some();
     let saved = if a.resume {
         anyhow::ensure!(
             has_ckpt,
             "{}: no checkpoint to resume (train without --resume first)",
             a.out.display()
         );
-        Some(checkpoint::load(&a.out)?)
+        Some(mnist::load_checkpoint(&a.out)?)
     } else {
         anyhow::ensure!(
             !has_ckpt,
@@ -198,7 +198,7 @@ fn load(data_dir: &Path, from: Option<&Path>) -> anyhow::Result<mnist::Mnist> {
 }
 
 fn eval(a: EvalArgs, data_dir: &Path) -> anyhow::Result<()> {
-    let (mut model, cfg, state) = checkpoint::load_model(&a.model)?;
+    let (mut model, cfg, state) = mnist::load_model(&a.model)?;
     let m = load(data_dir, a.from.as_deref())?;
     let test = &m.test;
     anyhow::ensure!(

@@ -10,16 +10,19 @@
 //! D = cols pixels, a linear head on the last step); nothing here computes a
 //! gradient itself. Validation uses images held out from the training set, so
 //! the test set is touched only by `evaluate` when the user asks.
+//!
+//! Checkpoints are `crate::checkpoint`'s folders (no vocabulary, `kind:
+//! "mnist"`), written as `OUT/last` at the end of every epoch.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{self, Saved, State};
 use super::idx::Digits;
+use crate::checkpoint::{self, AdamSettings, Precision, ResumeState};
 use crate::model::{Cell, Head, Input, Model, ModelConfig};
 use crate::optim::{clip_grad_norm, Adam};
 use crate::rng::Rng;
@@ -195,6 +198,124 @@ pub fn evaluate(model: &mut Model, d: &Digits, batch: usize) -> Eval {
     ev
 }
 
+/// config.json's `kind` for a digit classifier.
+pub const KIND: &str = "mnist";
+
+/// Progress of a run, saved at the end of each epoch (state.json).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    /// Completed epochs.
+    pub epoch: usize,
+    /// Optimizer steps taken.
+    pub step: u64,
+    /// The generator as it stands at the start of the next epoch.
+    pub rng: Rng,
+    /// Best validation accuracy seen so far, in [0, 1].
+    pub best_valid_acc: f64,
+    /// Training time so far, over all resumed runs, in seconds.
+    pub seconds: f64,
+    /// Adam's scalars; its moments are in optim.safetensors.
+    pub adam: AdamSettings,
+}
+
+impl ResumeState for State {
+    fn step(&self) -> u64 {
+        self.step
+    }
+    fn adam(&self) -> &AdamSettings {
+        &self.adam
+    }
+}
+
+/// A classifier's config.json: the shared header and the run's settings.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    format: String,
+    version: u32,
+    kind: String,
+    model: ModelConfig,
+    step: u64,
+    train: TrainConfig,
+}
+
+/// Everything a checkpoint holds.
+pub struct Saved {
+    pub model: Model,
+    pub train: TrainConfig,
+    pub adam: Adam,
+    pub state: State,
+}
+
+/// The checkpoint `dir` means: `dir` itself, or the run folder's `last/`.
+pub fn find_checkpoint(dir: &Path) -> Option<PathBuf> {
+    checkpoint::find_in(dir, &["last"])
+}
+
+/// Writes the checkpoint `dir` (replacing it whole, so a kill leaves the old
+/// one or the new); `state.adam` must be `adam`'s.
+fn save_checkpoint(
+    dir: &Path,
+    model: &Model,
+    train: &TrainConfig,
+    adam: &Adam,
+    state: &State,
+) -> anyhow::Result<()> {
+    let header = Header {
+        format: checkpoint::FORMAT.to_string(),
+        version: checkpoint::VERSION,
+        kind: KIND.to_string(),
+        model: model.cfg.clone(),
+        step: state.step,
+        train: train.clone(),
+    };
+    checkpoint::write_dir(
+        dir,
+        &header,
+        model,
+        Precision::F32,
+        None,
+        Some((adam, state)),
+    )?;
+    Ok(())
+}
+
+/// The checkpoint folder in `dir`, or a one-line error naming what is missing.
+fn checkpoint_in(dir: &Path) -> anyhow::Result<PathBuf> {
+    find_checkpoint(dir).with_context(|| {
+        format!(
+            "{}: cannot read (no classifier checkpoint in {} or its last/; train one with `shiren mnist train --out {}`)",
+            dir.join(checkpoint::CONFIG_FILE).display(),
+            dir.display(),
+            dir.display()
+        )
+    })
+}
+
+/// Loads the model, its settings and progress (for evaluation).
+pub fn load_model(dir: &Path) -> anyhow::Result<(Model, TrainConfig, State)> {
+    let dir = checkpoint_in(dir)?;
+    let header: Header = checkpoint::read_config(&dir, KIND)?;
+    let model = checkpoint::read_model(&dir, &header.model)?;
+    let state = checkpoint::read_state(&dir)?;
+    Ok((model, header.train, state))
+}
+
+/// Loads everything, Adam included (for resuming).
+pub fn load_checkpoint(dir: &Path) -> anyhow::Result<Saved> {
+    let dir = checkpoint_in(dir)?;
+    let header: Header = checkpoint::read_config(&dir, KIND)?;
+    let model = checkpoint::read_model(&dir, &header.model)?;
+    let (adam, state) = checkpoint::read_resume(&dir, &model)?;
+    Ok(Saved {
+        model,
+        train: header.train,
+        adam,
+        state,
+    })
+}
+
 /// How a run reports as it goes.
 pub struct Progress {
     /// Draw an indicatif bar on stderr.
@@ -209,7 +330,7 @@ pub struct Summary {
 }
 
 /// Trains a classifier on `train`, validating on `valid` each epoch, writing
-/// checkpoints and `metrics.csv` into `out`. With `resume`, continues that
+/// `metrics.csv` and the checkpoint `last/` into `out`. With `resume`, continues that
 /// checkpoint (whose config must already be merged into `cfg`).
 pub fn train(
     train: &Digits,
@@ -231,12 +352,12 @@ pub fn train(
             let model = Model::new(cfg.model_config(train.cols), &mut rng);
             let adam = Adam::new(model.params.len(), cfg.weight_decay);
             let state = State {
-                format: checkpoint::FORMAT.to_string(),
                 epoch: 0,
                 step: 0,
                 rng,
                 best_valid_acc: 0.0,
                 seconds: 0.0,
+                adam: AdamSettings::of(&adam),
             };
             (model, adam, state)
         }
@@ -338,7 +459,8 @@ pub fn train(
             state.seconds
         )?;
         csv.flush()?;
-        checkpoint::save(out, &model, cfg, &adam, &state)?;
+        state.adam = AdamSettings::of(&adam);
+        save_checkpoint(&out.join("last"), &model, cfg, &adam, &state)?;
         bar.println(format!(
             "epoch {}/{}: validation accuracy {:.2}%, loss {:.4} ({:.0} s)",
             state.epoch,
