@@ -102,15 +102,16 @@ impl TrainConfig {
         }
     }
 
-    /// Learning rate at optimizer step `step` (0-based) of `total`.
+    /// Learning rate at optimizer step `step` (0-based) of `total`: the poem
+    /// trainer's schedule, decaying to `lr * min_lr_frac`.
     pub fn lr_at(&self, step: u64, total: u64) -> f32 {
-        if step < self.warmup {
-            return self.lr * (step + 1) as f32 / self.warmup as f32;
-        }
-        let span = total.saturating_sub(self.warmup).max(1) as f32;
-        let frac = ((step - self.warmup) as f32 / span).min(1.0);
-        let cos = 0.5 * (1.0 + (std::f32::consts::PI * frac).cos());
-        self.lr * (self.min_lr_frac + (1.0 - self.min_lr_frac) * cos)
+        crate::optim::lr_at(
+            step,
+            total,
+            self.warmup,
+            self.lr,
+            self.lr * self.min_lr_frac,
+        )
     }
 
     fn validate(&self) -> anyhow::Result<()> {
