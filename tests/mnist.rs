@@ -220,8 +220,8 @@ fn synthetic(n: usize, seed: u64) -> mnist::Digits {
     }
 }
 
-fn small_config() -> mnist::TrainConfig {
-    mnist::TrainConfig {
+fn small_config() -> mnist::MnistConfig {
+    mnist::MnistConfig {
         hidden: 24,
         epochs: 6,
         batch: 16,
@@ -258,7 +258,7 @@ fn checkpoints_reload_exactly_and_resume() {
     let (train, valid) = (synthetic(160, 3), synthetic(50, 4));
     let out = tempfile::tempdir().unwrap();
     let progress = mnist::train::Progress { bar: false };
-    let cfg = mnist::TrainConfig {
+    let cfg = mnist::MnistConfig {
         epochs: 2,
         ..small_config()
     };
@@ -274,7 +274,7 @@ fn checkpoints_reload_exactly_and_resume() {
     // Resume for two more epochs: the step count goes on, metrics.csv grows.
     let saved = mnist::load_checkpoint(out.path()).unwrap();
     assert_eq!(saved.adam.t, 2 * 10);
-    let more = mnist::TrainConfig { epochs: 4, ..cfg };
+    let more = mnist::MnistConfig { epochs: 4, ..cfg };
     let sum = mnist::train(&train, &valid, &more, out.path(), Some(saved), &progress).unwrap();
     assert_eq!((sum.state.epoch, sum.state.step), (4, 40));
     let csv = std::fs::read_to_string(out.path().join("metrics.csv")).unwrap();

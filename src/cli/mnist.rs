@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use super::Global;
-use crate::mnist::{self, show, TrainConfig};
+use crate::mnist::{self, show, MnistConfig};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -103,7 +103,7 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
 
 /// Merges the flags into the saved config (on resume) or the defaults.
 /// Architecture flags that disagree with a checkpoint are errors naming both.
-pub fn resolve(a: &TrainArgs, saved: Option<&TrainConfig>) -> anyhow::Result<TrainConfig> {
+pub fn resolve(a: &TrainArgs, saved: Option<&MnistConfig>) -> anyhow::Result<MnistConfig> {
     let mut c = saved.cloned().unwrap_or_default();
     if let Some(s) = saved {
         for (flag, given, have) in [
@@ -324,7 +324,7 @@ mod tests {
             .find_subcommand_mut("train")
             .unwrap();
         let help = train.render_long_help().to_string();
-        let d = super::TrainConfig::default();
+        let d = super::MnistConfig::default();
         for (flag, v) in [
             ("--epochs", d.epochs.to_string()),
             ("--hidden", d.hidden.to_string()),
@@ -351,7 +351,7 @@ mod tests {
         let a = train_args(&["--epochs", "2", "--hidden", "64", "--lr", "0.01"]);
         let c = super::resolve(&a, None).unwrap();
         assert_eq!((c.epochs, c.hidden, c.lr, c.batch), (2, 64, 0.01, 64));
-        let saved = super::TrainConfig {
+        let saved = super::MnistConfig {
             hidden: 32,
             ..Default::default()
         };

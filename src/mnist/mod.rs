@@ -19,5 +19,5 @@ pub mod train;
 pub use data::{fetch, install_from, load, load_dir, Mnist};
 pub use idx::{Digits, IdxError};
 pub use train::{
-    evaluate, find_checkpoint, load_checkpoint, load_model, split_valid, train, Eval, TrainConfig,
+    evaluate, find_checkpoint, load_checkpoint, load_model, split_valid, train, Eval, MnistConfig,
 };

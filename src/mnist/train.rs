@@ -25,6 +25,7 @@ use super::idx::Digits;
 use crate::checkpoint::{self, AdamSettings, Precision, ResumeState};
 use crate::model::{Cell, Head, Input, Model, ModelConfig};
 use crate::optim::{clip_grad_norm, Adam};
+use crate::progress::Log;
 use crate::rng::Rng;
 
 /// Number of classes: the digits 0-9.
@@ -33,7 +34,7 @@ pub const CLASSES: usize = 10;
 /// Settings of a training run; saved in the checkpoint, printed at the start.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct TrainConfig {
+pub struct MnistConfig {
     /// LSTM hidden units per layer.
     pub hidden: usize,
     /// Stacked LSTM layers.
@@ -62,9 +63,9 @@ pub struct TrainConfig {
     pub log_every: u64,
 }
 
-impl Default for TrainConfig {
+impl Default for MnistConfig {
     fn default() -> Self {
-        TrainConfig {
+        MnistConfig {
             hidden: 128,
             layers: 1,
             epochs: 6,
@@ -82,7 +83,7 @@ impl Default for TrainConfig {
     }
 }
 
-impl TrainConfig {
+impl MnistConfig {
     /// The classifier for images of `rows`×`cols`: an LSTM read over the rows.
     pub fn model_config(&self, cols: usize) -> ModelConfig {
         ModelConfig {
@@ -131,7 +132,7 @@ impl TrainConfig {
 }
 
 /// Splits the training images into (train, validation): the last `valid` go to validation.
-pub fn split_valid(train: &Digits, cfg: &TrainConfig) -> anyhow::Result<(Digits, Digits)> {
+pub fn split_valid(train: &Digits, cfg: &MnistConfig) -> anyhow::Result<(Digits, Digits)> {
     let n = if cfg.limit > 0 {
         cfg.limit.min(train.len())
     } else {
@@ -238,13 +239,13 @@ struct Header {
     kind: String,
     model: ModelConfig,
     step: u64,
-    train: TrainConfig,
+    train: MnistConfig,
 }
 
 /// Everything a checkpoint holds.
 pub struct Saved {
     pub model: Model,
-    pub train: TrainConfig,
+    pub train: MnistConfig,
     pub adam: Adam,
     pub state: State,
 }
@@ -259,7 +260,7 @@ pub fn find_checkpoint(dir: &Path) -> Option<PathBuf> {
 fn save_checkpoint(
     dir: &Path,
     model: &Model,
-    train: &TrainConfig,
+    train: &MnistConfig,
     adam: &Adam,
     state: &State,
 ) -> anyhow::Result<()> {
@@ -295,7 +296,7 @@ fn checkpoint_in(dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// Loads the model, its settings and progress (for evaluation).
-pub fn load_model(dir: &Path) -> anyhow::Result<(Model, TrainConfig, State)> {
+pub fn load_model(dir: &Path) -> anyhow::Result<(Model, MnistConfig, State)> {
     let dir = checkpoint_in(dir)?;
     let header: Header = checkpoint::read_config(&dir, KIND)?;
     let model = checkpoint::read_model(&dir, &header.model)?;
@@ -319,7 +320,8 @@ pub fn load_checkpoint(dir: &Path) -> anyhow::Result<Saved> {
 
 /// How a run reports as it goes.
 pub struct Progress {
-    /// Draw an indicatif bar on stderr.
+    /// Draw an indicatif bar on stderr (plain lines when it is no terminal);
+    /// false: say nothing.
     pub bar: bool,
 }
 
@@ -336,7 +338,7 @@ pub struct Summary {
 pub fn train(
     train: &Digits,
     valid: &Digits,
-    cfg: &TrainConfig,
+    cfg: &MnistConfig,
     out: &Path,
     resume: Option<Saved>,
     progress: &Progress,
@@ -385,19 +387,7 @@ pub fn train(
         )?;
     }
 
-    let bar = if progress.bar {
-        indicatif::ProgressBar::new(total)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} steps {per_sec} eta {eta} {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_position(state.step.min(total));
+    let log = Log::new(!progress.bar, total, state.step.min(total));
 
     let start = Instant::now();
     let seconds_before = state.seconds;
@@ -434,15 +424,17 @@ pub fn train(
                     "{},{},{lr:.6},{l:.5},{a:.5},,,{secs:.1}",
                     state.step, state.epoch
                 )?;
-                bar.set_message(format!(
-                    "epoch {}/{} loss {l:.4} acc {:.2}%",
-                    state.epoch + 1,
-                    cfg.epochs,
-                    100.0 * a
-                ));
+                log.progress(
+                    state.step,
+                    &format!(
+                        "epoch {}/{} loss {l:.4} acc {:.2}%",
+                        state.epoch + 1,
+                        cfg.epochs,
+                        100.0 * a
+                    ),
+                );
                 (win_loss, win_correct, win_n) = (0.0, 0, 0);
             }
-            bar.inc(1);
         }
         state.epoch += 1;
         state.rng = rng;
@@ -462,7 +454,7 @@ pub fn train(
         csv.flush()?;
         state.adam = AdamSettings::of(&adam);
         save_checkpoint(&out.join("last"), &model, cfg, &adam, &state)?;
-        bar.println(format!(
+        log.line(&format!(
             "epoch {}/{}: validation accuracy {:.2}%, loss {:.4} ({:.0} s)",
             state.epoch,
             cfg.epochs,
@@ -472,7 +464,7 @@ pub fn train(
         ));
         last_valid = Some(ev);
     }
-    bar.finish_and_clear();
+    log.finish();
     let valid = match last_valid {
         Some(ev) => ev,
         None => evaluate(&mut model, valid, 500),
@@ -490,11 +482,11 @@ mod tests {
 
     #[test]
     fn lr_warms_up_then_decays_to_the_floor() {
-        let cfg = TrainConfig {
+        let cfg = MnistConfig {
             lr: 1.0,
             warmup: 10,
             min_lr_frac: 0.1,
-            ..TrainConfig::default()
+            ..MnistConfig::default()
         };
         assert!((cfg.lr_at(0, 110) - 0.1).abs() < 1e-6);
         assert!((cfg.lr_at(9, 110) - 1.0).abs() < 1e-6);
@@ -512,15 +504,15 @@ mod tests {
             images: (0..10).collect(),
             labels: (0..10).collect(),
         };
-        let cfg = TrainConfig {
+        let cfg = MnistConfig {
             valid: 3,
             limit: 8,
-            ..TrainConfig::default()
+            ..MnistConfig::default()
         };
         let (t, v) = split_valid(&d, &cfg).unwrap();
         assert_eq!(t.labels, vec![0, 1, 2, 3, 4]);
         assert_eq!(v.labels, vec![5, 6, 7]);
-        let all = TrainConfig { valid: 10, ..cfg };
-        assert!(split_valid(&d, &TrainConfig { limit: 0, ..all }).is_err());
+        let all = MnistConfig { valid: 10, ..cfg };
+        assert!(split_valid(&d, &MnistConfig { limit: 0, ..all }).is_err());
     }
 }

@@ -1,68 +1,10 @@
-//! What a run reports while it trains: progress lines (or a bar), the rows
-//! of metrics.csv and the loss plot drawn from them.
+//! What a run records while it trains: the rows of metrics.csv and the loss
+//! plot drawn from them. (Its progress lines or bar are `crate::progress`.)
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-
-/// The indicatif bar on a terminal, plain log lines otherwise.
-pub(super) struct Log {
-    bar: Option<indicatif::ProgressBar>,
-    quiet: bool,
-}
-
-impl Log {
-    pub(super) fn new(quiet: bool, total: u64, at: u64) -> Log {
-        if quiet {
-            return Log { bar: None, quiet };
-        }
-        let bar = indicatif::ProgressBar::new(total);
-        if bar.is_hidden() {
-            return Log { bar: None, quiet };
-        }
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} {msg} ETA {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        bar.set_position(at);
-        bar.reset_eta();
-        Log {
-            bar: Some(bar),
-            quiet,
-        }
-    }
-
-    pub(super) fn line(&self, s: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(s),
-            None if !self.quiet => eprintln!("{s}"),
-            None => {}
-        }
-    }
-
-    pub(super) fn set_total(&self, total: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_length(total);
-        }
-    }
-
-    pub(super) fn progress(&self, pos: u64, msg: &str) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(pos);
-            bar.set_message(msg.to_string());
-        }
-    }
-
-    pub(super) fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish();
-        }
-    }
-}
 
 /// One row of metrics.csv; training rows leave the validation columns empty and vice versa.
 #[derive(Clone, Debug, PartialEq)]

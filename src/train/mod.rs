@@ -39,10 +39,11 @@ use crate::batch::{Batch, Batcher};
 use crate::checkpoint::{self, AdamSettings, Meta, Precision, Progress};
 use crate::model::{Model, ModelConfig};
 use crate::optim::{clip_grad_norm, Adam};
+use crate::progress::Log;
 use crate::rng::Rng;
 use crate::vocab::Vocab;
 use budget::{total_steps, Budget, BUDGET_SKIP_STEPS};
-use metrics::{Log, Metrics};
+use metrics::Metrics;
 
 /// How to run, beyond the settings.
 #[derive(Clone, Debug, Default)]
