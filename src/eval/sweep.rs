@@ -66,8 +66,8 @@ pub fn sweep<M: CharModel + Sync>(
     say: &dyn Fn(&str),
 ) -> anyhow::Result<Vec<SweepRow>> {
     let n = real.len().max(1) as f64;
-    let mean_row = |rows: &[(Row, f64)], setting, seconds| {
-        let avg = |f: &dyn Fn(&Row) -> f64| rows.iter().map(|(r, _)| f(r)).sum::<f64>() / n;
+    let mean_row = |rows: &[(CardRow, f64)], setting, seconds| {
+        let avg = |f: &dyn Fn(&CardRow) -> f64| rows.iter().map(|(r, _)| f(r)).sum::<f64>() / n;
         let avg_opt = |f: &dyn Fn(&RepeatRow) -> Option<f64>| {
             let v: Vec<f64> = rows.iter().filter_map(|(r, _)| f(&r.repeats)).collect();
             (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
@@ -93,7 +93,7 @@ pub fn sweep<M: CharModel + Sync>(
         }
     };
     let lex = Lexicon::default();
-    let reals: Vec<(Row, f64)> = real
+    let reals: Vec<(CardRow, f64)> = real
         .iter()
         .map(|(form, poems)| {
             let head = &poems[..samples.min(poems.len())];

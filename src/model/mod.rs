@@ -34,7 +34,7 @@ pub use layout::param_table;
 pub use step::{softmax_rows, State, StepWeights};
 
 use acts::Acts;
-use config::pos_kinds;
+use config::{pos_kinds, PosKind};
 use layout::Layout;
 
 use crate::batch::Batch;
@@ -49,7 +49,7 @@ pub struct Model {
     layout: Layout,
     acts: Acts,
     /// Per token id, what it does to a [`Place`] (empty without positions).
-    pos_kind: Vec<u8>,
+    pos_kind: Vec<PosKind>,
 }
 
 impl Model {

@@ -8,7 +8,7 @@ use anyhow::Context;
 
 /// One row of metrics.csv; training rows leave the validation columns empty and vice versa.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Row {
+pub struct MetricsRow {
     pub step: u64,
     pub epoch: f64,
     pub train_loss: Option<f64>,
@@ -19,7 +19,7 @@ pub struct Row {
 
 pub const METRICS_HEADER: &str = "step,epoch,train_loss,val_loss,val_ppl,tok_s,lr";
 
-impl Row {
+impl MetricsRow {
     pub(super) fn to_csv(&self) -> String {
         let opt =
             |x: Option<f64>, digits: usize| x.map_or(String::new(), |v| format!("{v:.digits$}"));
@@ -35,7 +35,7 @@ impl Row {
         )
     }
 
-    pub(super) fn parse(line: &str) -> Option<Row> {
+    pub(super) fn parse(line: &str) -> Option<MetricsRow> {
         let f: Vec<&str> = line.split(',').collect();
         if f.len() != 7 {
             return None;
@@ -47,7 +47,7 @@ impl Row {
                 s.parse().ok().map(Some)
             }
         };
-        Some(Row {
+        Some(MetricsRow {
             step: f[0].parse().ok()?,
             epoch: f[1].parse().ok()?,
             train_loss: opt(f[2])?,
@@ -60,7 +60,7 @@ impl Row {
 
 pub(super) struct Metrics {
     path: PathBuf,
-    rows: Vec<Row>,
+    rows: Vec<MetricsRow>,
     file: std::fs::File,
 }
 
@@ -76,7 +76,7 @@ impl Metrics {
                 // again from the parsed (rounded) loss, a perplexity could
                 // come out one digit off the straight run's.
                 for line in old.lines().skip(1) {
-                    if let Some(r) = Row::parse(line).filter(|r| r.step <= step) {
+                    if let Some(r) = MetricsRow::parse(line).filter(|r| r.step <= step) {
                         rows.push(r);
                         text.push_str(line);
                         text.push('\n');
@@ -96,7 +96,7 @@ impl Metrics {
         })
     }
 
-    pub(super) fn push(&mut self, row: Row) -> anyhow::Result<()> {
+    pub(super) fn push(&mut self, row: MetricsRow) -> anyhow::Result<()> {
         writeln!(self.file, "{}", row.to_csv())
             .with_context(|| format!("{}: cannot append", self.path.display()))?;
         self.rows.push(row);
@@ -112,7 +112,7 @@ impl Metrics {
 }
 
 /// Training and validation loss (nats per character) against the step, as a PNG.
-pub fn plot_losses(png: &Path, rows: &[Row]) -> crate::plot::PlotResult {
+pub fn plot_losses(png: &Path, rows: &[MetricsRow]) -> crate::plot::PlotResult {
     use crate::plot::{lines, Line};
     use plotters::style::{BLUE, RED};
     let train: Vec<(f64, f64)> = rows

@@ -28,7 +28,7 @@ mod tests;
 pub use budget::BUDGET_PROBE_STEPS;
 pub use config::{TrainConfig, MAX_BATCH, MAX_POEM_CHARS, POSITIONS, PRESETS, SHORTLIST};
 pub use data::{encode_tagged, Data, FORM_TAGS};
-pub use metrics::{plot_losses, Row, METRICS_HEADER};
+pub use metrics::{plot_losses, MetricsRow, METRICS_HEADER};
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -301,7 +301,7 @@ fn record_eval(
         progress.best_val_loss = val;
     }
     if val.is_some() {
-        r.metrics.push(Row {
+        r.metrics.push(MetricsRow {
             step: progress.step,
             epoch: at.epoch_f,
             train_loss: None,
@@ -407,7 +407,7 @@ fn train_interval(
     let At { epoch_f, lr, norm } = at;
     let last_train_loss = progress.log_loss / progress.log_tokens.max(1.0);
     let tok_s = progress.log_tokens / secs;
-    metrics.push(Row {
+    metrics.push(MetricsRow {
         step: progress.step,
         epoch: epoch_f,
         train_loss: Some(last_train_loss),
