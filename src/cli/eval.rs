@@ -13,7 +13,7 @@ use anyhow::Context;
 
 use super::Global;
 use crate::checkpoint;
-use crate::corpus::{self, Collection, LoadOptions, Part, Source};
+use crate::corpus::{self, Collection, LoadOptions, Source};
 use crate::eval::{self, Card, CardRow, EvalSettings, Kind, Split, FORMS};
 use crate::plot::PlotResult;
 use crate::prosody::Lexicon;
@@ -187,18 +187,14 @@ fn load_options(meta: &checkpoint::Meta) -> LoadOptions {
 
 /// The poems of each part.
 fn split(poems: Vec<corpus::Poem>) -> Split {
-    let mut s = Split::default();
-    for p in poems {
-        match corpus::part_of(&p.text) {
-            Part::Train => s.train.push(p.text),
-            Part::Valid => s.valid.push(p.text),
-            Part::Test => {
-                s.test_titles.push(crate::title::clean(&p.title));
-                s.test.push(p.text);
-            }
-        }
+    let [train, valid, test] = corpus::split(poems, |p| p.text.as_str());
+    let texts = |ps: Vec<corpus::Poem>| ps.into_iter().map(|p| p.text).collect();
+    Split {
+        test_titles: test.iter().map(|p| crate::title::clean(&p.title)).collect(),
+        train: texts(train),
+        valid: texts(valid),
+        test: texts(test),
     }
-    s
 }
 
 pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {

@@ -118,15 +118,7 @@ impl Model {
             }
             uniform(&mut params[b.clone()], rng);
         }
-        let grads = vec![0.0f32; layout.total];
-        Model {
-            pos_kind: pos_kinds(&cfg),
-            cfg,
-            params,
-            grads,
-            layout,
-            acts: Acts::default(),
-        }
+        Model::assemble(cfg, layout, params)
     }
 
     /// A model around stored parameters (from a checkpoint).
@@ -140,15 +132,21 @@ impl Model {
                 found: params.len(),
             });
         }
+        Ok(Model::assemble(cfg, layout, params))
+    }
+
+    /// The model of `cfg` laid out as `layout` with weights `params`, zero
+    /// gradients, and activations sized at the first pass.
+    fn assemble(cfg: ModelConfig, layout: Layout, params: Vec<f32>) -> Model {
         let grads = vec![0.0f32; layout.total];
-        Ok(Model {
+        Model {
             pos_kind: pos_kinds(&cfg),
             cfg,
             params,
             grads,
             layout,
             acts: Acts::default(),
-        })
+        }
     }
 
     /// Each tensor's name, shape and values, in [`param_table`] order.

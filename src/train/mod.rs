@@ -689,13 +689,8 @@ fn start_run(
                 log_tokens: 0.0,
                 data_sha256: String::new(),
                 budget_steps: 0,
-                adam: AdamSettings {
-                    beta1: 0.0,
-                    beta2: 0.0,
-                    eps: 0.0,
-                    weight_decay: 0.0,
-                    t: 0,
-                },
+                // what Adam is at step 0; a save writes it anew
+                adam: AdamSettings::of(&adam),
             };
             (model, adam, progress)
         }
