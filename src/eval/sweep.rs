@@ -179,10 +179,9 @@ pub fn sweep_table(rows: &[SweepRow]) -> String {
                 format!("{:.3}", r.distinct1),
                 format!("{:.3}", r.distinct2),
                 format!("{:+.1}%", r.distinct2_vs_real_pct),
-                format!("{:.1}", r.repeats.uses_three_pct),
-                format!("{:.1}", r.repeats.first_end_reused_pct),
-                format!("{:.1}", r.repeats.line_repeats_pct),
-                opt(r.repeats.score),
+            ]);
+            v.extend(super::card::repeat_cells(&r.repeats));
+            v.extend([
                 opt(r.repeats.draft_score),
                 format!("{:.1}", r.copied_lines_pct),
                 format!("{:.0}", r.seconds),
