@@ -21,7 +21,7 @@ pub struct Data {
 }
 
 impl Data {
-    /// Splits poems by [`part_of`] (test poems are left out), builds the
+    /// Sorts poems into their parts with [`split`] (test poems are left out), builds the
     /// vocabulary from the training split unless one is given (a resumed run
     /// keeps its checkpoint's), and encodes. Poems over `max_len` characters are
     /// dropped. With `form_tags`, a new vocabulary gets the [`FORM_TAGS`] (a
