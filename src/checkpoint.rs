@@ -1,26 +1,31 @@
-//! Checkpoints: a model, its vocabulary and (optionally) the optimiser state
-//! and position that `shiren train --resume` needs, as one directory.
+//! Checkpoints: a model, its vocabulary (when it reads characters) and
+//! (optionally) the optimiser state and position that `--resume` needs, as one
+//! directory. The poem model and the MNIST classifier share this format; the
+//! poem model's own fields ([`Meta`], [`Progress`]) and its [`save`] / [`load`]
+//! sit on top of the shared parts ([`write_dir`], [`read_config`],
+//! [`read_model`], [`read_resume`]).
 //!
 //! ```text
-//! DIR/config.json         format + version, ModelConfig, the TrainConfig, script, corpus, step, val loss
-//! DIR/vocab.json          the vocabulary (crate::vocab::Vocab::to_json)
+//! DIR/config.json         format + version, kind (absent: poems), ModelConfig, step, the kind's own fields
+//! DIR/vocab.json          the vocabulary (crate::vocab::Vocab::to_json)             (poems only)
 //! DIR/model.safetensors   one tensor per row of model::param_table, PyTorch names, F32 (or F16)
 //! DIR/optim.safetensors   Adam's moments as `m.<name>` and `v.<name>`, F32      (resumable only)
-//! DIR/state.json          step, epoch, position within the epoch, best val, RNG, Adam settings (resumable only)
+//! DIR/state.json          step, Adam's scalars, and where the run stands          (resumable only)
 //! ```
 //!
 //! A checkpoint is written into `.NAME.new` beside its destination and renamed
 //! into place only once every file is on disk, so a run killed at any moment
 //! (`kill -9`) leaves the previous checkpoint or the new one, never a mix.
-//! Loading checks the format version first, then the configuration, then the
-//! tensor names and shapes, and reports the first problem as one line naming
-//! the file. This module knows nothing about training: the TrainConfig is kept
-//! as opaque JSON here and interpreted by `train.rs`.
+//! Loading checks the format version first, then the kind and configuration,
+//! then the tensor names and shapes, and reports the first problem as one line
+//! naming the file. This module knows nothing about training: the
+//! TrainConfig is kept as opaque JSON here and interpreted by `train/`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::corpus::convert::Script;
@@ -39,6 +44,13 @@ pub const VOCAB_FILE: &str = "vocab.json";
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const OPTIM_FILE: &str = "optim.safetensors";
 pub const STATE_FILE: &str = "state.json";
+
+/// config.json's `kind` of a poem model. Poem models leave `kind` out (they
+/// were the only kind when the format began); other kinds write theirs.
+pub const POEMS: &str = "poems";
+/// The format of the MNIST checkpoints that shiren wrote before the classifier
+/// shared this one; refused with a hint to retrain.
+const RETIRED_MNIST_FORMAT: &str = "shiren-mnist-1";
 
 /// How the weights are stored in model.safetensors. Loading always gives f32.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +153,50 @@ pub struct AdamSettings {
     pub t: u64,
 }
 
+impl AdamSettings {
+    /// The scalars of `adam`, to save beside its moments.
+    pub fn of(adam: &Adam) -> AdamSettings {
+        AdamSettings {
+            beta1: adam.beta1,
+            beta2: adam.beta2,
+            eps: adam.eps,
+            weight_decay: adam.weight_decay,
+            t: adam.t,
+        }
+    }
+
+    /// Adam with these scalars and the moments `m` and `v`.
+    fn with_moments(&self, m: Vec<f32>, v: Vec<f32>) -> Adam {
+        Adam {
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            m,
+            v,
+            t: self.t,
+        }
+    }
+}
+
+/// A state.json: whatever a trainer needs to go on, with at least the step
+/// (checked against config.json's) and Adam's scalars.
+pub trait ResumeState: Serialize + DeserializeOwned {
+    /// Optimiser steps taken.
+    fn step(&self) -> u64;
+    /// Adam's scalars; its moments are in optim.safetensors.
+    fn adam(&self) -> &AdamSettings;
+}
+
+impl ResumeState for Progress {
+    fn step(&self) -> u64 {
+        self.step
+    }
+    fn adam(&self) -> &AdamSettings {
+        &self.adam
+    }
+}
+
 /// A checkpoint as read back.
 pub struct Loaded {
     pub model: Model,
@@ -175,6 +231,20 @@ pub enum CheckpointError {
         path: String,
         file: &'static str,
         msg: String,
+    },
+    #[error("{path}: an MNIST checkpoint in the format of an older shiren, which this one no longer reads (train it again with `shiren mnist train`)")]
+    RetiredMnist { path: String },
+    #[error("{path}: a checkpoint of a `{found}` model, where a `{want}` model is needed (poem models come from `shiren train`, digit classifiers from `shiren mnist train`)")]
+    WrongKind {
+        path: String,
+        found: String,
+        want: String,
+    },
+    #[error("{path}: model.safetensors holds step {weights} but state.json says step {state} (the folder mixes two saves; resume from an intact copy, or train again)")]
+    StepMismatch {
+        path: String,
+        weights: u64,
+        state: u64,
     },
     #[error("{path}: no optimiser state (this checkpoint was saved for use, not to resume; resume from the run's last/ folder)")]
     NotResumable { path: String },
@@ -494,8 +564,70 @@ where
 // ---------------------------------------------------------------------------
 // save and load
 
-/// Writes a checkpoint to `dir`, replacing what was there. With `resume`, the
-/// optimiser moments and progress are written too, so a run can continue.
+/// The optimiser file's table: `m.<name>` and `v.<name>` for every row of
+/// the model's parameter table, interleaved.
+fn moments_table(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
+    param_table(cfg)
+        .into_iter()
+        .flat_map(|(name, shape)| {
+            [
+                (format!("m.{name}"), shape.clone()),
+                (format!("v.{name}"), shape),
+            ]
+        })
+        .collect()
+}
+
+/// Writes a checkpoint folder of any kind to `dir`, replacing what was there:
+/// the weights at `precision`, the vocabulary when the model has one, with
+/// `resume` Adam's moments and `state` (state.json), and `config` as
+/// config.json, last. `config` must hold the shared header (`format`,
+/// `version`, `model`, `step`, and `kind` unless poems).
+pub fn write_dir<S: Serialize>(
+    dir: &Path,
+    config: &impl Serialize,
+    model: &Model,
+    precision: Precision,
+    vocab: Option<&Vocab>,
+    resume: Option<(&Adam, &S)>,
+) -> Result<(), CheckpointError> {
+    let config = serde_json::to_string_pretty(config).expect("a config serialises");
+    let weights = to_safetensors(&model.tensors(), precision)
+        .map_err(|e| damaged(&dir.join(MODEL_FILE), e))?;
+    let optim = match resume {
+        Some((adam, state)) => {
+            let table = moments_table(&model.cfg);
+            let mut named = Vec::with_capacity(table.len());
+            let mut off = 0;
+            for pair in table.chunks_exact(2) {
+                let n: usize = pair[0].1.iter().product();
+                named.push((pair[0].0.clone(), pair[0].1.clone(), &adam.m[off..off + n]));
+                named.push((pair[1].0.clone(), pair[1].1.clone(), &adam.v[off..off + n]));
+                off += n;
+            }
+            let bytes = to_safetensors(&named, Precision::F32)
+                .map_err(|e| damaged(&dir.join(OPTIM_FILE), e))?;
+            let state = serde_json::to_string_pretty(state).expect("a state serialises");
+            Some((bytes, state))
+        }
+        None => None,
+    };
+    replace_dir(dir, |tmp| {
+        write(&tmp.join(MODEL_FILE), &weights)?;
+        if let Some(vocab) = vocab {
+            write(&tmp.join(VOCAB_FILE), vocab.to_json().as_bytes())?;
+        }
+        if let Some((bytes, state)) = &optim {
+            write(&tmp.join(OPTIM_FILE), bytes)?;
+            write(&tmp.join(STATE_FILE), state.as_bytes())?;
+        }
+        // config.json last: a folder with it is a finished one even without the rename.
+        write(&tmp.join(CONFIG_FILE), config.as_bytes())
+    })
+}
+
+/// Writes a poem checkpoint to `dir`, replacing what was there. With `resume`,
+/// the optimiser moments and progress are written too, so a run can continue.
 /// `meta.precision` chooses the storage of the weights.
 pub fn save(
     dir: &Path,
@@ -508,45 +640,13 @@ pub fn save(
     meta.format = FORMAT.to_string();
     meta.version = VERSION;
     meta.model = model.cfg.clone();
-    let config = serde_json::to_string_pretty(&meta).expect("Meta serialises");
-    let weights = to_safetensors(&model.tensors(), meta.precision)
-        .map_err(|e| damaged(&dir.join(MODEL_FILE), e))?;
-    let optim = match resume {
-        Some((adam, progress)) => {
-            let table = param_table(&model.cfg);
-            let mut named = Vec::with_capacity(2 * table.len());
-            let mut off = 0;
-            for (name, shape) in &table {
-                let n: usize = shape.iter().product();
-                named.push((format!("m.{name}"), shape.clone(), &adam.m[off..off + n]));
-                named.push((format!("v.{name}"), shape.clone(), &adam.v[off..off + n]));
-                off += n;
-            }
-            let bytes = to_safetensors(&named, Precision::F32)
-                .map_err(|e| damaged(&dir.join(OPTIM_FILE), e))?;
-            let mut progress = progress.clone();
-            progress.adam = AdamSettings {
-                beta1: adam.beta1,
-                beta2: adam.beta2,
-                eps: adam.eps,
-                weight_decay: adam.weight_decay,
-                t: adam.t,
-            };
-            let state = serde_json::to_string_pretty(&progress).expect("Progress serialises");
-            Some((bytes, state))
-        }
-        None => None,
-    };
-    replace_dir(dir, |tmp| {
-        write(&tmp.join(MODEL_FILE), &weights)?;
-        write(&tmp.join(VOCAB_FILE), vocab.to_json().as_bytes())?;
-        if let Some((bytes, state)) = &optim {
-            write(&tmp.join(OPTIM_FILE), bytes)?;
-            write(&tmp.join(STATE_FILE), state.as_bytes())?;
-        }
-        // config.json last: a folder with it is a finished one even without the rename.
-        write(&tmp.join(CONFIG_FILE), config.as_bytes())
-    })
+    let resume = resume.map(|(adam, progress)| {
+        let mut progress = progress.clone();
+        progress.adam = AdamSettings::of(adam);
+        (adam, progress)
+    });
+    let resume = resume.as_ref().map(|(adam, progress)| (*adam, progress));
+    write_dir(dir, &meta, model, meta.precision, Some(vocab), resume)
 }
 
 /// The checkpoint a user means by `dir`: `dir` itself when it holds one, else
@@ -585,8 +685,9 @@ pub fn not_found(dir: &Path) -> String {
     )
 }
 
-/// Reads and checks config.json alone (format version, then the fields).
-pub fn load_meta(dir: &Path) -> Result<Meta, CheckpointError> {
+/// Reads and checks the config.json of a checkpoint of `kind`: the format
+/// version, then the kind, then the model's sizes, then the fields of `T`.
+pub fn read_config<T: DeserializeOwned>(dir: &Path, kind: &str) -> Result<T, CheckpointError> {
     recover(dir)?;
     if !dir.is_dir() {
         return Err(CheckpointError::NotACheckpoint {
@@ -604,6 +705,11 @@ pub fn load_meta(dir: &Path) -> Result<Meta, CheckpointError> {
     }
     let format = value.get("format").and_then(|v| v.as_str()).unwrap_or("");
     let version = value.get("version").and_then(|v| v.as_u64());
+    if format == RETIRED_MNIST_FORMAT {
+        return Err(CheckpointError::RetiredMnist {
+            path: path.display().to_string(),
+        });
+    }
     if format != FORMAT || version != Some(VERSION as u64) {
         return Err(CheckpointError::Version {
             path: path.display().to_string(),
@@ -615,15 +721,43 @@ pub fn load_meta(dir: &Path) -> Result<Meta, CheckpointError> {
             version: version.map_or("(none)".into(), |v| v.to_string()),
         });
     }
-    let meta: Meta = serde_json::from_value(value).map_err(|e| damaged(&path, e))?;
-    // Before anything is sized from it (the parameter table, the tensors).
-    meta.model
-        .validate()
-        .map_err(|e| CheckpointError::BadConfig {
+    let found = value.get("kind").and_then(|v| v.as_str()).unwrap_or(POEMS);
+    if found != kind {
+        return Err(CheckpointError::WrongKind {
             path: path.display().to_string(),
-            msg: e.to_string(),
-        })?;
-    Ok(meta)
+            found: found.into(),
+            want: kind.into(),
+        });
+    }
+    let model: ModelConfig =
+        serde_json::from_value(value.get("model").cloned().unwrap_or_default())
+            .map_err(|e| damaged(&path, format!("model: {e}")))?;
+    // Before anything is sized from it (the parameter table, the tensors).
+    model.validate().map_err(|e| CheckpointError::BadConfig {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    })?;
+    serde_json::from_value(value).map_err(|e| damaged(&path, e))
+}
+
+/// Reads and checks a poem checkpoint's config.json alone (format version, then the fields).
+pub fn load_meta(dir: &Path) -> Result<Meta, CheckpointError> {
+    read_config(dir, POEMS)
+}
+
+/// Reads model.safetensors of `dir` as the model `cfg` describes, checking
+/// each tensor's name, shape, dtype and values.
+pub fn read_model(dir: &Path, cfg: &ModelConfig) -> Result<Model, CheckpointError> {
+    let model_path = dir.join(MODEL_FILE);
+    let table = param_table(cfg);
+    check_size(&model_path, &table, MODEL_FILE)?;
+    let bytes = read(&model_path)?;
+    let params = from_safetensors(&model_path, &bytes, &table, MODEL_FILE)?;
+    Model::from_params(cfg.clone(), params).map_err(|e| CheckpointError::Mismatch {
+        path: model_path.display().to_string(),
+        file: MODEL_FILE,
+        msg: e.to_string(),
+    })
 }
 
 /// Loads a checkpoint for use (writing, evaluation, or as a resume base): checks
@@ -649,22 +783,13 @@ fn load_checked(dir: &Path) -> Result<Loaded, CheckpointError> {
             ),
         });
     }
-    let model_path = dir.join(MODEL_FILE);
-    let table = param_table(&meta.model);
-    check_size(&model_path, &table, MODEL_FILE)?;
-    let bytes = read(&model_path)?;
-    let params = from_safetensors(&model_path, &bytes, &table, MODEL_FILE)?;
-    let model =
-        Model::from_params(meta.model.clone(), params).map_err(|e| CheckpointError::Mismatch {
-            path: model_path.display().to_string(),
-            file: MODEL_FILE,
-            msg: e.to_string(),
-        })?;
+    let model = read_model(dir, &meta.model)?;
     Ok(Loaded { model, vocab, meta })
 }
 
-/// Reads the optimiser state and progress of a checkpoint for `model`'s layout.
-pub fn load_resume(dir: &Path, model: &Model) -> Result<(Adam, Progress), CheckpointError> {
+/// Reads state.json of a resumable checkpoint, checking that it is of the
+/// step config.json (and so the weights) records.
+pub fn read_state<S: ResumeState>(dir: &Path) -> Result<S, CheckpointError> {
     let state_path = dir.join(STATE_FILE);
     let optim_path = dir.join(OPTIM_FILE);
     if !state_path.exists() && !optim_path.exists() {
@@ -672,17 +797,31 @@ pub fn load_resume(dir: &Path, model: &Model) -> Result<(Adam, Progress), Checkp
             path: dir.display().to_string(),
         });
     }
-    let progress: Progress =
+    let state: S =
         serde_json::from_slice(&read(&state_path)?).map_err(|e| damaged(&state_path, e))?;
-    let table: Vec<(String, Vec<usize>)> = param_table(&model.cfg)
-        .into_iter()
-        .flat_map(|(name, shape)| {
-            [
-                (format!("m.{name}"), shape.clone()),
-                (format!("v.{name}"), shape),
-            ]
-        })
-        .collect();
+    let config_path = dir.join(CONFIG_FILE);
+    let config: serde_json::Value =
+        serde_json::from_slice(&read(&config_path)?).map_err(|e| damaged(&config_path, e))?;
+    if let Some(weights) = config.get("step").and_then(|v| v.as_u64()) {
+        if weights != state.step() {
+            return Err(CheckpointError::StepMismatch {
+                path: dir.display().to_string(),
+                weights,
+                state: state.step(),
+            });
+        }
+    }
+    Ok(state)
+}
+
+/// Reads the optimiser state and the state.json of a checkpoint for `model`'s layout.
+pub fn read_resume<S: ResumeState>(
+    dir: &Path,
+    model: &Model,
+) -> Result<(Adam, S), CheckpointError> {
+    let state: S = read_state(dir)?;
+    let optim_path = dir.join(OPTIM_FILE);
+    let table = moments_table(&model.cfg);
     check_size(&optim_path, &table, OPTIM_FILE)?;
     let flat = from_safetensors(&optim_path, &read(&optim_path)?, &table, OPTIM_FILE)?;
     // Undo the m/v interleaving of the table.
@@ -695,17 +834,13 @@ pub fn load_resume(dir: &Path, model: &Model) -> Result<(Adam, Progress), Checkp
         dst.extend_from_slice(&flat[off..off + len]);
         off += len;
     }
-    let s = &progress.adam;
-    let adam = Adam {
-        beta1: s.beta1,
-        beta2: s.beta2,
-        eps: s.eps,
-        weight_decay: s.weight_decay,
-        m,
-        v,
-        t: s.t,
-    };
-    Ok((adam, progress))
+    let adam = state.adam().with_moments(m, v);
+    Ok((adam, state))
+}
+
+/// Reads the optimiser state and progress of a poem checkpoint for `model`'s layout.
+pub fn load_resume(dir: &Path, model: &Model) -> Result<(Adam, Progress), CheckpointError> {
+    read_resume(dir, model)
 }
 
 /// Copies a checkpoint for use elsewhere, without optimiser state, storing the
@@ -927,6 +1062,49 @@ mod tests {
         );
         let e = load_error(|ck| std::fs::write(ck.join(MODEL_FILE), b"not a tensor file").unwrap());
         assert!(e.contains("model.safetensors"), "{e}");
+    }
+
+    #[test]
+    fn other_kinds_and_retired_formats_are_refused_saying_what_to_do() {
+        let e = load_error(|ck| edit_config(ck, |v| v["kind"] = "mnist".into()));
+        assert!(
+            e.contains("config.json") && e.contains("`mnist` model") && e.contains("shiren train"),
+            "{e}"
+        );
+        // what `shiren mnist train` wrote before the classifier shared this format
+        let e = load_error(|ck| {
+            std::fs::write(
+                ck.join(CONFIG_FILE),
+                r#"{"format": "shiren-mnist-1", "model": {}, "train": {}}"#,
+            )
+            .unwrap()
+        });
+        assert!(
+            e.contains("config.json") && e.contains("older shiren") && e.contains("train it again"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_state_of_another_step_than_the_weights_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (model, vocab, mut meta) = tiny();
+        meta.step = 3;
+        let adam = Adam::new(model.params.len(), 0.0);
+        let mut progress: Progress = serde_json::from_value(serde_json::json!({
+            "step": 3, "epoch": 0, "position": 0, "best_val_loss": null, "rng": Rng::new(1),
+            "tokens": 0, "elapsed_s": 0.0,
+            "adam": {"beta1": 0.0, "beta2": 0.0, "eps": 0.0, "weight_decay": 0.0, "t": 0},
+        }))
+        .unwrap();
+        let ck = dir.path().join("last");
+        save(&ck, &model, &vocab, &meta, Some((&adam, &progress))).unwrap();
+        assert!(load_resume(&ck, &model).is_ok());
+        progress.step = 4;
+        let state = serde_json::to_string(&progress).unwrap();
+        std::fs::write(ck.join(STATE_FILE), state).unwrap();
+        let e = load_resume(&ck, &model).err().unwrap().to_string();
+        assert!(e.contains("holds step 3 but state.json says step 4"), "{e}");
     }
 
     #[test]

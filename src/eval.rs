@@ -285,7 +285,7 @@ impl Kind {
 
 /// One sample's figures.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Row {
+pub struct CardRow {
     pub form: Form,
     pub kind: Kind,
     pub poems: usize,
@@ -366,14 +366,14 @@ pub fn score<S: AsRef<str>>(
     lex: &Lexicon,
     index: &CopyIndex,
     distinct_over: usize,
-) -> Row {
+) -> CardRow {
     let mut t = Tally::default();
     for p in poems {
         t.add(lex, p.as_ref(), form);
     }
     let head = &poems[..distinct_over.min(poems.len())];
     let c = index.copying(poems);
-    Row {
+    CardRow {
         form,
         kind,
         poems: poems.len(),
@@ -413,7 +413,7 @@ pub struct Card {
     pub samples: usize,
     pub seed: u64,
     pub perplexity: Vec<PartPerplexity>,
-    pub rows: Vec<Row>,
+    pub rows: Vec<CardRow>,
     /// How the figures were measured, one sentence each.
     pub notes: Vec<String>,
     /// The shipped model's targets, each met or not.
@@ -437,7 +437,7 @@ pub struct Target {
 /// on every form; lines copied (form forced) no more than 6% and no more than
 /// the real poems' own rate; distinct-2 (form forced) within 10% of the real
 /// poems'. A target whose figures are missing is left out.
-pub fn targets(perplexity: &[PartPerplexity], rows: &[Row]) -> Vec<Target> {
+pub fn targets(perplexity: &[PartPerplexity], rows: &[CardRow]) -> Vec<Target> {
     let mut t = Vec::new();
     if let Some(p) = perplexity.iter().find(|p| p.part == "test") {
         if let Some(&(_, kn3)) = p.ngram.iter().find(|&&(n, _)| n == 3) {
@@ -509,7 +509,7 @@ pub const REPEAT_SLACK: f64 = 1.5;
 /// rate at most [`REPEAT_SLACK`]× the real poems' (where the real rate is 0,
 /// at most one poem or line in the sample); distinct-2 within 10% of the real
 /// poems'; the kept drafts' mean log-probability above single drafts'.
-pub fn default_targets(rows: &[Row]) -> Vec<Target> {
+pub fn default_targets(rows: &[CardRow]) -> Vec<Target> {
     let mut t = Vec::new();
     let row = |form: Form, kind: Kind| {
         rows.iter()
@@ -584,7 +584,7 @@ pub struct Split {
 
 /// How to evaluate.
 #[derive(Clone, Debug)]
-pub struct Settings {
+pub struct EvalSettings {
     /// Poems per form and kind (the real rows hold at most this many).
     pub samples: usize,
     pub seed: u64,
@@ -606,10 +606,10 @@ pub struct Settings {
 /// sample as `shiren write` does, drafts and repetition rule included.
 pub const TEMPERATURE: f32 = 1.0;
 
-impl Default for Settings {
-    fn default() -> Settings {
+impl Default for EvalSettings {
+    fn default() -> EvalSettings {
         let w = write::Options::default();
-        Settings {
+        EvalSettings {
             samples: 1000,
             seed: 1,
             orders: vec![3, 5],
@@ -632,7 +632,7 @@ pub fn evaluate(
     vocab: &Vocab,
     lex: &Lexicon,
     data: &Split,
-    set: &Settings,
+    set: &EvalSettings,
     say: &dyn Fn(&str),
 ) -> anyhow::Result<Card> {
     // --- perplexity: the model and the n-gram baselines on the same parts ---
@@ -791,7 +791,7 @@ pub fn write_sliced<M: CharModel + Sync>(
 /// the `prompts` in turn (none when there are none).
 fn sample<M: CharModel + Sync>(
     writer: &Writer<M>,
-    set: &Settings,
+    set: &EvalSettings,
     form: Form,
     kind: Kind,
     prompts: &[String],
@@ -874,7 +874,7 @@ pub fn first_line(text: &str) -> String {
     text[..end].to_string()
 }
 
-fn notes(set: &Settings) -> Vec<String> {
+fn notes(set: &EvalSettings) -> Vec<String> {
     vec![
         "perplexity: exp of the mean loss per predicted token over every poem of the part (not a sample of batches); punctuation and END count as characters for the model and the n-grams alike".into(),
         "n-gram baselines: interpolated modified Kneser–Ney, trained on the checkpoint's training part with its vocabulary".into(),

@@ -8,7 +8,7 @@
 //! the writer alone. Dependencies point one way:
 //!
 //! ```text
-//! cache, rng, plot ← corpus, vocab, batch, prosody    (data and charts; no model types)
+//! cache, rng, plot, progress ← corpus, vocab, batch, prosody    (data and charts; no model types)
 //! engine ← model ← optim, checkpoint ← train, write, eval, mnist, bench
 //!                                     ← cli, serve    (glue; nothing imports them)
 //! ```
@@ -37,6 +37,7 @@ pub mod model;
 pub mod ngram;
 pub mod optim;
 pub mod plot;
+pub mod progress;
 pub mod prosody;
 pub mod rng;
 pub mod score;

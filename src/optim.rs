@@ -1,6 +1,6 @@
 //! Adam and AdamW over the flat parameter vector (one loop, as in llm.c's
-//! `gpt2_update`), and clipping of the gradient by its global L2 norm.
-//! Not here: the learning-rate schedule (`train.rs` decides `lr` per step).
+//! `gpt2_update`), clipping of the gradient by its global L2 norm, and the
+//! learning-rate schedule both trainers (poems and MNIST) follow.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -84,9 +84,42 @@ pub fn clip_grad_norm(grads: &mut [f32], max_norm: f32) -> f32 {
     norm
 }
 
+/// Learning rate for optimiser step `step` (counting from 0) of `total`, as
+/// nanoGPT's `get_lr`: a linear warm-up over `warmup` steps to `lr`, then a
+/// cosine decay to `min_lr` at `total`, and `min_lr` from there on.
+pub fn lr_at(step: u64, total: u64, warmup: u64, lr: f32, min_lr: f32) -> f32 {
+    if step < warmup {
+        return lr * (step + 1) as f32 / warmup as f32;
+    }
+    if step >= total || total <= warmup {
+        return min_lr;
+    }
+    let progress = (step - warmup) as f64 / (total - warmup) as f64;
+    let coeff = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+    (min_lr as f64 + coeff * (lr - min_lr) as f64) as f32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lr_warms_up_then_follows_a_cosine_to_the_floor() {
+        // warmup 10 of 110 steps, 1.0 → 0.1: the cosine's midpoint is step 60
+        assert_eq!(lr_at(0, 110, 10, 1.0, 0.1), 0.1);
+        assert_eq!(lr_at(9, 110, 10, 1.0, 0.1), 1.0);
+        assert_eq!(lr_at(10, 110, 10, 1.0, 0.1), 1.0);
+        assert!((lr_at(60, 110, 10, 1.0, 0.1) - 0.55).abs() < 1e-6);
+        assert!((lr_at(109, 110, 10, 1.0, 0.1) - 0.1).abs() < 1e-3);
+        assert_eq!(lr_at(110, 110, 10, 1.0, 0.1), 0.1);
+        assert_eq!(lr_at(500, 110, 10, 1.0, 0.1), 0.1);
+        // no warmup starts at the peak; a run no longer than its warmup ends at the floor
+        assert_eq!(lr_at(0, 100, 0, 1.0, 0.1), 1.0);
+        assert_eq!(lr_at(5, 5, 10, 1.0, 0.1), 0.6);
+        assert_eq!(lr_at(12, 8, 10, 1.0, 0.1), 0.1);
+        // min_lr = lr is a constant rate
+        assert_eq!(lr_at(77, 100, 0, 0.01, 0.01), 0.01);
+    }
 
     #[test]
     fn adam_matches_a_hand_computed_step() {

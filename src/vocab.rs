@@ -227,12 +227,7 @@ impl Vocab {
         let file: VocabFile = serde_json::from_str(s).map_err(|e| VocabError::Json {
             line: e.line(),
             column: e.column(),
-            msg: e
-                .to_string()
-                .split(" at line ")
-                .next()
-                .unwrap_or("")
-                .to_string(),
+            msg: crate::corpus::read::json_message(&e),
         })?;
         if file.format != FORMAT {
             return Err(VocabError::Format(file.format));

@@ -50,7 +50,7 @@ use cursor::Cursor;
 /// Special token ids, the vocabulary's.
 pub use lm::Lm;
 use plan::{check_options, ci_req, regulated_len, set_level, Plan};
-use row::{Job, Row};
+use row::{DraftRow, Job};
 pub use sample::sample;
 use sample::TopK;
 
@@ -508,7 +508,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
             let mut rows = Vec::with_capacity((end - start) * n_drafts);
             for (slot, (rng, plans)) in rngs.iter().zip(&plans).enumerate() {
                 for d in 0..n_drafts {
-                    rows.push(Row::new(
+                    rows.push(DraftRow::new(
                         self,
                         pick(&plan, plans, d),
                         self.job(opts, draft_rng(rng, d)),
@@ -577,7 +577,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
             };
             for d in 0..reqs[*q].opts.drafts.max(1) {
                 let job = self.job(opts, draft_rng(rng, d));
-                rows.push(Row::new(self, pick(plan, dp, d), job, slots.len()));
+                rows.push(DraftRow::new(self, pick(plan, dp, d), job, slots.len()));
             }
             slots.push(*q);
         }
@@ -603,10 +603,10 @@ impl<'a, M: CharModel> Writer<'a, M> {
         let opts = &template::shaped(opts)?;
         let plan = self.plan(opts)?;
         let plans = self.draft_plans(&plan, opts, rng)?;
-        let mut rows: Vec<Row<'_, M>> = (0..opts.drafts.max(1))
+        let mut rows: Vec<DraftRow<'_, M>> = (0..opts.drafts.max(1))
             .map(|d| {
                 let p = pick(&plan, &plans, d);
-                Row::new(self, p, self.job(opts, draft_rng(rng, d)), 0)
+                DraftRow::new(self, p, self.job(opts, draft_rng(rng, d)), 0)
             })
             .collect();
         let drafts = self.run(&mut rows).into_iter().map(|(_, p)| p).collect();
@@ -645,7 +645,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
     /// row of the logits. A row that meets a dead end loosens its constraints
     /// and starts again from BEGIN inside the same loop. Returns each row's
     /// request index and poem, in row order.
-    fn run(&self, rows: &mut [Row<'_, M>]) -> Vec<(usize, Result<Poem, WriteError>)> {
+    fn run(&self, rows: &mut [DraftRow<'_, M>]) -> Vec<(usize, Result<Poem, WriteError>)> {
         // The loop runs on a pool thread, so that a step's products split in
         // two hand the other half straight to the other worker: from outside
         // the pool each split is a trip through rayon's injector with two
@@ -653,7 +653,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
         rayon::scope(|_| self.run_on_pool(rows))
     }
 
-    fn run_on_pool(&self, rows: &mut [Row<'_, M>]) -> Vec<(usize, Result<Poem, WriteError>)> {
+    fn run_on_pool(&self, rows: &mut [DraftRow<'_, M>]) -> Vec<(usize, Result<Poem, WriteError>)> {
         let v = self.model.vocab_size();
         let mut logits = vec![0f32; rows.len() * v];
         let mut tokens = Vec::with_capacity(rows.len());
@@ -676,7 +676,8 @@ impl<'a, M: CharModel> Writer<'a, M> {
             let out = need.then(|| &mut logits[..n * v]);
             self.model.step_rows(&mut states, &tokens, out);
             // Each row draws from its own stream, so the order does not matter.
-            let fed: Vec<&mut Row<'_, M>> = rows.iter_mut().filter(|r| r.feed.is_some()).collect();
+            let fed: Vec<&mut DraftRow<'_, M>> =
+                rows.iter_mut().filter(|r| r.feed.is_some()).collect();
             if n >= PARALLEL_MIN_ROWS && crate::engine::matmul::threads() > 1 {
                 fed.into_par_iter()
                     .zip(logits.par_chunks_exact(v))

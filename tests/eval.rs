@@ -6,7 +6,7 @@
 
 use shiren::batch::Batcher;
 use shiren::corpus::{part_of, Form, Part};
-use shiren::eval::{evaluate, Kind, Settings, Split};
+use shiren::eval::{evaluate, EvalSettings, Kind, Split};
 use shiren::model::{Model, ModelConfig};
 use shiren::optim::Adam;
 use shiren::prosody::{Lexicon, Tone};
@@ -101,10 +101,10 @@ fn evaluate_a_tiny_trained_model() {
     }
 
     let lex = lexicon();
-    let set = Settings {
+    let set = EvalSettings {
         samples: 12,
         orders: vec![2, 3],
-        ..Settings::default()
+        ..EvalSettings::default()
     };
     let card = evaluate(&mut model, &vocab, &lex, &data, &set, &|_| {}).unwrap();
 

@@ -220,8 +220,8 @@ fn synthetic(n: usize, seed: u64) -> mnist::Digits {
     }
 }
 
-fn small_config() -> mnist::TrainConfig {
-    mnist::TrainConfig {
+fn small_config() -> mnist::MnistConfig {
+    mnist::MnistConfig {
         hidden: 24,
         epochs: 6,
         batch: 16,
@@ -258,12 +258,12 @@ fn checkpoints_reload_exactly_and_resume() {
     let (train, valid) = (synthetic(160, 3), synthetic(50, 4));
     let out = tempfile::tempdir().unwrap();
     let progress = mnist::train::Progress { bar: false };
-    let cfg = mnist::TrainConfig {
+    let cfg = mnist::MnistConfig {
         epochs: 2,
         ..small_config()
     };
     let sum = mnist::train(&train, &valid, &cfg, out.path(), None, &progress).unwrap();
-    let (mut model, saved_cfg, state) = mnist::checkpoint::load_model(out.path()).unwrap();
+    let (mut model, saved_cfg, state) = mnist::load_model(out.path()).unwrap();
     assert_eq!(saved_cfg, cfg);
     assert_eq!(state, sum.state);
     assert_eq!(model.params, sum.model.params, "weights reload bit for bit");
@@ -272,9 +272,9 @@ fn checkpoints_reload_exactly_and_resume() {
     assert_eq!(again.predictions, sum.valid.predictions);
 
     // Resume for two more epochs: the step count goes on, metrics.csv grows.
-    let saved = mnist::checkpoint::load(out.path()).unwrap();
+    let saved = mnist::load_checkpoint(out.path()).unwrap();
     assert_eq!(saved.adam.t, 2 * 10);
-    let more = mnist::TrainConfig { epochs: 4, ..cfg };
+    let more = mnist::MnistConfig { epochs: 4, ..cfg };
     let sum = mnist::train(&train, &valid, &more, out.path(), Some(saved), &progress).unwrap();
     assert_eq!((sum.state.epoch, sum.state.step), (4, 40));
     let csv = std::fs::read_to_string(out.path().join("metrics.csv")).unwrap();
@@ -295,13 +295,13 @@ fn checkpoints_reload_exactly_and_resume() {
         .count();
     assert_eq!(valid_rows, 4, "one validation row per epoch: {csv}");
 
-    // A state that disagrees with the weights (a run killed while saving) is refused.
-    let state_path = out.path().join("state.json");
+    // A state that disagrees with the weights (a folder mixed from two saves) is refused.
+    let state_path = out.path().join("last").join("state.json");
     let s = std::fs::read_to_string(&state_path)
         .unwrap()
         .replace("\"step\": 40", "\"step\": 41");
     std::fs::write(&state_path, s).unwrap();
-    let err = format!("{:#}", mnist::checkpoint::load(out.path()).err().unwrap());
+    let err = format!("{:#}", mnist::load_checkpoint(out.path()).err().unwrap());
     assert!(
         err.contains("holds step 40 but state.json says step 41"),
         "{err}"

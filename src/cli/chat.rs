@@ -13,7 +13,7 @@ use std::io::{BufRead, IsTerminal, Write as _};
 use anyhow::Context;
 
 use super::check::render as render_check;
-use super::write::{default_model, render_text, resolve, Args, Settings, TRAIN_HINT};
+use super::write::{default_model, render_text, resolve, Args, WriteSettings, TRAIN_HINT};
 use super::{Exit, Global};
 use crate::checkpoint;
 use crate::prosody::{check, Lexicon, ToneMode};
@@ -125,7 +125,7 @@ fn parse(line: &str) -> Result<Command, String> {
 struct Session<'a> {
     writer: Writer<'a, Lm<'a>>,
     lex: &'a Lexicon,
-    s: Settings,
+    s: WriteSettings,
     last: Option<Poem>,
 }
 

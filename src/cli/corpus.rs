@@ -213,22 +213,15 @@ fn stats(a: &StatsArgs, data_dir: &std::path::Path, verbose: bool) -> anyhow::Re
     writeln!(out, "kept        {:>8}", s.kept)?;
     let titles = crate::title::Stats::of(c.poems.iter().map(|p| p.title.as_str()));
     writeln!(out, "{titles}")?;
-    let mut parts = [0usize; 3];
-    for p in &c.poems {
-        parts[corpus::part_of(&p.text) as usize] += 1;
-    }
+    let [train, valid, test] = corpus::split(c.poems.iter().map(|p| p.text.as_str()), |t| *t);
     writeln!(
         out,
         "split       train {} / valid {} / test {}",
-        parts[0], parts[1], parts[2]
+        train.len(),
+        valid.len(),
+        test.len()
     )?;
     // The padding an epoch of the training part would carry, bucketed by length.
-    let train: Vec<&str> = c
-        .poems
-        .iter()
-        .map(|p| p.text.as_str())
-        .filter(|t| corpus::part_of(t) == corpus::Part::Train)
-        .collect();
     let v = Vocab::build(train.iter().copied(), a.corpus.min_count);
     let batcher = Batcher::new(train.iter().map(|t| v.encode(t)).collect(), a.batch_size);
     writeln!(
@@ -306,12 +299,7 @@ fn vocab(a: &VocabArgs, data_dir: &std::path::Path) -> anyhow::Result<()> {
     let (source, opts) = a.corpus.resolve()?;
     let c = corpus::load(&source, &opts, data_dir).with_context(|| format!("reading {source}"))?;
     // Built from the training part only, as `train` does, so validation measures unseen text honestly.
-    let train: Vec<&str> = c
-        .poems
-        .iter()
-        .map(|p| p.text.as_str())
-        .filter(|t| corpus::part_of(t) == corpus::Part::Train)
-        .collect();
+    let [train, _, _] = corpus::split(c.poems.iter().map(|p| p.text.as_str()), |t| *t);
     let v = Vocab::build(train.iter().copied(), a.corpus.min_count);
     let all: Vec<u32> = c.poems.iter().flat_map(|p| v.encode(&p.text)).collect();
     let unk = all.iter().filter(|&&id| id == Vocab::UNK).count();

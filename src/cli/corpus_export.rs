@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use super::corpus::CorpusArgs;
-use crate::corpus::{self, Part};
+use crate::corpus;
 use crate::dataset;
 use crate::train::encode_tagged;
 use crate::vocab::Vocab;
@@ -29,15 +29,7 @@ pub struct ExportArgs {
 pub fn run(a: &ExportArgs, data_dir: &std::path::Path) -> anyhow::Result<()> {
     let (source, opts) = a.corpus.resolve()?;
     let c = corpus::load(&source, &opts, data_dir).with_context(|| format!("reading {source}"))?;
-    let mut texts: [Vec<String>; 3] = Default::default();
-    for p in c.poems {
-        let k = match corpus::part_of(&p.text) {
-            Part::Train => 0,
-            Part::Valid => 1,
-            Part::Test => 2,
-        };
-        texts[k].push(p.text);
-    }
+    let mut texts = corpus::split(c.poems.into_iter().map(|p| p.text), |t| t.as_str());
     let vocab = match &a.vocab {
         Some(path) => Vocab::load(path)?,
         None => {

@@ -13,8 +13,8 @@ use anyhow::Context;
 
 use super::Global;
 use crate::checkpoint;
-use crate::corpus::{self, Collection, LoadOptions, Part, Source};
-use crate::eval::{self, Card, Kind, Row, Settings, Split};
+use crate::corpus::{self, Collection, LoadOptions, Source};
+use crate::eval::{self, Card, CardRow, EvalSettings, Kind, Split};
 use crate::plot::PlotResult;
 use crate::prosody::Lexicon;
 
@@ -74,7 +74,7 @@ struct Resolved {
     checkpoint: PathBuf,
     /// The trainer's metrics.csv beside the checkpoint, if there is one.
     metrics: Option<PathBuf>,
-    eval: Settings,
+    eval: EvalSettings,
 }
 
 fn resolve(a: &Args) -> anyhow::Result<Resolved> {
@@ -125,14 +125,14 @@ fn resolve(a: &Args) -> anyhow::Result<Resolved> {
         "--temperature must be 0 or more, got {}",
         a.temperature
     );
-    let eval = Settings {
+    let eval = EvalSettings {
         samples: a.samples,
         seed: a.seed,
         orders,
         batch: a.batch,
         temperature: a.temperature,
         top_k: a.top_k,
-        ..Settings::default()
+        ..EvalSettings::default()
     };
     Ok(Resolved {
         checkpoint,
@@ -195,18 +195,14 @@ fn load_options(meta: &checkpoint::Meta) -> LoadOptions {
 
 /// The poems of each part.
 fn split(poems: Vec<corpus::Poem>) -> Split {
-    let mut s = Split::default();
-    for p in poems {
-        match corpus::part_of(&p.text) {
-            Part::Train => s.train.push(p.text),
-            Part::Valid => s.valid.push(p.text),
-            Part::Test => {
-                s.test_titles.push(crate::title::clean(&p.title));
-                s.test.push(p.text);
-            }
-        }
+    let [train, valid, test] = corpus::split(poems, |p| p.text.as_str());
+    let texts = |ps: Vec<corpus::Poem>| ps.into_iter().map(|p| p.text).collect();
+    Split {
+        test_titles: test.iter().map(|p| crate::title::clean(&p.title)).collect(),
+        train: texts(train),
+        valid: texts(valid),
+        test: texts(test),
     }
-    s
 }
 
 pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
@@ -274,7 +270,7 @@ fn sweep(
     vocab: &crate::vocab::Vocab,
     lex: &Lexicon,
     data: &Split,
-    set: &Settings,
+    set: &EvalSettings,
     grid: &[eval::Setting],
     say: &dyn Fn(&str),
 ) -> anyhow::Result<()> {
@@ -478,7 +474,7 @@ fn plot_curve(
 
 /// Grouped bars: for each form, rhyme% and tones% of the forced-form
 /// samples, the rhyme + strict tones samples and the real poems.
-fn plot_forms(png: &Path, rows: &[Row]) -> PlotResult {
+fn plot_forms(png: &Path, rows: &[CardRow]) -> PlotResult {
     use plotters::prelude::*;
     let kinds = [Kind::Free, Kind::Strict, Kind::Real];
     let colors = [
@@ -511,8 +507,8 @@ fn plot_forms(png: &Path, rows: &[Row]) -> PlotResult {
     let w = 0.8 / (2 * kinds.len()) as f64;
     for (fi, form) in corpus::Form::REGULATED.iter().enumerate() {
         for (metric, value) in [
-            (0usize, (|r: &Row| r.rhyme_pct) as fn(&Row) -> f64),
-            (1, |r: &Row| r.tones_pct),
+            (0usize, (|r: &CardRow| r.rhyme_pct) as fn(&CardRow) -> f64),
+            (1, |r: &CardRow| r.tones_pct),
         ] {
             for (ki, kind) in kinds.iter().enumerate() {
                 let Some(r) = rows.iter().find(|r| r.form == *form && r.kind == *kind) else {
@@ -563,7 +559,7 @@ mod tests {
             (20.0, Some(200.0), Some(210.0)),
         ];
         plot_curve(&dir.path().join("c.png"), &curve, &[(3, 233.0), (5, 220.0)]).unwrap();
-        let row = |form, kind| Row {
+        let row = |form, kind| CardRow {
             form,
             kind,
             poems: 10,
@@ -578,7 +574,7 @@ mod tests {
             unseen_4grams_pct: 90.0,
             repeats: Default::default(),
         };
-        let rows: Vec<Row> = corpus::Form::REGULATED
+        let rows: Vec<CardRow> = corpus::Form::REGULATED
             .iter()
             .flat_map(|&f| Kind::ALL.map(|k| row(f, k)))
             .collect();

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use super::Global;
-use crate::mnist::{self, checkpoint, show, TrainConfig};
+use crate::mnist::{self, show, MnistConfig};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -103,7 +103,7 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
 
 /// Merges the flags into the saved config (on resume) or the defaults.
 /// Architecture flags that disagree with a checkpoint are errors naming both.
-pub fn resolve(a: &TrainArgs, saved: Option<&TrainConfig>) -> anyhow::Result<TrainConfig> {
+pub fn resolve(a: &TrainArgs, saved: Option<&MnistConfig>) -> anyhow::Result<MnistConfig> {
     let mut c = saved.cloned().unwrap_or_default();
     if let Some(s) = saved {
         for (flag, given, have) in [
@@ -137,14 +137,14 @@ pub fn resolve(a: &TrainArgs, saved: Option<&TrainConfig>) -> anyhow::Result<Tra
 }
 
 fn train_cmd(a: TrainArgs, data_dir: &Path) -> anyhow::Result<()> {
-    let has_ckpt = checkpoint::exists(&a.out);
+    let has_ckpt = mnist::find_checkpoint(&a.out).is_some();
     let saved = if a.resume {
         anyhow::ensure!(
             has_ckpt,
             "{}: no checkpoint to resume (train without --resume first)",
             a.out.display()
         );
-        Some(checkpoint::load(&a.out)?)
+        Some(mnist::load_checkpoint(&a.out)?)
     } else {
         anyhow::ensure!(
             !has_ckpt,
@@ -198,7 +198,7 @@ fn load(data_dir: &Path, from: Option<&Path>) -> anyhow::Result<mnist::Mnist> {
 }
 
 fn eval(a: EvalArgs, data_dir: &Path) -> anyhow::Result<()> {
-    let (mut model, cfg, state) = checkpoint::load_model(&a.model)?;
+    let (mut model, cfg, state) = mnist::load_model(&a.model)?;
     let m = load(data_dir, a.from.as_deref())?;
     let test = &m.test;
     anyhow::ensure!(
@@ -324,7 +324,7 @@ mod tests {
             .find_subcommand_mut("train")
             .unwrap();
         let help = train.render_long_help().to_string();
-        let d = super::TrainConfig::default();
+        let d = super::MnistConfig::default();
         for (flag, v) in [
             ("--epochs", d.epochs.to_string()),
             ("--hidden", d.hidden.to_string()),
@@ -351,7 +351,7 @@ mod tests {
         let a = train_args(&["--epochs", "2", "--hidden", "64", "--lr", "0.01"]);
         let c = super::resolve(&a, None).unwrap();
         assert_eq!((c.epochs, c.hidden, c.lr, c.batch), (2, 64, 0.01, 64));
-        let saved = super::TrainConfig {
+        let saved = super::MnistConfig {
             hidden: 32,
             ..Default::default()
         };

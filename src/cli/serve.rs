@@ -51,14 +51,14 @@ pub struct Args {
 
 /// Checked settings.
 #[derive(Debug)]
-pub struct Settings {
+pub struct ServeSettings {
     pub model: Option<PathBuf>,
     pub addr: SocketAddr,
     pub limits: Limits,
 }
 
 impl Args {
-    pub fn resolve(&self) -> anyhow::Result<Settings> {
+    pub fn resolve(&self) -> anyhow::Result<ServeSettings> {
         let addr: SocketAddr = self.addr.parse().map_err(|_| {
             anyhow::anyhow!(
                 "--addr `{}` is not HOST:PORT (e.g. 127.0.0.1:8080, or 0.0.0.0:8080 to listen on every interface)",
@@ -98,7 +98,7 @@ impl Args {
                 dir.display()
             );
         }
-        Ok(Settings {
+        Ok(ServeSettings {
             model: self.model.clone(),
             addr,
             limits,
@@ -226,7 +226,7 @@ mod tests {
         crate::cli::parse_args("serve", args)
     }
 
-    fn resolve(argv: &[&str]) -> anyhow::Result<Settings> {
+    fn resolve(argv: &[&str]) -> anyhow::Result<ServeSettings> {
         parse(argv)?.resolve()
     }
 

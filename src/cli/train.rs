@@ -41,12 +41,12 @@ pub struct Args {
     #[arg(long, value_name = "DIR", conflicts_with = "resume")]
     pub init_from: Option<PathBuf>,
     #[command(flatten)]
-    pub set: Box<Settings>,
+    pub set: Box<TrainSettings>,
 }
 
 /// The settings flags; boxed because they make `Args` large.
 #[derive(clap::Args, Debug)]
-pub struct Settings {
+pub struct TrainSettings {
     /// Recurrent cell [default: lstm]
     #[arg(long, value_name = "CELL", value_parser = clap::builder::PossibleValuesParser::new(["rnn", "gru", "lstm"]))]
     pub cell: Option<String>,

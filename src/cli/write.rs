@@ -141,7 +141,7 @@ pub use crate::write::MAX_DRAFTS;
 
 /// The checked settings of one run.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
+pub struct WriteSettings {
     pub model: PathBuf,
     pub opts: Options,
     pub tune: Option<String>,
@@ -153,7 +153,7 @@ pub struct Settings {
 }
 
 /// Checks what the user typed and fills in the defaults that depend on other flags.
-pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
+pub fn resolve(args: &Args) -> anyhow::Result<WriteSettings> {
     let count = args.drafts.unwrap_or(args.count);
     let flag = if args.drafts.is_some() {
         "--drafts"
@@ -218,7 +218,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Settings> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
     });
-    Ok(Settings {
+    Ok(WriteSettings {
         model: args.model.clone().unwrap_or_else(|| match args.tune {
             Some(_) => default_ci_model(),
             None => default_model(),
@@ -285,7 +285,7 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<()> {
 pub fn write_with<M: CharModel>(
     model: &M,
     script: Script,
-    mut s: Settings,
+    mut s: WriteSettings,
     g: &Global,
 ) -> anyhow::Result<()> {
     let data_dir = crate::cache::data_dir(g.data_dir.as_deref())?;

@@ -24,7 +24,7 @@ pub use clean::Rule;
 pub use convert::Script;
 pub use forms::{split_lines, Form};
 pub use read::Format;
-pub use split::{part_of, Part};
+pub use split::{part_of, split, Part};
 
 /// One cleaned poem.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -307,6 +307,13 @@ pub fn parse_json(path: &Path, content: &str) -> Result<FileRecords, CorpusError
     parse_json_records(path, content, true)
 }
 
+/// serde_json's message without its ` at line L column C` tail, for errors
+/// that report the line and column as fields of their own.
+pub fn json_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    text.split(" at line ").next().unwrap_or("").to_string()
+}
+
 fn parse_json_records(
     path: &Path,
     content: &str,
@@ -316,12 +323,7 @@ fn parse_json_records(
         path: path.display().to_string(),
         line: e.line(),
         column: e.column(),
-        msg: e
-            .to_string()
-            .split(" at line ")
-            .next()
-            .unwrap_or("")
-            .to_string(),
+        msg: json_message(&e),
     };
     let poems: Vec<JsonPoem> = match serde_json::from_str::<Vec<JsonPoem>>(content) {
         Ok(p) => p,

@@ -38,12 +38,44 @@ pub fn part_of(text: &str) -> Part {
     }
 }
 
+/// `items` by the part of their text, in their order: `[train, valid, test]`.
+pub fn split<T>(items: impl IntoIterator<Item = T>, text: impl Fn(&T) -> &str) -> [Vec<T>; 3] {
+    let mut parts: [Vec<T>; 3] = Default::default();
+    for item in items {
+        let k = match part_of(text(&item)) {
+            Part::Train => 0,
+            Part::Valid => 1,
+            Part::Test => 2,
+        };
+        parts[k].push(item);
+    }
+    parts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn poems(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("第{i}首，白日依山尽。")).collect()
+    }
+
+    #[test]
+    fn split_puts_each_item_in_its_part_in_order() {
+        let ps = poems(400);
+        let parts = split(ps.iter().enumerate(), |(_, t)| t.as_str());
+        assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), 400);
+        for (part, items) in [Part::Train, Part::Valid, Part::Test]
+            .into_iter()
+            .zip(&parts)
+        {
+            assert!(!items.is_empty(), "{part:?} is empty");
+            assert!(items.iter().all(|(_, t)| part_of(t) == part), "{part:?}");
+            assert!(
+                items.windows(2).all(|w| w[0].0 < w[1].0),
+                "{part:?} out of order"
+            );
+        }
     }
 
     #[test]

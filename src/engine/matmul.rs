@@ -377,36 +377,35 @@ mod tests {
                 let (a, b) = (fill(m * k, 1), fill(k * n, 2));
                 let init = fill(m * n, 3);
                 let base = |i: usize| if acc { init[i] as f64 } else { 0.0 };
+                // Runs `product` over a copy of `init` and compares it with `want`.
+                let check = |name: &str, product: &dyn Fn(&mut [f32]), want: Vec<f64>| {
+                    let mut out = init.clone();
+                    product(&mut out);
+                    for i in 0..m * n {
+                        assert!(
+                            (out[i] as f64 - want[i] - base(i)).abs() < 1e-3,
+                            "{name} {m}x{n}x{k} [{i}]"
+                        );
+                    }
+                };
                 // a·b
-                let mut out = init.clone();
-                matmul_a_b(&mut out, &a, &b, m, n, k, acc);
-                let want = naive(|i, p| a[i * k + p], |p, j| b[p * n + j], m, n, k);
-                for i in 0..m * n {
-                    assert!(
-                        (out[i] as f64 - want[i] - base(i)).abs() < 1e-3,
-                        "a_b {m}x{n}x{k} [{i}]"
-                    );
-                }
+                check(
+                    "a_b",
+                    &|out| matmul_a_b(out, &a, &b, m, n, k, acc),
+                    naive(|i, p| a[i * k + p], |p, j| b[p * n + j], m, n, k),
+                );
                 // a·bᵀ with b stored (N, K)
-                let mut out = init.clone();
-                matmul_a_bt(&mut out, &a, &b, m, n, k, acc);
-                let want = naive(|i, p| a[i * k + p], |p, j| b[j * k + p], m, n, k);
-                for i in 0..m * n {
-                    assert!(
-                        (out[i] as f64 - want[i] - base(i)).abs() < 1e-3,
-                        "a_bt {m}x{n}x{k} [{i}]"
-                    );
-                }
+                check(
+                    "a_bt",
+                    &|out| matmul_a_bt(out, &a, &b, m, n, k, acc),
+                    naive(|i, p| a[i * k + p], |p, j| b[j * k + p], m, n, k),
+                );
                 // aᵀ·b with a stored (K, M)
-                let mut out = init.clone();
-                matmul_at_b(&mut out, &a, &b, m, n, k, acc);
-                let want = naive(|i, p| a[p * m + i], |p, j| b[p * n + j], m, n, k);
-                for i in 0..m * n {
-                    assert!(
-                        (out[i] as f64 - want[i] - base(i)).abs() < 1e-3,
-                        "at_b {m}x{n}x{k} [{i}]"
-                    );
-                }
+                check(
+                    "at_b",
+                    &|out| matmul_at_b(out, &a, &b, m, n, k, acc),
+                    naive(|i, p| a[p * m + i], |p, j| b[p * n + j], m, n, k),
+                );
             }
         }
     }

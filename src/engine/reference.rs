@@ -16,7 +16,7 @@ fn row_dot(w: &[f64], row: usize, v: &[f64]) -> f64 {
 }
 
 /// Weights of one layer in f64, PyTorch layout.
-pub struct RefCell<'a> {
+pub struct RefWeights<'a> {
     pub w_ih: &'a [f64],
     pub w_hh: &'a [f64],
     pub b_ih: &'a [f64],
@@ -28,7 +28,7 @@ pub struct RefCell<'a> {
 pub fn cell_ref(
     cell: Cell,
     x: &[f64],
-    w: &RefCell,
+    w: &RefWeights,
     t: usize,
     b: usize,
     i: usize,
@@ -194,7 +194,7 @@ pub fn model_loss_ref(
         if l > 0 {
             apply_mask(&mut x, drop.between.get(l - 1).copied().unwrap_or(&[]));
         }
-        let w = RefCell {
+        let w = RefWeights {
             w_ih: tensors[k],
             w_hh: tensors[k + 1],
             b_ih: tensors[k + 2],

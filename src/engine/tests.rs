@@ -4,7 +4,7 @@
 
 use super::gru::gru_forward;
 use super::lstm::lstm_forward;
-use super::reference::{cell_ref, RefCell};
+use super::reference::{cell_ref, RefWeights};
 use super::rnn::rnn_forward;
 use super::{CellWeights, Dims, LayerInput};
 use crate::model::Cell;
@@ -103,7 +103,7 @@ fn cells_match_reference_forward() {
                 Cell::Rnn => rnn_forward(&mut h_all, &mut gates, LayerInput::Rows(&x), &w, d),
             }
             let (w64, wh64, bi64, bh64) = (to64(&w_ih), to64(&w_hh), to64(&b_ih), to64(&b_hh));
-            let rw = RefCell {
+            let rw = RefWeights {
                 w_ih: &w64,
                 w_hh: &wh64,
                 b_ih: &bi64,

@@ -5,6 +5,16 @@ use std::fmt::Write as _;
 
 use super::*;
 
+/// A repetition row's cells in the card and the sweep: the three shares and the score.
+pub(super) fn repeat_cells(r: &RepeatRow) -> [String; 4] {
+    [
+        format!("{:.1}", r.uses_three_pct),
+        format!("{:.1}", r.first_end_reused_pct),
+        format!("{:.1}", r.line_repeats_pct),
+        r.score.map_or("-".into(), |x| format!("{x:.3}")),
+    ]
+}
+
 impl Card {
     /// The perplexity table as plain text (`md` = markdown pipes).
     fn perplexity_table(&self, md: bool) -> String {
@@ -72,11 +82,10 @@ impl Card {
                     format!("{:.3}", r.distinct2),
                     format!("{:.1}", r.copied_lines_pct),
                     format!("{:.1}", r.unseen_4grams_pct),
-                    format!("{:.1}", r.repeats.uses_three_pct),
-                    format!("{:.1}", r.repeats.first_end_reused_pct),
-                    format!("{:.1}", r.repeats.line_repeats_pct),
-                    r.repeats.score.map_or("-".into(), |x| format!("{x:.3}")),
                 ]
+                .into_iter()
+                .chain(repeat_cells(&r.repeats))
+                .collect()
             })
             .collect();
         render(&head, &rows, md)

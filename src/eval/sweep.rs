@@ -100,8 +100,8 @@ pub fn sweep<M: CharModel + Sync>(
     say: &dyn Fn(&str),
 ) -> anyhow::Result<Vec<SweepRow>> {
     let n = real.len().max(1) as f64;
-    let mean_row = |rows: &[(Row, f64)], setting, seconds| {
-        let avg = |f: &dyn Fn(&Row) -> f64| rows.iter().map(|(r, _)| f(r)).sum::<f64>() / n;
+    let mean_row = |rows: &[(CardRow, f64)], setting, seconds| {
+        let avg = |f: &dyn Fn(&CardRow) -> f64| rows.iter().map(|(r, _)| f(r)).sum::<f64>() / n;
         let vs_real = || {
             rows.iter()
                 .map(|(r, real_d2)| 100.0 * (r.distinct2 - real_d2) / real_d2.max(1e-9))
@@ -128,7 +128,7 @@ pub fn sweep<M: CharModel + Sync>(
         }
     };
     let lex = Lexicon::default();
-    let reals: Vec<(Row, f64)> = real
+    let reals: Vec<(CardRow, f64)> = real
         .iter()
         .map(|(form, poems)| {
             let head = &poems[..samples.min(poems.len())];
@@ -216,10 +216,9 @@ pub fn sweep_table(rows: &[SweepRow]) -> String {
                 format!("{:.3}", r.distinct2),
                 format!("{:+.1}%", r.distinct2_vs_real_pct),
                 format!("{:+.1}%", r.worst_distinct2_vs_real_pct),
-                format!("{:.1}", r.repeats.uses_three_pct),
-                format!("{:.1}", r.repeats.first_end_reused_pct),
-                format!("{:.1}", r.repeats.line_repeats_pct),
-                opt(r.repeats.score),
+            ]);
+            v.extend(super::card::repeat_cells(&r.repeats));
+            v.extend([
                 opt(r.repeats.draft_score),
                 format!("{:.1}", r.copied_lines_pct),
                 format!("{:.0}", r.seconds),

@@ -117,7 +117,7 @@ fn prosody_tally_on_real_and_broken_poems() {
 
 #[test]
 fn targets_are_checked_against_the_figures() {
-    let row = |form, kind, form_pct, rhyme_pct, tones_pct, d2, copied| Row {
+    let row = |form, kind, form_pct, rhyme_pct, tones_pct, d2, copied| CardRow {
         form,
         kind,
         poems: 10,
@@ -166,7 +166,7 @@ fn targets_are_checked_against_the_figures() {
 
 #[test]
 fn default_targets_hold_repeats_to_the_real_rates() {
-    let row = |kind, d2, r: RepeatRow| Row {
+    let row = |kind, d2, r: RepeatRow| CardRow {
         form: Form::Qilv,
         kind,
         poems: 1000,

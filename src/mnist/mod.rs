@@ -7,11 +7,10 @@
 //! `Head::LastStep`, the same code that trains the poetry models.
 //!
 //! `idx.rs` reads the IDX format with every header field checked, `data.rs`
-//! fetches and loads the files, `train.rs` trains and evaluates,
-//! `checkpoint.rs` saves and resumes runs, `show.rs` renders digits and the
-//! confusion matrix as text.
+//! fetches and loads the files, `train.rs` trains, evaluates, and saves and
+//! resumes runs through `crate::checkpoint` (the poem model's format), and
+//! `show.rs` renders digits and the confusion matrix as text.
 
-pub mod checkpoint;
 pub mod data;
 pub mod idx;
 pub mod show;
@@ -19,4 +18,6 @@ pub mod train;
 
 pub use data::{fetch, install_from, load, load_dir, Mnist};
 pub use idx::{Digits, IdxError};
-pub use train::{evaluate, split_valid, train, Eval, TrainConfig};
+pub use train::{
+    evaluate, find_checkpoint, load_checkpoint, load_model, split_valid, train, Eval, MnistConfig,
+};

@@ -10,18 +10,22 @@
 //! D = cols pixels, a linear head on the last step); nothing here computes a
 //! gradient itself. Validation uses images held out from the training set, so
 //! the test set is touched only by `evaluate` when the user asks.
+//!
+//! Checkpoints are `crate::checkpoint`'s folders (no vocabulary, `kind:
+//! "mnist"`), written as `OUT/last` at the end of every epoch.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{self, Saved, State};
 use super::idx::Digits;
+use crate::checkpoint::{self, AdamSettings, Precision, ResumeState};
 use crate::model::{Cell, Head, Input, Model, ModelConfig};
 use crate::optim::{clip_grad_norm, Adam};
+use crate::progress::Log;
 use crate::rng::Rng;
 
 /// Number of classes: the digits 0-9.
@@ -30,7 +34,7 @@ pub const CLASSES: usize = 10;
 /// Settings of a training run; saved in the checkpoint, printed at the start.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct TrainConfig {
+pub struct MnistConfig {
     /// LSTM hidden units per layer.
     pub hidden: usize,
     /// Stacked LSTM layers.
@@ -59,9 +63,9 @@ pub struct TrainConfig {
     pub log_every: u64,
 }
 
-impl Default for TrainConfig {
+impl Default for MnistConfig {
     fn default() -> Self {
-        TrainConfig {
+        MnistConfig {
             hidden: 128,
             layers: 1,
             epochs: 6,
@@ -79,7 +83,7 @@ impl Default for TrainConfig {
     }
 }
 
-impl TrainConfig {
+impl MnistConfig {
     /// The classifier for images of `rows`×`cols`: an LSTM read over the rows.
     pub fn model_config(&self, cols: usize) -> ModelConfig {
         ModelConfig {
@@ -99,15 +103,16 @@ impl TrainConfig {
         }
     }
 
-    /// Learning rate at optimizer step `step` (0-based) of `total`.
+    /// Learning rate at optimizer step `step` (0-based) of `total`: the poem
+    /// trainer's schedule, decaying to `lr * min_lr_frac`.
     pub fn lr_at(&self, step: u64, total: u64) -> f32 {
-        if step < self.warmup {
-            return self.lr * (step + 1) as f32 / self.warmup as f32;
-        }
-        let span = total.saturating_sub(self.warmup).max(1) as f32;
-        let frac = ((step - self.warmup) as f32 / span).min(1.0);
-        let cos = 0.5 * (1.0 + (std::f32::consts::PI * frac).cos());
-        self.lr * (self.min_lr_frac + (1.0 - self.min_lr_frac) * cos)
+        crate::optim::lr_at(
+            step,
+            total,
+            self.warmup,
+            self.lr,
+            self.lr * self.min_lr_frac,
+        )
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -127,7 +132,7 @@ impl TrainConfig {
 }
 
 /// Splits the training images into (train, validation): the last `valid` go to validation.
-pub fn split_valid(train: &Digits, cfg: &TrainConfig) -> anyhow::Result<(Digits, Digits)> {
+pub fn split_valid(train: &Digits, cfg: &MnistConfig) -> anyhow::Result<(Digits, Digits)> {
     let n = if cfg.limit > 0 {
         cfg.limit.min(train.len())
     } else {
@@ -195,9 +200,128 @@ pub fn evaluate(model: &mut Model, d: &Digits, batch: usize) -> Eval {
     ev
 }
 
+/// config.json's `kind` for a digit classifier.
+pub const KIND: &str = "mnist";
+
+/// Progress of a run, saved at the end of each epoch (state.json).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    /// Completed epochs.
+    pub epoch: usize,
+    /// Optimizer steps taken.
+    pub step: u64,
+    /// The generator as it stands at the start of the next epoch.
+    pub rng: Rng,
+    /// Best validation accuracy seen so far, in [0, 1].
+    pub best_valid_acc: f64,
+    /// Training time so far, over all resumed runs, in seconds.
+    pub seconds: f64,
+    /// Adam's scalars; its moments are in optim.safetensors.
+    pub adam: AdamSettings,
+}
+
+impl ResumeState for State {
+    fn step(&self) -> u64 {
+        self.step
+    }
+    fn adam(&self) -> &AdamSettings {
+        &self.adam
+    }
+}
+
+/// A classifier's config.json: the shared header and the run's settings.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    format: String,
+    version: u32,
+    kind: String,
+    model: ModelConfig,
+    step: u64,
+    train: MnistConfig,
+}
+
+/// Everything a checkpoint holds.
+pub struct Saved {
+    pub model: Model,
+    pub train: MnistConfig,
+    pub adam: Adam,
+    pub state: State,
+}
+
+/// The checkpoint `dir` means: `dir` itself, or the run folder's `last/`.
+pub fn find_checkpoint(dir: &Path) -> Option<PathBuf> {
+    checkpoint::find_in(dir, &["last"])
+}
+
+/// Writes the checkpoint `dir` (replacing it whole, so a kill leaves the old
+/// one or the new); `state.adam` must be `adam`'s.
+fn save_checkpoint(
+    dir: &Path,
+    model: &Model,
+    train: &MnistConfig,
+    adam: &Adam,
+    state: &State,
+) -> anyhow::Result<()> {
+    let header = Header {
+        format: checkpoint::FORMAT.to_string(),
+        version: checkpoint::VERSION,
+        kind: KIND.to_string(),
+        model: model.cfg.clone(),
+        step: state.step,
+        train: train.clone(),
+    };
+    checkpoint::write_dir(
+        dir,
+        &header,
+        model,
+        Precision::F32,
+        None,
+        Some((adam, state)),
+    )?;
+    Ok(())
+}
+
+/// The checkpoint folder in `dir`, or a one-line error naming what is missing.
+fn checkpoint_in(dir: &Path) -> anyhow::Result<PathBuf> {
+    find_checkpoint(dir).with_context(|| {
+        format!(
+            "{}: cannot read (no classifier checkpoint in {} or its last/; train one with `shiren mnist train --out {}`)",
+            dir.join(checkpoint::CONFIG_FILE).display(),
+            dir.display(),
+            dir.display()
+        )
+    })
+}
+
+/// Loads the model, its settings and progress (for evaluation).
+pub fn load_model(dir: &Path) -> anyhow::Result<(Model, MnistConfig, State)> {
+    let dir = checkpoint_in(dir)?;
+    let header: Header = checkpoint::read_config(&dir, KIND)?;
+    let model = checkpoint::read_model(&dir, &header.model)?;
+    let state = checkpoint::read_state(&dir)?;
+    Ok((model, header.train, state))
+}
+
+/// Loads everything, Adam included (for resuming).
+pub fn load_checkpoint(dir: &Path) -> anyhow::Result<Saved> {
+    let dir = checkpoint_in(dir)?;
+    let header: Header = checkpoint::read_config(&dir, KIND)?;
+    let model = checkpoint::read_model(&dir, &header.model)?;
+    let (adam, state) = checkpoint::read_resume(&dir, &model)?;
+    Ok(Saved {
+        model,
+        train: header.train,
+        adam,
+        state,
+    })
+}
+
 /// How a run reports as it goes.
 pub struct Progress {
-    /// Draw an indicatif bar on stderr.
+    /// Draw an indicatif bar on stderr (plain lines when it is no terminal);
+    /// false: say nothing.
     pub bar: bool,
 }
 
@@ -209,12 +333,12 @@ pub struct Summary {
 }
 
 /// Trains a classifier on `train`, validating on `valid` each epoch, writing
-/// checkpoints and `metrics.csv` into `out`. With `resume`, continues that
+/// `metrics.csv` and the checkpoint `last/` into `out`. With `resume`, continues that
 /// checkpoint (whose config must already be merged into `cfg`).
 pub fn train(
     train: &Digits,
     valid: &Digits,
-    cfg: &TrainConfig,
+    cfg: &MnistConfig,
     out: &Path,
     resume: Option<Saved>,
     progress: &Progress,
@@ -231,12 +355,12 @@ pub fn train(
             let model = Model::new(cfg.model_config(train.cols), &mut rng);
             let adam = Adam::new(model.params.len(), cfg.weight_decay);
             let state = State {
-                format: checkpoint::FORMAT.to_string(),
                 epoch: 0,
                 step: 0,
                 rng,
                 best_valid_acc: 0.0,
                 seconds: 0.0,
+                adam: AdamSettings::of(&adam),
             };
             (model, adam, state)
         }
@@ -263,19 +387,7 @@ pub fn train(
         )?;
     }
 
-    let bar = if progress.bar {
-        indicatif::ProgressBar::new(total)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} steps {per_sec} eta {eta} {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_position(state.step.min(total));
+    let log = Log::new(!progress.bar, total, state.step.min(total));
 
     let start = Instant::now();
     let seconds_before = state.seconds;
@@ -312,15 +424,17 @@ pub fn train(
                     "{},{},{lr:.6},{l:.5},{a:.5},,,{secs:.1}",
                     state.step, state.epoch
                 )?;
-                bar.set_message(format!(
-                    "epoch {}/{} loss {l:.4} acc {:.2}%",
-                    state.epoch + 1,
-                    cfg.epochs,
-                    100.0 * a
-                ));
+                log.progress(
+                    state.step,
+                    &format!(
+                        "epoch {}/{} loss {l:.4} acc {:.2}%",
+                        state.epoch + 1,
+                        cfg.epochs,
+                        100.0 * a
+                    ),
+                );
                 (win_loss, win_correct, win_n) = (0.0, 0, 0);
             }
-            bar.inc(1);
         }
         state.epoch += 1;
         state.rng = rng;
@@ -338,8 +452,9 @@ pub fn train(
             state.seconds
         )?;
         csv.flush()?;
-        checkpoint::save(out, &model, cfg, &adam, &state)?;
-        bar.println(format!(
+        state.adam = AdamSettings::of(&adam);
+        save_checkpoint(&out.join("last"), &model, cfg, &adam, &state)?;
+        log.line(&format!(
             "epoch {}/{}: validation accuracy {:.2}%, loss {:.4} ({:.0} s)",
             state.epoch,
             cfg.epochs,
@@ -349,7 +464,7 @@ pub fn train(
         ));
         last_valid = Some(ev);
     }
-    bar.finish_and_clear();
+    log.finish();
     let valid = match last_valid {
         Some(ev) => ev,
         None => evaluate(&mut model, valid, 500),
@@ -367,11 +482,11 @@ mod tests {
 
     #[test]
     fn lr_warms_up_then_decays_to_the_floor() {
-        let cfg = TrainConfig {
+        let cfg = MnistConfig {
             lr: 1.0,
             warmup: 10,
             min_lr_frac: 0.1,
-            ..TrainConfig::default()
+            ..MnistConfig::default()
         };
         assert!((cfg.lr_at(0, 110) - 0.1).abs() < 1e-6);
         assert!((cfg.lr_at(9, 110) - 1.0).abs() < 1e-6);
@@ -389,15 +504,15 @@ mod tests {
             images: (0..10).collect(),
             labels: (0..10).collect(),
         };
-        let cfg = TrainConfig {
+        let cfg = MnistConfig {
             valid: 3,
             limit: 8,
-            ..TrainConfig::default()
+            ..MnistConfig::default()
         };
         let (t, v) = split_valid(&d, &cfg).unwrap();
         assert_eq!(t.labels, vec![0, 1, 2, 3, 4]);
         assert_eq!(v.labels, vec![5, 6, 7]);
-        let all = TrainConfig { valid: 10, ..cfg };
-        assert!(split_valid(&d, &TrainConfig { limit: 0, ..all }).is_err());
+        let all = MnistConfig { valid: 10, ..cfg };
+        assert!(split_valid(&d, &MnistConfig { limit: 0, ..all }).is_err());
     }
 }

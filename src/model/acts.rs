@@ -12,8 +12,10 @@ use crate::engine::matmul::Panels;
 pub(super) struct LayerActs {
     /// (T+1, B, H): initial state then h_1..h_T
     pub(super) h: Vec<f32>,
-    /// LSTM: c, (T+1, B, H). GRU: W_hn h + b_hn, (T, B, H). RNN: unused.
+    /// LSTM: the cell state, initial then c_1..c_T, (T+1, B, H); other cells: unused
     pub(super) c: Vec<f32>,
+    /// GRU: W_hn h_{t-1} + b_hn, kept for the backward, (T, B, H); other cells: unused
+    pub(super) hn: Vec<f32>,
     /// (T, B, G·H): gate activations, then their gradients in the backward
     pub(super) gates: Vec<f32>,
     /// GRU: hidden-side gradients (T, B, 3H) in the backward, and (B, 3H) scratch in the forward
@@ -95,8 +97,8 @@ impl Model {
                     la.c.resize((t + 1) * b * h, 0.0);
                     la.c[..b * h].fill(0.0);
                 }
-                Cell::Gru => la.c.resize(t * b * h, 0.0),
-                Cell::Rnn => la.c.clear(),
+                Cell::Gru => la.hn.resize(t * b * h, 0.0),
+                Cell::Rnn => {}
             }
             la.gates.resize(t * b * g * h, 0.0);
             if cfg.cell == Cell::Gru {

@@ -200,31 +200,37 @@ pub struct Place {
     pub form: u32,
 }
 
-/// What a token does to the [`Place`]: a character moves the column, a line
-/// end moves the line, a silent token nothing, a reset puts line and column
-/// back to 0, form tag k (kind `POS_FORM + k`) sets the form.
-const POS_CHAR: u8 = 0;
-const POS_LINE_END: u8 = 1;
-const POS_SILENT: u8 = 2;
-const POS_RESET: u8 = 3;
-const POS_FORM: u8 = 4;
+/// What a token does to the [`Place`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum PosKind {
+    /// A character moves the column.
+    Char,
+    /// A line end moves to the next line's column 0.
+    LineEnd,
+    /// Padding, BEGIN, END and the like leave the place as it is.
+    Silent,
+    /// A reset (BEGIN after a title) puts line and column back to 0.
+    Reset,
+    /// Form tag k sets the form to row k + 1 of the form table.
+    Form(u8),
+}
 
 impl Place {
     /// The place after reading a token of `kind`, and its rows in the line,
     /// column and form tables.
-    pub(super) fn advance(&mut self, kind: u8, size: usize) -> [u32; 3] {
+    pub(super) fn advance(&mut self, kind: PosKind, size: usize) -> [u32; 3] {
         match kind {
-            POS_LINE_END => {
+            PosKind::LineEnd => {
                 self.line += 1;
                 self.col = 0;
             }
-            POS_CHAR => self.col += 1,
-            POS_SILENT => {}
-            POS_RESET => {
+            PosKind::Char => self.col += 1,
+            PosKind::Silent => {}
+            PosKind::Reset => {
                 self.line = 0;
                 self.col = 0;
             }
-            form => self.form = (form - POS_FORM) as u32 + 1,
+            PosKind::Form(k) => self.form = k as u32 + 1,
         }
         let last = size as u32 - 1;
         [self.line.min(last), self.col.min(last), self.form]
@@ -408,7 +414,7 @@ impl ModelConfig {
             if p.size == 0 {
                 return bad("positions.size", "0 (need at least 1)".into());
             }
-            let most = (u8::MAX - POS_FORM) as usize;
+            let most = u8::MAX as usize + 1;
             if p.forms.len() > most {
                 let n = p.forms.len();
                 return bad("positions.forms", format!("{n} tags (at most {most})"));
@@ -452,22 +458,23 @@ pub enum ModelError {
 }
 
 /// Per token id, what it does to a [`Place`]; empty without positions.
-pub(super) fn pos_kinds(cfg: &ModelConfig) -> Vec<u8> {
+pub(super) fn pos_kinds(cfg: &ModelConfig) -> Vec<PosKind> {
     let Some(p) = &cfg.positions else {
         return Vec::new();
     };
-    let mut kinds = vec![POS_CHAR; cfg.vocab];
+    let mut kinds = vec![PosKind::Char; cfg.vocab];
     for &id in &p.silent {
-        kinds[id as usize] = POS_SILENT;
+        kinds[id as usize] = PosKind::Silent;
     }
     for &id in &p.line_ends {
-        kinds[id as usize] = POS_LINE_END;
+        kinds[id as usize] = PosKind::LineEnd;
     }
+    // validate() holds the tags to what a u8 counts
     for (k, &id) in p.forms.iter().enumerate() {
-        kinds[id as usize] = POS_FORM + k as u8;
+        kinds[id as usize] = PosKind::Form(k as u8);
     }
     for &id in &p.resets {
-        kinds[id as usize] = POS_RESET;
+        kinds[id as usize] = PosKind::Reset;
     }
     kinds
 }

@@ -88,7 +88,7 @@ impl Model {
                 ),
                 Cell::Gru => gru_forward(
                     &mut la.h[..(t + 1) * bh],
-                    &mut la.c[..t * bh],
+                    &mut la.hn[..t * bh],
                     &mut la.gates[..gh],
                     &mut la.extra[..3 * bh],
                     x,
@@ -182,7 +182,7 @@ impl Model {
                     dh,
                     &mut la.gates[..gh],
                     &mut la.extra[..gh],
-                    &la.c[..t * bh],
+                    &la.hn[..t * bh],
                     &la.h[..(t + 1) * bh],
                     x,
                     &w,

@@ -34,7 +34,7 @@ pub use layout::param_table;
 pub use step::{softmax_rows, State, StepWeights};
 
 use acts::Acts;
-use config::pos_kinds;
+use config::{pos_kinds, PosKind};
 use layout::Layout;
 
 use crate::batch::Batch;
@@ -49,7 +49,7 @@ pub struct Model {
     layout: Layout,
     acts: Acts,
     /// Per token id, what it does to a [`Place`] (empty without positions).
-    pos_kind: Vec<u8>,
+    pos_kind: Vec<PosKind>,
 }
 
 impl Model {
@@ -118,15 +118,7 @@ impl Model {
             }
             uniform(&mut params[b.clone()], rng);
         }
-        let grads = vec![0.0f32; layout.total];
-        Model {
-            pos_kind: pos_kinds(&cfg),
-            cfg,
-            params,
-            grads,
-            layout,
-            acts: Acts::default(),
-        }
+        Model::assemble(cfg, layout, params)
     }
 
     /// A model around stored parameters (from a checkpoint).
@@ -140,15 +132,21 @@ impl Model {
                 found: params.len(),
             });
         }
+        Ok(Model::assemble(cfg, layout, params))
+    }
+
+    /// The model of `cfg` laid out as `layout` with weights `params`, zero
+    /// gradients, and activations sized at the first pass.
+    fn assemble(cfg: ModelConfig, layout: Layout, params: Vec<f32>) -> Model {
         let grads = vec![0.0f32; layout.total];
-        Ok(Model {
+        Model {
             pos_kind: pos_kinds(&cfg),
             cfg,
             params,
             grads,
             layout,
             acts: Acts::default(),
-        })
+        }
     }
 
     /// Each tensor's name, shape and values, in [`param_table`] order.

@@ -369,15 +369,7 @@ impl TrainConfig {
     /// Learning rate for optimiser step `step` (counting from 0) of `total`:
     /// linear warm-up to `lr`, then cosine decay to `min_lr` at `total`.
     pub fn lr_at(&self, step: u64, total: u64) -> f32 {
-        if step < self.warmup {
-            return self.lr * (step + 1) as f32 / self.warmup as f32;
-        }
-        if step >= total || total <= self.warmup {
-            return self.min_lr;
-        }
-        let progress = (step - self.warmup) as f64 / (total - self.warmup) as f64;
-        let coeff = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
-        (self.min_lr as f64 + coeff * (self.lr - self.min_lr) as f64) as f32
+        crate::optim::lr_at(step, total, self.warmup, self.lr, self.min_lr)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::corpus::convert::Script;
 use crate::corpus::forms::Form;
-use crate::corpus::split::{part_of, text_hash, Part};
+use crate::corpus::split::{split, text_hash};
 use crate::corpus::Poem;
 use crate::vocab::Vocab;
 
@@ -21,7 +21,7 @@ pub struct Data {
 }
 
 impl Data {
-    /// Splits poems by [`part_of`] (test poems are left out), builds the
+    /// Sorts poems into their parts with [`split`] (test poems are left out), builds the
     /// vocabulary from the training split unless one is given (a resumed run
     /// keeps its checkpoint's), and encodes. Poems over `max_len` characters are
     /// dropped. With `form_tags`, a new vocabulary gets the [`Form::REGULATED`] (a
@@ -41,22 +41,17 @@ impl Data {
         script: Script,
     ) -> Data {
         let kept = poems.iter().filter(|p| p.text.chars().count() <= max_len);
-        let (mut train, mut valid) = (Vec::new(), Vec::new());
-        let mut train_titles = Vec::new();
-        for p in kept {
-            match part_of(&p.text) {
-                Part::Train => {
-                    train.push(p.text.as_str());
-                    train_titles.push(
-                        (titles && !crate::title::untitled(&p.text))
-                            .then(|| crate::title::clean(&p.title))
-                            .flatten(),
-                    );
-                }
-                Part::Valid => valid.push(p.text.as_str()),
-                Part::Test => {}
-            }
-        }
+        let [train_poems, valid_poems, _] = split(kept, |p| p.text.as_str());
+        let train: Vec<&str> = train_poems.iter().map(|p| p.text.as_str()).collect();
+        let valid: Vec<&str> = valid_poems.iter().map(|p| p.text.as_str()).collect();
+        let train_titles: Vec<Option<String>> = train_poems
+            .iter()
+            .map(|p| {
+                (titles && !crate::title::untitled(&p.text))
+                    .then(|| crate::title::clean(&p.title))
+                    .flatten()
+            })
+            .collect();
         let vocab = vocab.unwrap_or_else(|| {
             let v = Vocab::build(train.iter().copied(), min_count);
             if form_tags {

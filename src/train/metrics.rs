@@ -1,72 +1,14 @@
-//! What a run reports while it trains: progress lines (or a bar), the rows
-//! of metrics.csv and the loss plot drawn from them.
+//! What a run records while it trains: the rows of metrics.csv and the loss
+//! plot drawn from them. (Its progress lines or bar are `crate::progress`.)
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-/// The indicatif bar on a terminal, plain log lines otherwise.
-pub(super) struct Log {
-    bar: Option<indicatif::ProgressBar>,
-    quiet: bool,
-}
-
-impl Log {
-    pub(super) fn new(quiet: bool, total: u64, at: u64) -> Log {
-        if quiet {
-            return Log { bar: None, quiet };
-        }
-        let bar = indicatif::ProgressBar::new(total);
-        if bar.is_hidden() {
-            return Log { bar: None, quiet };
-        }
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} {msg} ETA {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        bar.set_position(at);
-        bar.reset_eta();
-        Log {
-            bar: Some(bar),
-            quiet,
-        }
-    }
-
-    pub(super) fn line(&self, s: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(s),
-            None if !self.quiet => eprintln!("{s}"),
-            None => {}
-        }
-    }
-
-    pub(super) fn set_total(&self, total: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_length(total);
-        }
-    }
-
-    pub(super) fn progress(&self, pos: u64, msg: &str) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(pos);
-            bar.set_message(msg.to_string());
-        }
-    }
-
-    pub(super) fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish();
-        }
-    }
-}
-
 /// One row of metrics.csv; training rows leave the validation columns empty and vice versa.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Row {
+pub struct MetricsRow {
     pub step: u64,
     pub epoch: f64,
     pub train_loss: Option<f64>,
@@ -77,7 +19,7 @@ pub struct Row {
 
 pub const METRICS_HEADER: &str = "step,epoch,train_loss,val_loss,val_ppl,tok_s,lr";
 
-impl Row {
+impl MetricsRow {
     pub(super) fn to_csv(&self) -> String {
         let opt =
             |x: Option<f64>, digits: usize| x.map_or(String::new(), |v| format!("{v:.digits$}"));
@@ -93,7 +35,7 @@ impl Row {
         )
     }
 
-    pub(super) fn parse(line: &str) -> Option<Row> {
+    pub(super) fn parse(line: &str) -> Option<MetricsRow> {
         let f: Vec<&str> = line.split(',').collect();
         if f.len() != 7 {
             return None;
@@ -105,7 +47,7 @@ impl Row {
                 s.parse().ok().map(Some)
             }
         };
-        Some(Row {
+        Some(MetricsRow {
             step: f[0].parse().ok()?,
             epoch: f[1].parse().ok()?,
             train_loss: opt(f[2])?,
@@ -118,7 +60,7 @@ impl Row {
 
 pub(super) struct Metrics {
     path: PathBuf,
-    rows: Vec<Row>,
+    rows: Vec<MetricsRow>,
     file: std::fs::File,
 }
 
@@ -134,7 +76,7 @@ impl Metrics {
                 // again from the parsed (rounded) loss, a perplexity could
                 // come out one digit off the straight run's.
                 for line in old.lines().skip(1) {
-                    if let Some(r) = Row::parse(line).filter(|r| r.step <= step) {
+                    if let Some(r) = MetricsRow::parse(line).filter(|r| r.step <= step) {
                         rows.push(r);
                         text.push_str(line);
                         text.push('\n');
@@ -154,7 +96,7 @@ impl Metrics {
         })
     }
 
-    pub(super) fn push(&mut self, row: Row) -> anyhow::Result<()> {
+    pub(super) fn push(&mut self, row: MetricsRow) -> anyhow::Result<()> {
         writeln!(self.file, "{}", row.to_csv())
             .with_context(|| format!("{}: cannot append", self.path.display()))?;
         self.rows.push(row);
@@ -170,7 +112,7 @@ impl Metrics {
 }
 
 /// Training and validation loss (nats per character) against the step, as a PNG.
-pub fn plot_losses(png: &Path, rows: &[Row]) -> crate::plot::PlotResult {
+pub fn plot_losses(png: &Path, rows: &[MetricsRow]) -> crate::plot::PlotResult {
     use crate::plot::{lines, Line};
     use plotters::style::{BLUE, RED};
     let train: Vec<(f64, f64)> = rows

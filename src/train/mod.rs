@@ -28,7 +28,7 @@ mod tests;
 pub use budget::BUDGET_PROBE_STEPS;
 pub use config::{TrainConfig, MAX_BATCH, MAX_POEM_CHARS, POSITIONS, PRESETS, SHORTLIST};
 pub use data::{encode_tagged, Data};
-pub use metrics::{plot_losses, Row, METRICS_HEADER};
+pub use metrics::{plot_losses, MetricsRow, METRICS_HEADER};
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -39,10 +39,11 @@ use crate::batch::{Batch, Batcher};
 use crate::checkpoint::{self, AdamSettings, Meta, Precision, Progress};
 use crate::model::{Model, ModelConfig};
 use crate::optim::{clip_grad_norm, Adam};
+use crate::progress::Log;
 use crate::rng::Rng;
 use crate::vocab::Vocab;
 use budget::{total_steps, Budget, BUDGET_SKIP_STEPS};
-use metrics::{Log, Metrics};
+use metrics::Metrics;
 
 /// How to run, beyond the settings.
 #[derive(Clone, Debug, Default)]
@@ -102,6 +103,17 @@ fn epoch_batches(batcher: &Batcher, seed: u64, epoch: u64) -> Vec<Batch> {
     batcher.epoch(&mut Rng::new(seed).fork(0x0E90_C400 + epoch))
 }
 
+/// The validation batches every evaluation runs over: the first `eval_iters`
+/// (all when 0) of one fixed shuffle.
+fn validation_batches(cfg: &TrainConfig, data: &Data) -> Vec<Batch> {
+    let mut batches =
+        Batcher::new(data.valid.clone(), cfg.batch).epoch(&mut Rng::new(cfg.seed).fork(0x7A11));
+    if cfg.eval_iters > 0 {
+        batches.truncate(cfg.eval_iters);
+    }
+    batches
+}
+
 /// Mean validation loss per character (nats) over `batches`; None without any.
 fn evaluate(model: &mut Model, batches: &[Batch]) -> Option<f64> {
     let (mut sum, mut count) = (0.0, 0.0);
@@ -122,14 +134,13 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         "no training poems (the corpus is empty after filtering; loosen the corpus filters or max_len)"
     );
     let out = &opts.out;
-    let last_dir = out.join("last");
     std::fs::create_dir_all(out)
         .with_context(|| format!("{}: cannot create the run folder", out.display()))?;
     // Held to the end of the run; a second trainer on this folder stops here.
     let _lock = crate::limits::RunLock::take(out)?;
     check_sizes(cfg, data, opts)?;
 
-    let (mut model, mut adam, mut progress) = start_run(cfg, data, opts, &last_dir)?;
+    let (mut model, mut adam, mut progress) = start_run(cfg, data, opts, &out.join("last"))?;
     // Weight decay may change on resume; the moments stay.
     adam.weight_decay = cfg.weight_decay;
     let data_sha256 = data.fingerprint();
@@ -140,62 +151,41 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         )
     });
     progress.data_sha256 = data_sha256;
-
-    let train_cfg_json = serde_json::to_value(cfg).expect("TrainConfig serialises");
-    crate::cache::write_atomic(
-        &out.join("config.json"),
-        serde_json::to_string_pretty(cfg)
-            .expect("TrainConfig serialises")
-            .as_bytes(),
-    )?;
-    let meta = Meta::new(
-        model.cfg.clone(),
-        train_cfg_json,
-        data.script,
-        data.corpus.clone(),
-    );
-    let mut saves = Checkpoints {
-        best: out.join("best"),
-        last: last_dir,
-        meta,
-        vocab: &data.vocab,
-        half: cfg.half,
-    };
+    let saves = Checkpoints::open(cfg, data, &model, out)?;
 
     let batcher = Batcher::new(data.train.clone(), cfg.batch);
     let n_batches = batcher.num_batches();
     let mut total = total_steps(cfg, n_batches, progress.budget_steps);
-    let mut val_batches =
-        Batcher::new(data.valid.clone(), cfg.batch).epoch(&mut Rng::new(cfg.seed).fork(0x7A11));
-    if cfg.eval_iters > 0 {
-        val_batches.truncate(cfg.eval_iters);
-    }
+    let val_batches = validation_batches(cfg, data);
 
-    let mut metrics = Metrics::open(
+    let metrics = Metrics::open(
         &out.join("metrics.csv"),
         progress.step,
         opts.resume.is_some(),
     )?;
     let log = Log::new(opts.quiet, total, progress.step);
     let params = model.params.len();
-    for line in opening_lines(cfg, data, opts, &progress, total, &batcher, params) {
-        log.line(&line);
-    }
-    if let Some(note) = &data_note {
-        log.line(note);
+    let opening = opening_lines(cfg, data, opts, &progress, total, &batcher, params);
+    for line in opening.iter().chain(&data_note) {
+        log.line(line);
     }
     if val_batches.is_empty() {
         log.line("note: no validation poems (the split set none aside from so small a corpus); best/ is not written, last/ is");
     }
+    let mut r = Reports {
+        log,
+        metrics,
+        saves,
+        plot: out.join("loss.png"),
+    };
 
     let mut batches = epoch_batches(&batcher, cfg.seed, progress.epoch);
     let mut last_val = None;
     let mut int_start = Instant::now();
     let mut last_train_loss = f64::NAN;
-    let eval_every = if cfg.eval_interval > 0 {
-        cfg.eval_interval.min(n_batches as u64)
-    } else {
-        n_batches as u64
+    let eval_every = match cfg.eval_interval {
+        0 => n_batches as u64,
+        every => every.min(n_batches as u64),
     };
     let mut budget = Budget::start(&progress, eval_every);
 
@@ -211,11 +201,11 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         let (loss_sum, count) = model.forward_backward(batch, &mut progress.rng);
         let loss = loss_sum / count.max(1.0);
         if !loss.is_finite() {
-            return Err(saves.diverged(&progress, "the loss", loss, lr));
+            return Err(r.saves.diverged(&progress, "the loss", loss, lr));
         }
         let norm = grad_norm(&mut model.grads, cfg.clip);
         if !norm.is_finite() {
-            return Err(saves.diverged(&progress, "the gradient norm", norm, lr));
+            return Err(r.saves.diverged(&progress, "the gradient norm", norm, lr));
         }
         adam.step(&mut model.params, &model.grads, lr);
         progress.step += 1;
@@ -226,28 +216,16 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
 
         if let Some(step_s) = budget.probe(cfg, &mut progress, &val_batches) {
             total = total_steps(cfg, n_batches, progress.budget_steps);
-            log.set_total(total);
-            log.line(&format!(
-                "time budget: {} min at {:.2} s/step (steps {}–{}) → {} steps in all{}",
-                cfg.minutes,
-                step_s,
-                progress.step - BUDGET_PROBE_STEPS,
-                progress.step,
-                progress.budget_steps,
-                if total < progress.budget_steps {
-                    format!("; the epochs end sooner, at step {total}")
-                } else {
-                    "; the learning-rate decay ends there".into()
-                }
-            ));
+            r.log.set_total(total);
+            r.log.line(&budget_line(cfg, &progress, step_s, total));
         }
         let epoch_done = progress.position == batches.len();
         let mut finished = progress.step == total;
         let epoch_f = progress.epoch as f64 + progress.position as f64 / batches.len() as f64;
+        let at = At { epoch_f, lr, norm };
         if progress.step % cfg.log_interval == 0 || finished {
             let secs = int_start.elapsed().as_secs_f64().max(1e-9);
-            let at = At { epoch_f, lr, norm };
-            last_train_loss = train_interval(&log, &mut metrics, &mut progress, cfg, secs, at)?;
+            last_train_loss = train_interval(&r.log, &mut r.metrics, &mut progress, cfg, secs, at)?;
             int_start = Instant::now();
         }
         if opts.stop_after == Some(progress.step) {
@@ -264,64 +242,137 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
             let t0 = Instant::now();
             let val = evaluate(&mut model, &val_batches);
             if let Some(val) = val.filter(|v| !v.is_finite()) {
-                return Err(saves.diverged(&progress, "the validation loss", val, lr));
+                return Err(r.saves.diverged(&progress, "the validation loss", val, lr));
             }
             last_val = val;
             if cfg.minutes > 0.0 && progress.budget_steps > 0 && !finished {
                 let eval_s = t0.elapsed().as_secs_f64();
-                let (steps, step_s, per_eval) = budget.refit(cfg, progress.step, eval_s);
-                if steps != progress.budget_steps {
-                    progress.budget_steps = steps;
-                    let new_total = total_steps(cfg, n_batches, steps);
-                    if new_total != total {
-                        total = new_total;
-                        log.set_total(total);
-                        log.line(&format!(
-                            "time budget: {:.2} s/step and {:.1} s per evaluation so far → {} steps in all",
-                            step_s, per_eval, total
-                        ));
-                    }
-                    finished = progress.step == total;
-                }
-            }
-            let improved = val.is_some_and(|v| progress.best_val_loss.is_none_or(|b| v < b));
-            if improved {
-                progress.best_val_loss = val;
+                total = refit_budget(
+                    cfg,
+                    &mut budget,
+                    &mut progress,
+                    n_batches,
+                    total,
+                    eval_s,
+                    &r.log,
+                );
+                finished = progress.step == total;
             }
             progress.elapsed_s = budget.elapsed_s();
-            if val.is_some() {
-                metrics.push(Row {
-                    step: progress.step,
-                    epoch: epoch_f,
-                    train_loss: None,
-                    val_loss: val,
-                    tok_s: None,
-                    lr,
-                })?;
-            }
             let save_last = cfg.always_save || finished;
-            saves.save(&model, &adam, &progress, val, improved, save_last)?;
-            metrics.plot(&out.join("loss.png"));
-            if let Some(val) = val {
-                log.line(&format!(
-                    "eval step {}: val loss {:.4} nats/char, perplexity {:.2}{}",
-                    progress.step,
-                    val,
-                    val.exp(),
-                    if improved { " (best)" } else { "" }
-                ));
-            }
+            record_eval(&mut r, &model, &adam, &mut progress, val, at, save_last)?;
             // Restart the throughput clock so evaluation does not count as training time.
             budget.eval_done(t0.elapsed().as_secs_f64());
             int_start = Instant::now();
         }
     }
-    log.finish();
+    r.log.finish();
     let s = Summary {
         data_changed: data_note.is_some(),
         ..summary(&progress, last_val, last_train_loss, budget.elapsed_s())
     };
-    log.line(&format!(
+    r.log.line(&done_line(&s, out));
+    Ok(s)
+}
+
+/// What a run reports to after each step and evaluation.
+struct Reports<'a> {
+    log: Log,
+    metrics: Metrics,
+    saves: Checkpoints<'a>,
+    /// the loss plot, redrawn at every evaluation
+    plot: PathBuf,
+}
+
+/// After an evaluation whose validation loss is `val`: the best loss so far,
+/// a metrics row, `best/` on improvement and `last/` when `save_last`, the
+/// plot and a log line.
+fn record_eval(
+    r: &mut Reports,
+    model: &Model,
+    adam: &Adam,
+    progress: &mut Progress,
+    val: Option<f64>,
+    at: At,
+    save_last: bool,
+) -> anyhow::Result<()> {
+    let improved = val.is_some_and(|v| progress.best_val_loss.is_none_or(|b| v < b));
+    if improved {
+        progress.best_val_loss = val;
+    }
+    if val.is_some() {
+        r.metrics.push(MetricsRow {
+            step: progress.step,
+            epoch: at.epoch_f,
+            train_loss: None,
+            val_loss: val,
+            tok_s: None,
+            lr: at.lr,
+        })?;
+    }
+    r.saves
+        .save(model, adam, progress, val, improved, save_last)?;
+    r.metrics.plot(&r.plot);
+    if let Some(val) = val {
+        r.log.line(&format!(
+            "eval step {}: val loss {:.4} nats/char, perplexity {:.2}{}",
+            progress.step,
+            val,
+            val.exp(),
+            if improved { " (best)" } else { "" }
+        ));
+    }
+    Ok(())
+}
+
+/// A time-budgeted run after an evaluation of `eval_s` seconds: the step
+/// count refitted to the time measured so far (said when it changes the
+/// run's length). Returns the run's total steps.
+fn refit_budget(
+    cfg: &TrainConfig,
+    budget: &mut Budget,
+    progress: &mut Progress,
+    n_batches: usize,
+    total: u64,
+    eval_s: f64,
+    log: &Log,
+) -> u64 {
+    let (steps, step_s, per_eval) = budget.refit(cfg, progress.step, eval_s);
+    if steps == progress.budget_steps {
+        return total;
+    }
+    progress.budget_steps = steps;
+    let new_total = total_steps(cfg, n_batches, steps);
+    if new_total != total {
+        log.set_total(new_total);
+        log.line(&format!(
+            "time budget: {:.2} s/step and {:.1} s per evaluation so far → {} steps in all",
+            step_s, per_eval, new_total
+        ));
+    }
+    new_total
+}
+
+/// The line that says what the time budget's probe fixed.
+fn budget_line(cfg: &TrainConfig, progress: &Progress, step_s: f64, total: u64) -> String {
+    format!(
+        "time budget: {} min at {:.2} s/step (steps {}–{}) → {} steps in all{}",
+        cfg.minutes,
+        step_s,
+        progress.step - BUDGET_PROBE_STEPS,
+        progress.step,
+        progress.budget_steps,
+        if total < progress.budget_steps {
+            format!("; the epochs end sooner, at step {total}")
+        } else {
+            "; the learning-rate decay ends there".into()
+        }
+    )
+}
+
+/// The line a finished run ends with.
+fn done_line(s: &Summary, out: &Path) -> String {
+    format!(
         "done: {} steps, {} tokens, {:.0} tok/s; best val loss {} nats/char (perplexity {}); checkpoints in {}",
         s.steps,
         s.tokens,
@@ -329,8 +380,7 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         s.best_val_loss.map_or("-".into(), |v| format!("{v:.4}")),
         s.best_val_loss.map_or("-".into(), |v| format!("{:.2}", v.exp())),
         out.display()
-    ));
-    Ok(s)
+    )
 }
 
 /// Where the loop is within a step, for its reports.
@@ -357,7 +407,7 @@ fn train_interval(
     let At { epoch_f, lr, norm } = at;
     let last_train_loss = progress.log_loss / progress.log_tokens.max(1.0);
     let tok_s = progress.log_tokens / secs;
-    metrics.push(Row {
+    metrics.push(MetricsRow {
         step: progress.step,
         epoch: epoch_f,
         train_loss: Some(last_train_loss),
@@ -483,7 +533,36 @@ struct Checkpoints<'a> {
     half: bool,
 }
 
-impl Checkpoints<'_> {
+impl<'a> Checkpoints<'a> {
+    /// A run's checkpoints in `out`, and its settings written to `out/config.json`.
+    fn open(
+        cfg: &TrainConfig,
+        data: &'a Data,
+        model: &Model,
+        out: &Path,
+    ) -> anyhow::Result<Checkpoints<'a>> {
+        let train_cfg_json = serde_json::to_value(cfg).expect("TrainConfig serialises");
+        crate::cache::write_atomic(
+            &out.join("config.json"),
+            serde_json::to_string_pretty(cfg)
+                .expect("TrainConfig serialises")
+                .as_bytes(),
+        )?;
+        let meta = Meta::new(
+            model.cfg.clone(),
+            train_cfg_json,
+            data.script,
+            data.corpus.clone(),
+        );
+        Ok(Checkpoints {
+            best: out.join("best"),
+            last: out.join("last"),
+            meta,
+            vocab: &data.vocab,
+            half: cfg.half,
+        })
+    }
+
     /// After an evaluation: `best/` on improvement, and `last/` when `save_last`.
     fn save(
         &mut self,
@@ -610,13 +689,8 @@ fn start_run(
                 log_tokens: 0.0,
                 data_sha256: String::new(),
                 budget_steps: 0,
-                adam: AdamSettings {
-                    beta1: 0.0,
-                    beta2: 0.0,
-                    eps: 0.0,
-                    weight_decay: 0.0,
-                    t: 0,
-                },
+                // what Adam is at step 0; a save writes it anew
+                adam: AdamSettings::of(&adam),
             };
             (model, adam, progress)
         }

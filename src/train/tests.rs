@@ -261,7 +261,7 @@ fn a_time_budget_is_refitted_to_the_speed_so_far() {
 
 #[test]
 fn metrics_rows_round_trip_through_csv() {
-    let r = Row {
+    let r = MetricsRow {
         step: 5,
         epoch: 0.25,
         train_loss: Some(3.5),
@@ -269,8 +269,8 @@ fn metrics_rows_round_trip_through_csv() {
         tok_s: Some(1234.0),
         lr: 3e-3,
     };
-    assert_eq!(Row::parse(&r.to_csv()), Some(r));
-    let v = Row {
+    assert_eq!(MetricsRow::parse(&r.to_csv()), Some(r));
+    let v = MetricsRow {
         step: 9,
         epoch: 1.0,
         train_loss: None,
@@ -280,14 +280,14 @@ fn metrics_rows_round_trip_through_csv() {
     };
     let line = v.to_csv();
     assert!(line.contains(",7.389,"), "{line}");
-    assert_eq!(Row::parse(&line), Some(v));
+    assert_eq!(MetricsRow::parse(&line), Some(v));
 }
 
 #[test]
 fn plot_is_written_with_or_without_text() {
     let dir = tempfile::tempdir().unwrap();
-    let rows: Vec<Row> = (1..50)
-        .map(|i| Row {
+    let rows: Vec<MetricsRow> = (1..50)
+        .map(|i| MetricsRow {
             step: i,
             epoch: i as f64 / 10.0,
             train_loss: Some(5.0 / i as f64),

@@ -1,6 +1,6 @@
 //! One poem in the batch: its draw stream and the constraints it is under
 //! ([`Job`], loosened one step at a time at a dead end), and its row of the
-//! batched loop ([`Row`]: the model state, the prefix still to feed, the
+//! batched loop ([`DraftRow`]: the model state, the prefix still to feed, the
 //! cursor that chooses).
 
 use super::*;
@@ -64,7 +64,7 @@ impl Job {
 
 /// One poem being written: its constraints and draws, its place in the
 /// poem, the model's state, and what it feeds next.
-pub(super) struct Row<'p, M: CharModel> {
+pub(super) struct DraftRow<'p, M: CharModel> {
     pub(super) plan: &'p Plan,
     pub(super) job: Job,
     pub(super) cur: Cursor,
@@ -78,9 +78,9 @@ pub(super) struct Row<'p, M: CharModel> {
     pub(super) poem: Option<Result<Poem, WriteError>>,
 }
 
-impl<'p, M: CharModel> Row<'p, M> {
-    pub(super) fn new(w: &Writer<M>, plan: &'p Plan, job: Job, request: usize) -> Row<'p, M> {
-        Row {
+impl<'p, M: CharModel> DraftRow<'p, M> {
+    pub(super) fn new(w: &Writer<M>, plan: &'p Plan, job: Job, request: usize) -> DraftRow<'p, M> {
+        DraftRow {
             plan,
             cur: Cursor::new(w, plan, &job),
             job,
@@ -127,7 +127,7 @@ impl<'p, M: CharModel> Row<'p, M> {
             }
             // Each dead end loosens one constraint or fails, so this ends.
             Step::Dead(dead) => match self.job.back_off(w.lex, dead) {
-                Ok(()) => *self = Row::new(w, self.plan, self.job.clone(), self.request),
+                Ok(()) => *self = DraftRow::new(w, self.plan, self.job.clone(), self.request),
                 Err(e) => self.poem = Some(Err(e)),
             },
         }
