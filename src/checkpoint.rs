@@ -232,7 +232,7 @@ pub enum CheckpointError {
         file: &'static str,
         msg: String,
     },
-    #[error("{path}: an MNIST checkpoint in the format of an older shiren, which this one no longer reads (train it again with `shiren mnist train`)")]
+    #[error("{path}: an MNIST checkpoint in the format of an older shiren, which this one no longer reads (delete the folder and train again with `shiren mnist train`, or train into another --out)")]
     RetiredMnist { path: String },
     #[error("{path}: a checkpoint of a `{found}` model, where a `{want}` model is needed (poem models come from `shiren train`, digit classifiers from `shiren mnist train`)")]
     WrongKind {
@@ -1080,7 +1080,7 @@ mod tests {
             .unwrap()
         });
         assert!(
-            e.contains("config.json") && e.contains("older shiren") && e.contains("train it again"),
+            e.contains("config.json") && e.contains("older shiren") && e.contains("train again"),
             "{e}"
         );
     }

@@ -410,3 +410,30 @@ shiren_test!(
         );
     }
 );
+
+shiren_test!(
+    a_checkpoint_of_the_old_mnist_format_is_refused_saying_to_train_again,
+    |dir: crate::macros::Dir, _cmd| {
+        // what `shiren mnist train` wrote into its --out before it shared the poem model's format
+        let old = dir.join("runs/mnist");
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(
+            old.join("config.json"),
+            r#"{"format": "shiren-mnist-1", "model": {}, "train": {}}"#,
+        )
+        .unwrap();
+        std::fs::write(old.join("model.safetensors"), b"old").unwrap();
+        let err = dir.command().args(["mnist", "eval"]).fails();
+        contains_all!(
+            err,
+            "runs/mnist/config.json: an MNIST checkpoint in the format of an older shiren",
+            "train again with `shiren mnist train`"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        let err = dir
+            .command()
+            .args(["mnist", "train", "--resume", "--quiet"])
+            .fails();
+        contains_all!(err, "older shiren");
+    }
+);
