@@ -535,8 +535,9 @@ fn lm_rows_match_single_steps_and_write_a_form() {
         let model = Model::new(cfg, &mut Rng::new(3));
         let lm = Lm::new(&model, &vocab);
         let v = lm.vocab_size();
-        // Six rows: past STEP_GEMM_MIN_ROWS, so the batched step runs GEMMs.
-        let seqs: [&[u32]; 6] = [
+        // Six rows (the few-row kernel), and the six again and again past
+        // STEP_GEMM_MIN_ROWS, so the batched step runs GEMMs.
+        let six: [&[u32]; 6] = [
             &[BEGIN, 7, comma, 4],
             &[BEGIN, 5, 5, 6],
             &[BEGIN, comma, 10, 11],
@@ -544,26 +545,34 @@ fn lm_rows_match_single_steps_and_write_a_form() {
             &[BEGIN, 11, 7, comma],
             &[BEGIN, 6, 9, 8],
         ];
-        assert!(seqs.len() >= crate::engine::STEP_GEMM_MIN_ROWS);
-        let mut rows: Vec<ModelState> = (0..seqs.len()).map(|_| lm.initial_state()).collect();
-        let mut batched = vec![0f32; seqs.len() * v];
-        for t in 0..4 {
-            let tokens: Vec<u32> = seqs.iter().map(|s| s[t]).collect();
-            let mut refs: Vec<&mut ModelState> = rows.iter_mut().collect();
-            lm.step_rows(&mut refs, &tokens, Some(&mut batched));
-        }
-        for (r, seq) in seqs.iter().enumerate() {
-            let mut st = lm.initial_state();
-            let mut alone = vec![0f32; v];
-            for &t in seq.iter() {
-                lm.step(&mut st, t, &mut alone);
+        for n in [6, crate::engine::STEP_GEMM_MIN_ROWS + 2] {
+            let seqs: Vec<&[u32]> = six.iter().copied().cycle().take(n).collect();
+            if n > 6 {
+                assert!(seqs.len() >= crate::engine::STEP_GEMM_MIN_ROWS);
             }
-            let diff = alone
-                .iter()
-                .zip(&batched[r * v..(r + 1) * v])
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(diff < 1e-5, "{cell:?} row {r}: max difference {diff}");
+            let mut rows: Vec<ModelState> = (0..seqs.len()).map(|_| lm.initial_state()).collect();
+            let mut batched = vec![0f32; seqs.len() * v];
+            for t in 0..4 {
+                let tokens: Vec<u32> = seqs.iter().map(|s| s[t]).collect();
+                let mut refs: Vec<&mut ModelState> = rows.iter_mut().collect();
+                lm.step_rows(&mut refs, &tokens, Some(&mut batched));
+            }
+            for (r, seq) in seqs.iter().enumerate() {
+                let mut st = lm.initial_state();
+                let mut alone = vec![0f32; v];
+                for &t in seq.iter() {
+                    lm.step(&mut st, t, &mut alone);
+                }
+                let diff = alone
+                    .iter()
+                    .zip(&batched[r * v..(r + 1) * v])
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    diff < 1e-5,
+                    "{cell:?} {n} rows, row {r}: max difference {diff}"
+                );
+            }
         }
         let l = lex();
         let w = Writer::new(&lm, Some(&l));
