@@ -549,7 +549,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
         let base = Rng::new(seed);
         // as write_requests: one row per draft, the poem is the best draft
         let n_drafts = opts.drafts.max(1);
-        let per_batch = (BATCH / n_drafts).max(1);
+        let per_batch = (run_rows() / n_drafts).max(1);
         for start in (0..count).step_by(per_batch) {
             let end = count.min(start + per_batch);
             let rngs: Vec<Rng> = (start..end).map(|k| base.fork(k as u64)).collect();
@@ -569,7 +569,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
                 }
             }
             let mut drafts: Vec<Vec<Result<Poem, WriteError>>> = vec![Vec::new(); end - start];
-            for chunk in rows.chunks_mut(BATCH) {
+            for chunk in rows.chunks_mut(run_rows()) {
                 for (slot, poem) in self.run(chunk) {
                     drafts[slot].push(poem);
                 }
@@ -634,7 +634,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
             slots.push(*q);
         }
         let mut drafts: Vec<Vec<Result<Poem, WriteError>>> = vec![Vec::new(); slots.len()];
-        for chunk in rows.chunks_mut(BATCH) {
+        for chunk in rows.chunks_mut(run_rows()) {
             for (slot, poem) in self.run(chunk) {
                 drafts[slot].push(poem);
             }
@@ -697,15 +697,40 @@ impl<'a, M: CharModel> Writer<'a, M> {
     /// row of the logits. A row that meets a dead end loosens its constraints
     /// and starts again from BEGIN inside the same loop. Returns each row's
     /// request index and poem, in row order.
+    ///
+    /// From [`PART_MIN_ROWS`] rows a thread each, the rows are cut into one
+    /// part per thread, and each part runs its own loop on its own thread,
+    /// its products unsplit: the threads never wait for each other within a
+    /// step, and the choosing and the copying of states run on both at once.
     fn run(&self, rows: &mut [Row<'_, M>]) -> Vec<(usize, Result<Poem, WriteError>)> {
-        // The loop runs on a pool thread, so that a step's products split in
-        // two hand the other half straight to the other worker: from outside
-        // the pool each split is a trip through rayon's injector with two
-        // thread wake-ups (measured at batch 1: 0.29 → 0.19 ms per character).
-        rayon::scope(|_| self.run_on_pool(rows))
+        let parts = crate::engine::matmul::splits()
+            .min(rows.len() / PART_MIN_ROWS)
+            .max(1);
+        if parts == 1 {
+            // The loop runs on a pool thread, so that a step's products split in
+            // two hand the other half straight to the other worker: from outside
+            // the pool each split is a trip through rayon's injector with two
+            // thread wake-ups (measured at batch 1: 0.29 → 0.19 ms per character).
+            return rayon::scope(|_| self.run_on_pool(rows, true));
+        }
+        let per = rows.len().div_ceil(parts);
+        let mut done: Vec<Vec<(usize, Result<Poem, WriteError>)>> = Vec::new();
+        done.resize_with(parts, Vec::new);
+        rayon::scope(|s| {
+            for (part, out) in rows.chunks_mut(per).zip(done.iter_mut()) {
+                s.spawn(move |_| {
+                    *out = crate::engine::matmul::serial(|| self.run_on_pool(part, false))
+                });
+            }
+        });
+        done.concat()
     }
 
-    fn run_on_pool(&self, rows: &mut [Row<'_, M>]) -> Vec<(usize, Result<Poem, WriteError>)> {
+    fn run_on_pool(
+        &self,
+        rows: &mut [Row<'_, M>],
+        parallel: bool,
+    ) -> Vec<(usize, Result<Poem, WriteError>)> {
         let v = self.model.vocab_size();
         let mut logits = vec![0f32; rows.len() * v];
         let mut tokens = Vec::with_capacity(rows.len());
@@ -729,7 +754,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
             self.model.step_rows(&mut states, &tokens, out);
             // Each row draws from its own stream, so the order does not matter.
             let fed: Vec<&mut Row<'_, M>> = rows.iter_mut().filter(|r| r.feed.is_some()).collect();
-            if n >= PARALLEL_MIN_ROWS && crate::engine::matmul::threads() > 1 {
+            if parallel && n >= PARALLEL_MIN_ROWS && crate::engine::matmul::threads() > 1 {
                 fed.into_par_iter()
                     .zip(logits.par_chunks_exact(v))
                     .for_each(|(row, l)| row.advance(self, l));
@@ -862,8 +887,17 @@ impl<'a, M: CharModel> Writer<'a, M> {
     }
 }
 
-/// Poems written side by side in one batch of model steps.
+/// Poems written side by side in one batch of model steps (on each thread,
+/// when a run is cut into parts: see [`run_rows`]).
 pub const BATCH: usize = 256;
+
+/// Rows per thread from which a run is cut into one part per thread.
+const PART_MIN_ROWS: usize = 64;
+
+/// Rows written in one run: a [`BATCH`] for each thread.
+fn run_rows() -> usize {
+    BATCH * crate::engine::matmul::splits()
+}
 
 /// Rows from which choosing the next tokens is spread over the cores (each
 /// choice is a pass over the vocabulary: tens of microseconds).

@@ -182,7 +182,7 @@ pub fn matvec<T: Weight>(out: &mut [f32], w: &[T], x: &[f32], accumulate: bool) 
     let k = x.len();
     assert_eq!(w.len(), out.len() * k, "matvec: w is not (N, K)");
     let n = out.len();
-    if n >= 1024 && n * k >= 1 << 18 && matmul::threads() > 1 {
+    if n >= 1024 && n * k >= 1 << 18 && matmul::splits() > 1 {
         let half = n / 2;
         let (o0, o1) = out.split_at_mut(half);
         let (w0, w1) = w.split_at(half * k);
@@ -272,7 +272,7 @@ pub fn rows_matvec<T: Weight>(out: &mut [f32], w: &[T], x: &[f32], b: usize) {
             // own columns of `out`, which outlives both calls.
             unsafe { rows_matvec_avx2(o.0, n, cols, w, x, b, k) }
         };
-        if n >= 1024 && n * k >= 1 << 18 && matmul::threads() > 1 {
+        if n >= 1024 && n * k >= 1 << 18 && matmul::splits() > 1 {
             let half = n / 2;
             rayon::join(|| run(0..half), || run(half..n));
         } else {
