@@ -63,7 +63,7 @@ pub const UNK: u32 = Vocab::UNK;
 /// tokens on all cores.
 pub trait CharModel: Sync {
     /// Whatever the model carries from one character to the next (h, c).
-    type State: Send;
+    type State: Send + Clone;
     /// Number of token ids (logits per step), specials included.
     fn vocab_size(&self) -> usize;
     /// The character of token `id`; `None` for the specials (pad, begin, end, unknown) and tags.
@@ -734,10 +734,34 @@ impl<'a, M: CharModel> Writer<'a, M> {
         let v = self.model.vocab_size();
         let mut logits = vec![0f32; rows.len() * v];
         let mut tokens = Vec::with_capacity(rows.len());
+        // Rows that have been fed the same tokens are in the same state, and
+        // stay so while they are fed the same token (every row starts with
+        // BEGIN, and drafts share their prefix and kept characters): such a
+        // group is stepped once, by its first row ("representative"), whose
+        // state the others copy and whose logits they read. `slots[f]`: the
+        // row in the step (and in `logits`) of the f-th fed row.
+        let (mut slots, mut reps, mut members) = (Vec::new(), Vec::new(), Vec::new());
+        let mut groups: HashMap<(u32, u32), usize> = HashMap::new();
+        let mut next_hist = 1u32;
         loop {
             tokens.clear();
-            tokens.extend(rows.iter().filter_map(|r| r.feed));
-            if tokens.is_empty() {
+            slots.clear();
+            reps.clear();
+            groups.clear();
+            for (i, r) in rows.iter().enumerate() {
+                let Some(t) = r.feed else { continue };
+                if r.hist != UNIQUE {
+                    if let Some(&slot) = groups.get(&(r.hist, t)) {
+                        slots.push(slot);
+                        continue;
+                    }
+                    groups.insert((r.hist, t), tokens.len());
+                }
+                slots.push(tokens.len());
+                reps.push(i);
+                tokens.push(t);
+            }
+            if slots.is_empty() {
                 break;
             }
             let n = tokens.len();
@@ -745,22 +769,56 @@ impl<'a, M: CharModel> Writer<'a, M> {
             let need = rows
                 .iter()
                 .any(|r| r.feed.is_some() && r.needs_logits(self));
-            let mut states: Vec<&mut M::State> = rows
-                .iter_mut()
-                .filter(|r| r.feed.is_some())
-                .map(|r| &mut r.state)
-                .collect();
+            let mut states: Vec<&mut M::State> = Vec::with_capacity(n);
+            let mut want = reps.iter().peekable();
+            for (i, r) in rows.iter_mut().enumerate() {
+                if want.next_if(|&&q| q == i).is_some() {
+                    states.push(&mut r.state);
+                }
+            }
             let out = need.then(|| &mut logits[..n * v]);
             self.model.step_rows(&mut states, &tokens, out);
+            // The others of each group take its state; a group of one is unique from now on.
+            members.clear();
+            members.resize(n, 0u32);
+            for &slot in &slots {
+                members[slot] += 1;
+            }
+            let hists: Vec<u32> = members
+                .iter()
+                .map(|&m| {
+                    if m < 2 {
+                        return UNIQUE;
+                    }
+                    next_hist += 1;
+                    next_hist
+                })
+                .collect();
+            let mut f = 0;
+            for i in 0..rows.len() {
+                if rows[i].feed.is_none() {
+                    continue;
+                }
+                let slot = slots[f];
+                f += 1;
+                let rep = reps[slot];
+                if rep != i {
+                    let (before, after) = rows.split_at_mut(i);
+                    after[0].state.clone_from(&before[rep].state);
+                }
+                rows[i].hist = hists[slot];
+            }
             // Each row draws from its own stream, so the order does not matter.
             let fed: Vec<&mut Row<'_, M>> = rows.iter_mut().filter(|r| r.feed.is_some()).collect();
-            if parallel && n >= PARALLEL_MIN_ROWS && crate::engine::matmul::threads() > 1 {
+            let at = |slot: usize| &logits[slot * v..(slot + 1) * v];
+            if parallel && slots.len() >= PARALLEL_MIN_ROWS && crate::engine::matmul::threads() > 1
+            {
                 fed.into_par_iter()
-                    .zip(logits.par_chunks_exact(v))
-                    .for_each(|(row, l)| row.advance(self, l));
+                    .zip(slots.par_iter())
+                    .for_each(|(row, &slot)| row.advance(self, at(slot)));
             } else {
-                for (row, l) in fed.into_iter().zip(logits.chunks_exact(v)) {
-                    row.advance(self, l);
+                for (row, &slot) in fed.into_iter().zip(&slots) {
+                    row.advance(self, at(slot));
                 }
             }
         }
@@ -890,6 +948,9 @@ impl<'a, M: CharModel> Writer<'a, M> {
 /// Poems written side by side in one batch of model steps (on each thread,
 /// when a run is cut into parts: see [`run_rows`]).
 pub const BATCH: usize = 256;
+
+/// [`Row::hist`] of a row whose fed tokens no other row shares.
+pub(super) const UNIQUE: u32 = u32::MAX;
 
 /// Rows per thread from which a run is cut into one part per thread.
 const PART_MIN_ROWS: usize = 64;
