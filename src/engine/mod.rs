@@ -328,6 +328,9 @@ unsafe fn rows_matvec_avx2<T: Weight>(
 ///
 /// # Safety
 /// As [`rows_matvec_avx2`], for `R` rows from `out` and `x`.
+// `for r in 0..R` indexes both accumulator rows and `x` in lockstep; R is a
+// constant, so the loop unrolls and the accumulators stay in registers.
+#[allow(clippy::needless_range_loop)]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
