@@ -242,9 +242,10 @@ pub fn rows_matvec_add(out: &mut [f32], x: &[f32], m: StepMatrix, b: usize) {
 
 /// Rows from which a sampling step's products run as one GEMM. Below it,
 /// [`rows_matvec`] reads each weight once for all rows and packs nothing;
-/// measured with `cargo run --release --example poem_latency`: at 4 rows
-/// (one poem's default drafts) gemm spent 88% of the time in its 4×4
-/// microkernel and a poem took 200 ms, against 16 ms with `rows_matvec`.
+/// at 4 rows (one poem's default drafts) gemm spent 88% of a poem's time in
+/// its 4×4 microkernel (`perf record` of `cargo run --release --example
+/// poem_latency`); with this kernel and the other decode changes, `shiren
+/// bench`'s row for one poem with 4 drafts went from 29.5 to 19.7 ms.
 pub const STEP_GEMM_MIN_ROWS: usize = 16;
 
 /// `out (B, N) += x (B, K) · wᵀ` for `w: (N, K)` row-major and a few rows B:
