@@ -64,7 +64,7 @@ pub const UNK: u32 = Vocab::UNK;
 /// tokens on all cores.
 pub trait CharModel: Sync {
     /// Whatever the model carries from one character to the next (h, c).
-    type State: Send;
+    type State: Send + Clone;
     /// Number of token ids (logits per step), specials included.
     fn vocab_size(&self) -> usize;
     /// The character of token `id`; `None` for the specials (pad, begin, end, unknown) and tags.
@@ -497,7 +497,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
         let base = Rng::new(seed);
         // as write_requests: one row per draft, the poem is the best draft
         let n_drafts = opts.drafts.max(1);
-        let per_batch = (BATCH / n_drafts).max(1);
+        let per_batch = (run_rows() / n_drafts).max(1);
         for start in (0..count).step_by(per_batch) {
             let end = count.min(start + per_batch);
             let rngs: Vec<Rng> = (start..end).map(|k| base.fork(k as u64)).collect();
@@ -517,7 +517,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
                 }
             }
             let mut drafts: Vec<Vec<Result<Poem, WriteError>>> = vec![Vec::new(); end - start];
-            for chunk in rows.chunks_mut(BATCH) {
+            for chunk in rows.chunks_mut(run_rows()) {
                 for (slot, poem) in self.run(chunk) {
                     drafts[slot].push(poem);
                 }
@@ -582,7 +582,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
             slots.push(*q);
         }
         let mut drafts: Vec<Vec<Result<Poem, WriteError>>> = vec![Vec::new(); slots.len()];
-        for chunk in rows.chunks_mut(BATCH) {
+        for chunk in rows.chunks_mut(run_rows()) {
             for (slot, poem) in self.run(chunk) {
                 drafts[slot].push(poem);
             }
@@ -645,22 +645,71 @@ impl<'a, M: CharModel> Writer<'a, M> {
     /// row of the logits. A row that meets a dead end loosens its constraints
     /// and starts again from BEGIN inside the same loop. Returns each row's
     /// request index and poem, in row order.
+    ///
+    /// From [`PART_MIN_ROWS`] rows a thread each, the rows are cut into one
+    /// part per thread, and each part runs its own loop on its own thread,
+    /// its products unsplit: the threads never wait for each other within a
+    /// step, and the choosing and the copying of states run on both at once.
     fn run(&self, rows: &mut [DraftRow<'_, M>]) -> Vec<(usize, Result<Poem, WriteError>)> {
-        // The loop runs on a pool thread, so that a step's products split in
-        // two hand the other half straight to the other worker: from outside
-        // the pool each split is a trip through rayon's injector with two
-        // thread wake-ups (measured at batch 1: 0.29 → 0.19 ms per character).
-        rayon::scope(|_| self.run_on_pool(rows))
+        let parts = crate::engine::matmul::splits()
+            .min(rows.len() / PART_MIN_ROWS)
+            .max(1);
+        if parts == 1 {
+            // The loop runs on a pool thread, so that a step's products split in
+            // two hand the other half straight to the other worker: from outside
+            // the pool each split is a trip through rayon's injector with two
+            // thread wake-ups (measured at batch 1: 0.29 → 0.19 ms per character).
+            return rayon::scope(|_| self.run_on_pool(rows, true));
+        }
+        let per = rows.len().div_ceil(parts);
+        let mut done: Vec<Vec<(usize, Result<Poem, WriteError>)>> = Vec::new();
+        done.resize_with(parts, Vec::new);
+        rayon::scope(|s| {
+            for (part, out) in rows.chunks_mut(per).zip(done.iter_mut()) {
+                s.spawn(move |_| {
+                    *out = crate::engine::matmul::serial(|| self.run_on_pool(part, false))
+                });
+            }
+        });
+        done.concat()
     }
 
-    fn run_on_pool(&self, rows: &mut [DraftRow<'_, M>]) -> Vec<(usize, Result<Poem, WriteError>)> {
+    fn run_on_pool(
+        &self,
+        rows: &mut [DraftRow<'_, M>],
+        parallel: bool,
+    ) -> Vec<(usize, Result<Poem, WriteError>)> {
         let v = self.model.vocab_size();
         let mut logits = vec![0f32; rows.len() * v];
         let mut tokens = Vec::with_capacity(rows.len());
+        // Rows that have been fed the same tokens are in the same state, and
+        // stay so while they are fed the same token (every row starts with
+        // BEGIN, and drafts share their prefix and kept characters): such a
+        // group is stepped once, by its first row ("representative"), whose
+        // state the others copy and whose logits they read. `slots[f]`: the
+        // row in the step (and in `logits`) of the f-th fed row.
+        let (mut slots, mut reps, mut members) = (Vec::new(), Vec::new(), Vec::new());
+        let mut groups: HashMap<(u32, u32), usize> = HashMap::new();
+        let mut next_hist = 1u32;
         loop {
             tokens.clear();
-            tokens.extend(rows.iter().filter_map(|r| r.feed));
-            if tokens.is_empty() {
+            slots.clear();
+            reps.clear();
+            groups.clear();
+            for (i, r) in rows.iter().enumerate() {
+                let Some(t) = r.feed else { continue };
+                if r.hist != UNIQUE {
+                    if let Some(&slot) = groups.get(&(r.hist, t)) {
+                        slots.push(slot);
+                        continue;
+                    }
+                    groups.insert((r.hist, t), tokens.len());
+                }
+                slots.push(tokens.len());
+                reps.push(i);
+                tokens.push(t);
+            }
+            if slots.is_empty() {
                 break;
             }
             let n = tokens.len();
@@ -668,23 +717,57 @@ impl<'a, M: CharModel> Writer<'a, M> {
             let need = rows
                 .iter()
                 .any(|r| r.feed.is_some() && r.needs_logits(self));
-            let mut states: Vec<&mut M::State> = rows
-                .iter_mut()
-                .filter(|r| r.feed.is_some())
-                .map(|r| &mut r.state)
-                .collect();
+            let mut states: Vec<&mut M::State> = Vec::with_capacity(n);
+            let mut want = reps.iter().peekable();
+            for (i, r) in rows.iter_mut().enumerate() {
+                if want.next_if(|&&q| q == i).is_some() {
+                    states.push(&mut r.state);
+                }
+            }
             let out = need.then(|| &mut logits[..n * v]);
             self.model.step_rows(&mut states, &tokens, out);
+            // The others of each group take its state; a group of one is unique from now on.
+            members.clear();
+            members.resize(n, 0u32);
+            for &slot in &slots {
+                members[slot] += 1;
+            }
+            let hists: Vec<u32> = members
+                .iter()
+                .map(|&m| {
+                    if m < 2 {
+                        return UNIQUE;
+                    }
+                    next_hist += 1;
+                    next_hist
+                })
+                .collect();
+            let mut f = 0;
+            for i in 0..rows.len() {
+                if rows[i].feed.is_none() {
+                    continue;
+                }
+                let slot = slots[f];
+                f += 1;
+                let rep = reps[slot];
+                if rep != i {
+                    let (before, after) = rows.split_at_mut(i);
+                    after[0].state.clone_from(&before[rep].state);
+                }
+                rows[i].hist = hists[slot];
+            }
             // Each row draws from its own stream, so the order does not matter.
             let fed: Vec<&mut DraftRow<'_, M>> =
                 rows.iter_mut().filter(|r| r.feed.is_some()).collect();
-            if n >= PARALLEL_MIN_ROWS && crate::engine::matmul::threads() > 1 {
+            let at = |slot: usize| &logits[slot * v..(slot + 1) * v];
+            if parallel && slots.len() >= PARALLEL_MIN_ROWS && crate::engine::matmul::threads() > 1
+            {
                 fed.into_par_iter()
-                    .zip(logits.par_chunks_exact(v))
-                    .for_each(|(row, l)| row.advance(self, l));
+                    .zip(slots.par_iter())
+                    .for_each(|(row, &slot)| row.advance(self, at(slot)));
             } else {
-                for (row, l) in fed.into_iter().zip(logits.chunks_exact(v)) {
-                    row.advance(self, l);
+                for (row, &slot) in fed.into_iter().zip(&slots) {
+                    row.advance(self, at(slot));
                 }
             }
         }
@@ -811,8 +894,20 @@ impl<'a, M: CharModel> Writer<'a, M> {
     }
 }
 
-/// Poems written side by side in one batch of model steps.
+/// Poems written side by side in one batch of model steps (on each thread,
+/// when a run is cut into parts: see [`run_rows`]).
 pub const BATCH: usize = 256;
+
+/// [`Row::hist`] of a row whose fed tokens no other row shares.
+pub(super) const UNIQUE: u32 = u32::MAX;
+
+/// Rows per thread from which a run is cut into one part per thread.
+const PART_MIN_ROWS: usize = 64;
+
+/// Rows written in one run: a [`BATCH`] for each thread.
+fn run_rows() -> usize {
+    BATCH * crate::engine::matmul::splits()
+}
 
 /// Rows from which choosing the next tokens is spread over the cores (each
 /// choice is a pass over the vocabulary: tens of microseconds).

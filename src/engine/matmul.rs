@@ -27,6 +27,15 @@ pub fn threads() -> usize {
     }
 }
 
+/// Threads a product on this thread may split over: 1 inside [`serial`].
+pub fn splits() -> usize {
+    if SERIAL.with(|s| s.get()) {
+        1
+    } else {
+        threads()
+    }
+}
+
 /// Below this many multiply-adds a product runs on one thread: splitting a
 /// small GEMM costs more in synchronisation than it saves.
 const PARALLEL_MIN_WORK: usize = 1 << 20;

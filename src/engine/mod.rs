@@ -182,7 +182,7 @@ pub fn matvec<T: Weight>(out: &mut [f32], w: &[T], x: &[f32], accumulate: bool) 
     let k = x.len();
     assert_eq!(w.len(), out.len() * k, "matvec: w is not (N, K)");
     let n = out.len();
-    if n >= 1024 && n * k >= 1 << 18 && matmul::threads() > 1 {
+    if n >= 1024 && n * k >= 1 << 18 && matmul::splits() > 1 {
         let half = n / 2;
         let (o0, o1) = out.split_at_mut(half);
         let (w0, w1) = w.split_at(half * k);
@@ -234,18 +234,156 @@ pub fn rows_matvec_add(out: &mut [f32], x: &[f32], m: StepMatrix, b: usize) {
         }
         return;
     }
-    for (o, xr) in out.chunks_exact_mut(n).zip(x.chunks_exact(k)) {
-        match m.half {
-            Some(wh) => matvec(o, wh, xr, true),
-            None => matvec(o, m.w, xr, true),
-        }
+    match m.half {
+        Some(wh) => rows_matvec(out, wh, x, b),
+        None => rows_matvec(out, m.w, x, b),
     }
 }
 
-/// Rows from which a sampling step's products run as one GEMM (measured: at 4
-/// rows the GEMM already beats four matrix-vector products that each stream
-/// the weights from L3).
-pub const STEP_GEMM_MIN_ROWS: usize = 4;
+/// Rows from which a sampling step's products run as one GEMM. Below it,
+/// [`rows_matvec`] reads each weight once for all rows and packs nothing;
+/// at 4 rows (one poem's default drafts) gemm spent 88% of a poem's time in
+/// its 4×4 microkernel (`perf record` of `cargo run --release --example
+/// poem_latency`); with this kernel and the other decode changes, `shiren
+/// bench`'s row for one poem with 4 drafts went from 29.5 to 19.7 ms.
+pub const STEP_GEMM_MIN_ROWS: usize = 16;
+
+/// `out (B, N) += x (B, K) · wᵀ` for `w: (N, K)` row-major and a few rows B:
+/// the weights are read once for all rows (each load of two weight rows
+/// feeds up to four rows of `x`), where per-row [`matvec`]s would read them
+/// B times and a GEMM would pack them first. Large products are split
+/// across threads by weight rows. Every output is summed in the order
+/// [`matvec`] sums it, so a row comes out the same whatever B is.
+pub fn rows_matvec<T: Weight>(out: &mut [f32], w: &[T], x: &[f32], b: usize) {
+    assert!(b > 0, "rows_matvec: no rows");
+    let (n, k) = (out.len() / b, x.len() / b);
+    assert_eq!(out.len(), b * n, "rows_matvec: out is not (B, N)");
+    assert_eq!(x.len(), b * k, "rows_matvec: x is not (B, K)");
+    assert_eq!(w.len(), n * k, "rows_matvec: w is not (N, K)");
+    if b == 1 {
+        return matvec(out, w, x, true);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if fastmath::has_avx2() {
+        let o = OutCols(out.as_mut_ptr());
+        let run = |cols: std::ops::Range<usize>| {
+            let o = &o;
+            // SAFETY: avx2, fma and f16c are present (checked); `out` is (B, N),
+            // `w` (N, K), `x` (B, K) (asserted), and each call writes only its
+            // own columns of `out`, which outlives both calls.
+            unsafe { rows_matvec_avx2(o.0, n, cols, w, x, b, k) }
+        };
+        if n >= 1024 && n * k >= 1 << 18 && matmul::splits() > 1 {
+            let half = n / 2;
+            rayon::join(|| run(0..half), || run(half..n));
+        } else {
+            run(0..n);
+        }
+        return;
+    }
+    for (o, xr) in out.chunks_exact_mut(n).zip(x.chunks_exact(k)) {
+        matvec(o, w, xr, true);
+    }
+}
+
+/// `out`'s pointer, shared by the two halves of a split [`rows_matvec`],
+/// which write disjoint columns.
+struct OutCols(*mut f32);
+// SAFETY: the halves write disjoint elements, and `rayon::join` ends both
+// before `out`'s borrow does.
+unsafe impl Sync for OutCols {}
+
+/// [`rows_matvec`]'s kernel over the output columns `cols`: rows of `x` in
+/// tiles of up to four.
+///
+/// # Safety
+/// AVX2, FMA and F16C must be present; `out` must point to (B, N) floats,
+/// `w` hold (N, K) and `x` (B, K), and `cols` lie in 0..N.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn rows_matvec_avx2<T: Weight>(
+    out: *mut f32,
+    n: usize,
+    cols: std::ops::Range<usize>,
+    w: &[T],
+    x: &[f32],
+    b: usize,
+    k: usize,
+) {
+    let mut r = 0;
+    while r < b {
+        let rows = (b - r).min(4);
+        let (o, xr) = (out.add(r * n), x.as_ptr().add(r * k));
+        match rows {
+            4 => rows_tile::<T, 4>(o, n, cols.clone(), w.as_ptr(), xr, k),
+            3 => rows_tile::<T, 3>(o, n, cols.clone(), w.as_ptr(), xr, k),
+            2 => rows_tile::<T, 2>(o, n, cols.clone(), w.as_ptr(), xr, k),
+            _ => rows_tile::<T, 1>(o, n, cols.clone(), w.as_ptr(), xr, k),
+        }
+        r += rows;
+    }
+}
+
+/// `R` rows of `x` against the weight rows `cols`, two weight rows at a
+/// time: 2R accumulators, each summed as [`matvec_avx2`] sums one.
+///
+/// # Safety
+/// As [`rows_matvec_avx2`], for `R` rows from `out` and `x`.
+// `for r in 0..R` indexes both accumulator rows and `x` in lockstep; R is a
+// constant, so the loop unrolls and the accumulators stay in registers.
+#[allow(clippy::needless_range_loop)]
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn rows_tile<T: Weight, const R: usize>(
+    out: *mut f32,
+    n: usize,
+    cols: std::ops::Range<usize>,
+    w: *const T,
+    x: *const f32,
+    k: usize,
+) {
+    use std::arch::x86_64::*;
+    let k8 = k / 8 * 8;
+    let mut j = cols.start;
+    while j < cols.end {
+        let two = (cols.end - j).min(2);
+        let wp = [w.add(j * k), w.add((j + two - 1) * k)];
+        let mut acc = [[_mm256_setzero_ps(); R]; 2];
+        let mut q = 0;
+        while q < k8 {
+            let (w0, w1) = (T::load8(wp[0].add(q)), T::load8(wp[1].add(q)));
+            for r in 0..R {
+                let xv = _mm256_loadu_ps(x.add(r * k + q));
+                acc[0][r] = _mm256_fmadd_ps(w0, xv, acc[0][r]);
+                acc[1][r] = _mm256_fmadd_ps(w1, xv, acc[1][r]);
+            }
+            q += 8;
+        }
+        for (t, (acc, &wt)) in acc.iter().zip(&wp).enumerate().take(two) {
+            for (r, &a) in acc.iter().enumerate() {
+                let mut d = hsum8(a);
+                for qq in k8..k {
+                    d += (*wt.add(qq)).to_f32() * *x.add(r * k + qq);
+                }
+                *out.add(r * n + j + t) += d;
+            }
+        }
+        j += two;
+    }
+}
+
+/// The sum of a vector's eight lanes, in [`matvec_avx2`]'s order.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn hsum8(v: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    _mm_cvtss_f32(s)
+}
 
 fn matvec_one<T: Weight>(out: &mut [f32], w: &[T], x: &[f32], accumulate: bool) {
     #[cfg(target_arch = "x86_64")]
@@ -420,6 +558,52 @@ mod matvec_tests {
                         (got - want).abs() < 1e-4,
                         "b {b} row {r} col {j}: {got} vs {want}"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rows_matvec_matches_plain_dots_and_each_rows_own_matvec() {
+        // row counts around the 4-row tiles, weight rows around the pairs and
+        // the threaded split, widths around 8
+        for &(n, k) in &[(1, 1), (3, 7), (5, 8), (9, 13), (2050, 128), (4, 129)] {
+            let w: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+                .collect();
+            let wh: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+            let w: Vec<f32> = wh.iter().map(|v| v.to_f32()).collect();
+            for b in 1..=9 {
+                let x: Vec<f32> = (0..b * k)
+                    .map(|i| ((i * 11 % 13) as f32 - 6.0) / 6.0)
+                    .collect();
+                for half in [false, true] {
+                    let mut out: Vec<f32> = (0..b * n).map(|i| (i % 7) as f32 * 0.25).collect();
+                    let mut alone = out.clone();
+                    if half {
+                        rows_matvec(&mut out, &wh, &x, b);
+                    } else {
+                        rows_matvec(&mut out, &w, &x, b);
+                    }
+                    for (r, (o, xr)) in alone.chunks_exact_mut(n).zip(x.chunks_exact(k)).enumerate()
+                    {
+                        matvec(o, &w, xr, true);
+                        for j in 0..n {
+                            let want = ((r * n + j) % 7) as f64 * 0.25
+                                + (0..k)
+                                    .map(|q| w[j * k + q] as f64 * xr[q] as f64)
+                                    .sum::<f64>();
+                            let got = out[r * n + j];
+                            assert!(
+                                (got as f64 - want).abs() < 1e-4,
+                                "n {n} k {k} b {b} half {half} row {r} col {j}: {got} vs {want}"
+                            );
+                            assert_eq!(
+                                got, o[j],
+                                "n {n} k {k} b {b} row {r} col {j}: not matvec's sum"
+                            );
+                        }
+                    }
                 }
             }
         }

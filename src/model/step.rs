@@ -57,9 +57,9 @@ impl Model {
     }
 
     /// The weights as [`Model::step_with`] reads them fastest: transposed,
-    /// for batched steps, and in half precision, for steps at batch 1 (which
-    /// stream every weight from memory once per character), when that is
-    /// exact. Copies made once per model (not per step), kept apart from
+    /// for GEMM steps, and in half precision, for steps of fewer rows than
+    /// [`crate::engine::STEP_GEMM_MIN_ROWS`] (which stream every weight from
+    /// memory once per character), when that is exact. Copies made once per model (not per step), kept apart from
     /// `params` so training never updates one and not the other; pass them
     /// only to the model they were made for.
     pub fn step_weights(&self) -> StepWeights {
@@ -155,7 +155,7 @@ impl Model {
     }
 
     /// [`Model::step`] given this model's [`Model::step_weights`], which make
-    /// batched steps faster, and steps at batch 1 too when the weights are
+    /// batched steps faster, and steps of a few rows too when the weights are
     /// exact in half precision; without `logits` (the caller knows the next
     /// tokens already) the output projection, most of a step's work, is skipped.
     pub fn step_with(

@@ -413,6 +413,20 @@ impl Cursor {
         let first_end = self.first_line_end(plan, job);
         for pass in 0..2 {
             let strict = rule && pass == 0 && !self.banned.is_empty();
+            if !first_end && !is_foot {
+                // Most positions: only the rule's mask, asked after the floor.
+                let ban = &self.ban;
+                for &id in pool {
+                    let banned = || strict && ban[id as usize / 64] >> (id % 64) & 1 != 0;
+                    self.best.push_if(id, logits[id as usize], || !banned());
+                }
+                if !self.best.is_empty() || !strict {
+                    break;
+                }
+                self.relaxed = true;
+                self.best.reset(k);
+                continue;
+            }
             for &id in pool {
                 let t = id as usize;
                 if first_end && w.tone[t] == Some(Tone::Ping) {

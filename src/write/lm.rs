@@ -15,9 +15,9 @@ pub struct Lm<'a> {
     /// The model's weights as steps read them fastest (transposed for
     /// batched steps, half precision when exact), made once here.
     wt: StepWeights,
-    /// The batched state of the last step, kept for the next: a fresh one is
-    /// megabytes of zeroed pages every step.
-    spare: std::sync::Mutex<Option<ModelState>>,
+    /// The batched states of the last steps, kept for the next: a fresh one
+    /// is megabytes of zeroed pages every step. One per thread that steps.
+    spare: std::sync::Mutex<Vec<ModelState>>,
 }
 
 impl<'a> Lm<'a> {
@@ -71,11 +71,12 @@ impl CharModel for Lm<'_> {
                 .step_with(Some(&self.wt), states[0], tokens, logits);
         }
         let h = self.model.cfg.hidden;
-        let spare = self.spare.lock().map(|mut s| s.take()).unwrap_or(None);
-        let mut batch = match spare {
-            Some(s) if s.batch == b => s,
-            _ => self.model.new_state(b),
-        };
+        // one of the right size, or else the largest to make room for this one
+        let spare = self.spare.lock().ok().and_then(|mut s| {
+            let at = s.iter().position(|x| x.batch == b);
+            at.map(|i| s.swap_remove(i))
+        });
+        let mut batch = spare.unwrap_or_else(|| self.model.new_state(b));
         // (layers) × (b, H) ← b × (layers) × (1, H), and back after the step.
         for (r, s) in states.iter().enumerate() {
             for (dst, src) in batch.h.iter_mut().zip(&s.h) {
@@ -98,7 +99,11 @@ impl CharModel for Lm<'_> {
             s.places[0] = batch.places[r];
         }
         if let Ok(mut s) = self.spare.lock() {
-            *s = Some(batch);
+            s.push(batch);
+            // as many as threads step at once: the oldest go
+            let keep = crate::engine::matmul::threads().max(1);
+            let extra = s.len().saturating_sub(keep);
+            s.drain(..extra);
         }
     }
 }

@@ -75,6 +75,10 @@ pub(super) struct DraftRow<'p, M: CharModel> {
     pub(super) prefix: Vec<u32>,
     /// Which request of [`Writer::write_requests`] the poem is for.
     pub(super) request: usize,
+    /// The tokens fed so far, as an id shared by the rows of one run that
+    /// were fed the same ones (so are in the same state): 0 before the
+    /// first, [`UNIQUE`] once no other row shares them.
+    pub(super) hist: u32,
     pub(super) poem: Option<Result<Poem, WriteError>>,
 }
 
@@ -93,6 +97,7 @@ impl<'p, M: CharModel> DraftRow<'p, M> {
                 .chain(plan.title.iter().rev().copied())
                 .collect(),
             request,
+            hist: 0,
             poem: None,
         }
     }

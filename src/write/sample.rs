@@ -33,7 +33,8 @@ pub fn sample(
     if top_k > 0 && top_k < cands.len() {
         top_k_in_place(cands, top_k);
     }
-    cands.sort_unstable_by(desc);
+    // the order of `desc`, on plain u64 keys (several times faster than the closure)
+    cands.sort_unstable_by_key(|&(id, l)| std::cmp::Reverse(rank_key(id, l)));
     // Softmax of logit / T, shifted by the maximum so exp never overflows.
     let max = cands[0].1;
     let mut total = 0f32;
@@ -105,8 +106,15 @@ impl TopK {
     // Called once per vocabulary entry per step: it must inline into the loops.
     #[inline(always)]
     pub(super) fn push(&mut self, id: u32, logit: f32) {
+        self.push_if(id, logit, || true);
+    }
+
+    /// [`TopK::push`] when `ok()` holds, asked only of a key above the floor
+    /// (most of a vocabulary is below it, and cheaper to turn away first).
+    #[inline(always)]
+    pub(super) fn push_if(&mut self, id: u32, logit: f32, ok: impl FnOnce() -> bool) {
         let key = rank_key(id, logit);
-        if key <= self.floor && self.floor != 0 {
+        if (key <= self.floor && self.floor != 0) || !ok() {
             return;
         }
         self.keys.push(key);

@@ -535,8 +535,9 @@ fn lm_rows_match_single_steps_and_write_a_form() {
         let model = Model::new(cfg, &mut Rng::new(3));
         let lm = Lm::new(&model, &vocab);
         let v = lm.vocab_size();
-        // Six rows: past STEP_GEMM_MIN_ROWS, so the batched step runs GEMMs.
-        let seqs: [&[u32]; 6] = [
+        // Six rows (the few-row kernel), and the six again and again past
+        // STEP_GEMM_MIN_ROWS, so the batched step runs GEMMs.
+        let six: [&[u32]; 6] = [
             &[BEGIN, 7, comma, 4],
             &[BEGIN, 5, 5, 6],
             &[BEGIN, comma, 10, 11],
@@ -544,26 +545,34 @@ fn lm_rows_match_single_steps_and_write_a_form() {
             &[BEGIN, 11, 7, comma],
             &[BEGIN, 6, 9, 8],
         ];
-        assert!(seqs.len() >= crate::engine::STEP_GEMM_MIN_ROWS);
-        let mut rows: Vec<ModelState> = (0..seqs.len()).map(|_| lm.initial_state()).collect();
-        let mut batched = vec![0f32; seqs.len() * v];
-        for t in 0..4 {
-            let tokens: Vec<u32> = seqs.iter().map(|s| s[t]).collect();
-            let mut refs: Vec<&mut ModelState> = rows.iter_mut().collect();
-            lm.step_rows(&mut refs, &tokens, Some(&mut batched));
-        }
-        for (r, seq) in seqs.iter().enumerate() {
-            let mut st = lm.initial_state();
-            let mut alone = vec![0f32; v];
-            for &t in seq.iter() {
-                lm.step(&mut st, t, &mut alone);
+        for n in [6, crate::engine::STEP_GEMM_MIN_ROWS + 2] {
+            let seqs: Vec<&[u32]> = six.iter().copied().cycle().take(n).collect();
+            if n > 6 {
+                assert!(seqs.len() >= crate::engine::STEP_GEMM_MIN_ROWS);
             }
-            let diff = alone
-                .iter()
-                .zip(&batched[r * v..(r + 1) * v])
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(diff < 1e-5, "{cell:?} row {r}: max difference {diff}");
+            let mut rows: Vec<ModelState> = (0..seqs.len()).map(|_| lm.initial_state()).collect();
+            let mut batched = vec![0f32; seqs.len() * v];
+            for t in 0..4 {
+                let tokens: Vec<u32> = seqs.iter().map(|s| s[t]).collect();
+                let mut refs: Vec<&mut ModelState> = rows.iter_mut().collect();
+                lm.step_rows(&mut refs, &tokens, Some(&mut batched));
+            }
+            for (r, seq) in seqs.iter().enumerate() {
+                let mut st = lm.initial_state();
+                let mut alone = vec![0f32; v];
+                for &t in seq.iter() {
+                    lm.step(&mut st, t, &mut alone);
+                }
+                let diff = alone
+                    .iter()
+                    .zip(&batched[r * v..(r + 1) * v])
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    diff < 1e-5,
+                    "{cell:?} {n} rows, row {r}: max difference {diff}"
+                );
+            }
         }
         let l = lex();
         let w = Writer::new(&lm, Some(&l));
@@ -1114,5 +1123,68 @@ fn given_text_that_breaks_the_rules_is_noted_and_the_rest_keeps_them() {
             other => panic!("group {other}"),
         };
         assert!(members.contains(foot), "{foot} not in {group}: {}", p.text);
+    }
+}
+
+/// [`toy`]'s bigram, plus a term that depends on every token fed so far (its
+/// state), so a row stepped with another row's state draws otherwise; it
+/// counts the BEGINs it is fed.
+struct History {
+    bigram: Bigram,
+    begins: std::sync::atomic::AtomicUsize,
+}
+
+impl CharModel for History {
+    type State = Vec<u32>;
+    fn vocab_size(&self) -> usize {
+        self.bigram.vocab_size()
+    }
+    fn char_of(&self, id: u32) -> Option<char> {
+        self.bigram.char_of(id)
+    }
+    fn initial_state(&self) -> Vec<u32> {
+        Vec::new()
+    }
+    fn step(&self, fed: &mut Vec<u32>, t: u32, logits: &mut [f32]) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.begins.fetch_add((t == BEGIN) as usize, Relaxed);
+        fed.push(t);
+        let h = fed.iter().fold(17u64, |h, &x| {
+            h.wrapping_mul(1_000_003).wrapping_add(x as u64 + 1)
+        });
+        self.bigram.step(&mut (), t, logits);
+        for (i, l) in logits.iter_mut().enumerate() {
+            *l += (h.wrapping_mul(2 * i as u64 + 1) >> 54) as f32 / 256.0;
+        }
+    }
+}
+
+#[test]
+fn rows_fed_the_same_tokens_are_stepped_once_and_write_what_they_would_alone() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let m = History {
+        bigram: toy(),
+        begins: Default::default(),
+    };
+    let l = lex();
+    let w = Writer::new(&m, Some(&l));
+    let o = Options {
+        acrostic: "东先山白".into(),
+        drafts: 4,
+        ..opts(Form::Wujue)
+    };
+    let all = w.write_many(&o, 6, 3).unwrap();
+    // 24 rows start from BEGIN (and again after a dead end): far fewer BEGINs are stepped
+    let begins = m.begins.load(Relaxed);
+    assert!(begins < 12, "{begins} BEGINs stepped for 24 rows");
+    // each poem is what it is written alone or in a run of another size
+    let base = Rng::new(3);
+    for (k, p) in all.iter().enumerate() {
+        assert_eq!(
+            &w.write(&o, &mut base.fork(k as u64)).unwrap(),
+            p,
+            "poem {k}"
+        );
+        assert_eq!(&w.write_many(&o, k + 1, 3).unwrap()[k], p, "poem {k}");
     }
 }
