@@ -15,7 +15,8 @@
 //! for a bigram table. Not here: loading checkpoints or the lexicon, and
 //! printing (that is `cli/write.rs`); the rules themselves (`prosody`).
 //!
-//! This file holds the API types and the batched loop; `plan.rs` turns the
+//! This file holds the writer and its batched loop; `options.rs` what a
+//! caller asks for, `poem.rs` what it gets back; `plan.rs` turns the
 //! options into a plan, `row.rs` holds one poem's constraints and backoff,
 //! `cursor.rs` chooses each character, `sample.rs` draws it, `lm.rs` is the
 //! trained model as a [`CharModel`].
@@ -23,7 +24,9 @@
 mod cursor;
 pub mod keywords;
 mod lm;
+mod options;
 mod plan;
+mod poem;
 mod row;
 mod sample;
 pub mod suggest;
@@ -34,7 +37,6 @@ pub(crate) mod testing;
 use std::collections::HashMap;
 
 use rayon::prelude::*;
-use serde::Serialize;
 
 use crate::corpus::convert::{to_simplified, to_traditional};
 pub use crate::corpus::Form;
@@ -49,7 +51,9 @@ use crate::vocab::Vocab;
 use cursor::Cursor;
 /// Special token ids, the vocabulary's.
 pub use lm::Lm;
+pub use options::{LineSpec, Options, WriteError, DEFAULT_DRAFTS, MAX_ACROSTIC, MAX_DRAFTS};
 use plan::{check_options, ci_req, regulated_len, set_level, Plan};
+pub use poem::{CharMark, Draft, Line, Poem};
 use row::{DraftRow, Job};
 pub use sample::sample;
 use sample::TopK;
@@ -113,187 +117,6 @@ pub trait CharModel: Sync {
             self.step(s, t, row);
         }
     }
-}
-
-/// Errors of writing, each naming the bad value and what to do instead.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum WriteError {
-    #[error("{flag} is empty (give at least one character)")]
-    EmptyInput { flag: &'static str },
-    #[error("{flag} has {len} characters, more than the {max} this form holds (shorten it{hint})")]
-    TooLong {
-        flag: &'static str,
-        len: usize,
-        max: usize,
-        hint: &'static str,
-    },
-    #[error("{flag}: the model does not know `{ch}` (U+{code:04X}), nor its {other} form; use another character")]
-    UnknownChar {
-        flag: &'static str,
-        ch: char,
-        code: u32,
-        other: &'static str,
-    },
-    #[error("acrostic: `{ch}` is not a Han character (give one Han character per line)")]
-    NotHan { ch: char },
-    #[error("begin: `{ch}` does not fit line {line}, position {pos} of the form (a line has {len} characters, then ，or 。)")]
-    BeginDoesNotFit {
-        ch: char,
-        line: usize,
-        pos: usize,
-        len: usize,
-    },
-    #[error("first words and an acrostic cannot be combined (the acrostic already fixes each line's first character)")]
-    BeginAndAcrostic,
-    #[error("an acrostic and a tune cannot be combined (the tune fixes the line count)")]
-    AcrosticAndTune,
-    #[error("the model's vocabulary has no `{ch}`, which a fixed form needs at line ends (write the free form instead)")]
-    MissingPunct { ch: char },
-    #[error("{what}")]
-    BadOption { what: String },
-    #[error("no character of the model's vocabulary can stand at line {line}, position {pos}, even with every constraint relaxed")]
-    NoCandidates { line: usize, pos: usize },
-}
-
-/// One line of a fixed layout: its length in characters and its closing punctuation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-pub struct LineSpec {
-    pub len: usize,
-    pub end: char,
-}
-
-/// What to write. `Default` gives a free poem at the CLI's default settings.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Options {
-    /// The poem starts with these characters (may run over line ends, with punctuation).
-    pub begin: String,
-    /// 藏头诗: line i starts with the i-th character; the line count follows the text.
-    pub acrostic: String,
-    /// Characters kept where they stand, □ or ? for the free positions (see [`template`]).
-    pub template: String,
-    /// What the poem is about, read before it by a model trained with titles
-    /// (see [`crate::title`]); empty: no title.
-    pub title: String,
-    /// Words that must appear, each kept where the drafts' likeliest
-    /// placement puts it (see [`keywords`]).
-    pub keywords: Vec<String>,
-    pub form: Form,
-    /// A ci tune's form (its lines, tones and rhyme sets, see
-    /// [`crate::prosody::tunes`]); overrides `form`. Its tones apply under
-    /// `tones`, its rhyme sets (by 词林正韵) under `rhyme`.
-    pub tune: Option<TuneForm>,
-    /// Softmax temperature; 0 means always the likeliest allowed character.
-    pub temperature: f32,
-    /// Keep only the k likeliest allowed characters (0: all).
-    pub top_k: usize,
-    /// Keep the smallest set of likeliest characters whose probability reaches p (1: all).
-    pub top_p: f32,
-    /// Free mode: the most characters (punctuation included) a poem may have.
-    pub max_len: usize,
-    /// Rhyme the feet of lines 2, 4, 6, 8 (regulated forms only).
-    pub rhyme: bool,
-    pub tones: ToneMode,
-    /// Ask the model for this form with its tag, when it has one; `None`: the
-    /// form being written. Free-running evaluation sets it with `form: Free`,
-    /// so that the model alone keeps (or breaks) the form it was asked for.
-    pub tag: Option<Form>,
-    /// Hold regulated poems to the repetition rule of [`repeats`]: no rhyme
-    /// foot twice, no character more than twice, none twice in a line.
-    pub repeats: bool,
-    /// Drafts written per poem, side by side; the one with the highest
-    /// [`Poem::score`] is kept (1: the first draft, as written).
-    pub drafts: usize,
-    /// Keep every draft's text and score in [`Poem::drafts`].
-    pub all_drafts: bool,
-}
-
-/// Drafts per poem by default (see `docs/quality.md` for the sweep behind it).
-pub const DEFAULT_DRAFTS: usize = 2;
-
-/// The most drafts per poem (each costs a whole poem).
-pub const MAX_DRAFTS: usize = 64;
-
-impl Default for Options {
-    fn default() -> Options {
-        Options {
-            begin: String::new(),
-            acrostic: String::new(),
-            template: String::new(),
-            title: String::new(),
-            keywords: Vec::new(),
-            form: Form::Free,
-            tune: None,
-            // write's defaults, chosen by `shiren eval --sweep` (docs/quality.md):
-            // the likeliest drafts among settings as varied as real poems
-            temperature: 1.0,
-            top_k: 200,
-            top_p: 1.0,
-            max_len: 128,
-            rhyme: false,
-            tones: ToneMode::Off,
-            tag: None,
-            repeats: true,
-            drafts: DEFAULT_DRAFTS,
-            all_drafts: false,
-        }
-    }
-}
-
-/// The most characters an acrostic may have (lines of a poem).
-pub const MAX_ACROSTIC: usize = 32;
-
-/// One written character, marked for display and scoring.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct CharMark {
-    pub ch: char,
-    /// Its classical tone, when a lexicon was given and knows it.
-    pub tone: Option<Tone>,
-    /// It stands at a rhyme foot (last character of lines 2, 4, 6, 8 of a regulated poem).
-    pub foot: bool,
-}
-
-/// One verse: its characters and its closing punctuation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Line {
-    /// The characters without the closing punctuation.
-    pub text: String,
-    /// The closing punctuation (empty at the end of an unfinished free poem or a line break).
-    pub end: String,
-    pub chars: Vec<CharMark>,
-}
-
-/// A written poem with what was enforced to write it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Poem {
-    /// The whole text, punctuation included.
-    pub text: String,
-    pub lines: Vec<Line>,
-    /// The 平水韵 group the feet were held to, if rhyme was enforced.
-    pub rhyme_group: Option<String>,
-    /// The tone rules in force when the poem was finished (after any backoff).
-    pub tones: ToneMode,
-    /// Whether rhyme was in force when it was finished.
-    pub rhyme: bool,
-    /// What was relaxed on the way (printed with --verbose).
-    pub notes: Vec<String>,
-    /// Mean log-probability (nats) of the characters the sampler chose, under
-    /// the model's own distribution (temperature 1, no masks): the score
-    /// that picks the best of several drafts. Given characters (--begin,
-    /// acrostic heads) and the form's punctuation do not count.
-    pub score: f32,
-    /// Every draft of this poem with its score, the kept one included (only
-    /// when [`Options::all_drafts`] asks for them).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub drafts: Vec<Draft>,
-}
-
-/// One candidate of a poem written with several drafts.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Draft {
-    pub text: String,
-    pub score: f32,
-    /// The draft kept as the poem (the highest score; the first on ties).
-    pub kept: bool,
 }
 
 /// A model and a lexicon, with everything the constraints need per token
@@ -895,7 +718,7 @@ impl<'a, M: CharModel> Writer<'a, M> {
 }
 
 /// Poems written side by side in one batch of model steps (on each thread,
-/// when a run is cut into parts: see [`run_rows`]).
+/// when a run is cut into parts: see `Writer::run_rows`).
 pub const BATCH: usize = 256;
 
 /// [`Row::hist`] of a row whose fed tokens no other row shares.
