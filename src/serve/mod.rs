@@ -561,6 +561,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_pages_temperature_starts_at_writes_default() {
+        let p = page();
+        let at = p
+            .find("id=\"temperature\"")
+            .expect("the temperature slider");
+        let value = p[at..].split("value=\"").nth(1).unwrap();
+        let value: f32 = value[..value.find('"').unwrap()].parse().unwrap();
+        assert_eq!(value, crate::write::Options::default().temperature);
+    }
+
+    #[test]
     fn the_page_lists_the_tunes_in_the_form_select_escaped() {
         let p = with_tunes(page(), &["浣溪沙".into(), "a\"<b>".into()]);
         let form = &p[p.find("<select id=\"form\">").unwrap()..];

@@ -118,7 +118,7 @@ impl Default for Options {
             tune: None,
             // write's defaults, chosen by `shiren eval --sweep` (docs/quality.md):
             // the likeliest drafts among settings as varied as real poems
-            temperature: 1.0,
+            temperature: 1.1,
             top_k: 200,
             top_p: 1.0,
             max_len: 128,
