@@ -71,7 +71,7 @@ impl CharModel for Lm<'_> {
                 .step_with(Some(&self.wt), states[0], tokens, logits);
         }
         let h = self.model.cfg.hidden;
-        // one of the right size, or else the largest to make room for this one
+        // a kept state of this batch size, if there is one; else a new one
         let spare = self.spare.lock().ok().and_then(|mut s| {
             let at = s.iter().position(|x| x.batch == b);
             at.map(|i| s.swap_remove(i))
