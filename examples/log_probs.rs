@@ -2,9 +2,10 @@
 //! step, as JSON: the reference that `scripts/check_checkpoint_doc.py` compares
 //! a plain-Python reading of `docs/checkpoints.md` against.
 //!
-//! cargo run --release --example log_probs -- [CHECKPOINT [POEM [TAG]]]
+//! cargo run --release --example log_probs -- [CHECKPOINT [POEM [TAG [TITLE]]]]
 //!
-//! The input is `BEGIN [TAG] poem`, the targets the same shifted by one and END.
+//! The input is `BEGIN [TITLE BEGIN] [TAG] poem`, the targets the same shifted
+//! by one and END (a TITLE needs a model trained with titles).
 use std::path::Path;
 
 fn main() -> anyhow::Result<()> {
@@ -17,6 +18,9 @@ fn main() -> anyhow::Result<()> {
     let loaded = shiren::checkpoint::load(Path::new(dir))?;
     let (model, vocab) = (loaded.model, loaded.vocab);
     let mut ids = vec![shiren::vocab::Vocab::BEGIN];
+    if let Some(title) = args.get(3) {
+        ids.extend(shiren::title::prefix(&vocab, Some(title)));
+    }
     if let Some(name) = args.get(2) {
         let form: shiren::corpus::Form = name.parse().map_err(anyhow::Error::msg)?;
         ids.push(

@@ -31,6 +31,12 @@ The network, per token:
        column    0    0    1   2   3   4   5   0   1
        form      0    1    1   1   1   1   1   1   1
 
+   With `positions["title"]` (a model trained with titles), the title also
+   reaches every step after it: the title is the characters (CHAR tokens)
+   before the first reset that follows one; from that reset on, every input
+   row gets `title(mean of the title characters' embedding rows)` added
+   (`title`: E x E, no bias). A poem read without a title gets nothing.
+
 2. `rnn`: L layers of nn.LSTM, nn.GRU or nn.RNN (tanh), batch_first, PyTorch's
    gate order and weights, dropout between layers; zero initial state.
 3. Head: `proj` maps the top layer to one logit per token id. Tied
@@ -74,7 +80,8 @@ class ShirenConfig:
     tied: bool = False  # output weights = embedding.weight, through bottleneck
     shortlist: int = 0  # two-level softmax: ids below it are predicted directly
     # {"size": rows of the line and column tables, "line_ends": [ids],
-    #  "silent": [ids], "forms": [ids], "resets": [ids]}; None: no position rows
+    #  "silent": [ids], "forms": [ids], "resets": [ids], "title": bool};
+    #  None: no position rows
     positions: Optional[dict] = None
 
     @classmethod
@@ -174,6 +181,8 @@ class ShirenLM(nn.Module):
                 form_rows[forms] = torch.arange(1, len(p["forms"]) + 1)
             if p.get("resets"):
                 kinds[torch.tensor(p["resets"], dtype=torch.long)] = RESET
+            if p.get("title"):
+                self.title = nn.Linear(c.embed, c.embed, bias=False)
         self.register_buffer("kinds", kinds, persistent=False)
         self.register_buffer("form_rows", form_rows, persistent=False)
         self.rnn = cells[c.cell](
@@ -191,6 +200,19 @@ class ShirenLM(nn.Module):
 
     def places(self, ids: torch.Tensor):
         return places(ids, self.kinds, self.form_rows, self.config.positions["size"])
+
+    def title_rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, T, E): title(mean title row) from the reset that ends the title on, else 0."""
+        kind = self.kinds[idx]
+        t = torch.arange(idx.shape[-1], device=idx.device).expand_as(idx)
+        chars_before = torch.cumsum(kind == CHAR, dim=-1)  # a reset is not a character
+        ends = (kind == RESET) & (chars_before > 0)
+        never = torch.full_like(t, idx.shape[-1])
+        start = torch.where(ends, t, never).min(dim=-1, keepdim=True).values  # (B, 1)
+        in_title = ((kind == CHAR) & (t < start)).unsqueeze(-1).float()
+        rows = self.embedding(idx) * in_title
+        mean = rows.sum(1) / in_title.sum(1).clamp(min=1.0)
+        return self.title(mean).unsqueeze(1) * (t >= start).unsqueeze(-1).float()
 
     def log_probs(self, h: torch.Tensor) -> torch.Tensor:
         """log p over all V ids from the top layer's rows h (..., H)."""
@@ -219,6 +241,8 @@ class ShirenLM(nn.Module):
             x = x + self.line_embedding(line) + self.column_embedding(column)
             if c.positions.get("forms"):
                 x = x + self.form_embedding(form)
+            if c.positions.get("title"):
+                x = x + self.title_rows(idx)
         x = F.dropout(x, c.dropout_in, self.training)
         out, state = self.rnn(x, state)
         out = F.dropout(out, c.dropout_out, self.training)

@@ -5,10 +5,10 @@ two-level softmax), in plain Python with no PyTorch or NumPy, computes the
 log-probability of every next token of one poem, and compares them with what
 shiren's own model gives (`cargo run --release --example log_probs`).
 
-    scripts/check_checkpoint_doc.py [CHECKPOINT] [POEM] [TAG]
+    scripts/check_checkpoint_doc.py [CHECKPOINT] [POEM] [TAG] [TITLE]
 
-Defaults: models/tang-small, 白日依山尽…, tag 五绝. Covers LSTM checkpoints, as
-the shipped model is. Exits 1 when a log-probability differs by more than 1e-4.
+Defaults: models/tang-small, 白日依山尽…, tag 五绝, and (for a model with a title
+vector) the title 登鹳雀楼. Covers LSTM checkpoints, as the shipped model is. Exits 1 when a log-probability differs by more than 1e-4.
 """
 import json, math, operator, struct, subprocess, sys
 
@@ -16,11 +16,15 @@ ckpt = sys.argv[1] if len(sys.argv) > 1 else "models/tang-small"
 poem = sys.argv[2] if len(sys.argv) > 2 else "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"
 tag = sys.argv[3] if len(sys.argv) > 3 else "五绝"
 
+cfg = json.load(open(f"{ckpt}/config.json", encoding="utf-8"))["model"]
+titled = (cfg.get("positions") or {}).get("title", False)
+title = sys.argv[4] if len(sys.argv) > 4 else ("登鹳雀楼" if titled else None)
+
 ref = json.loads(subprocess.run(
-    ["cargo", "run", "--quiet", "--release", "--example", "log_probs", "--", ckpt, poem, tag],
+    ["cargo", "run", "--quiet", "--release", "--example", "log_probs", "--", ckpt, poem, tag]
+    + ([title] if title else []),
     check=True, capture_output=True, text=True).stdout)
 
-cfg = json.load(open(f"{ckpt}/config.json", encoding="utf-8"))["model"]
 if cfg["cell"] != "lstm":
     sys.exit(f"{ckpt}: a {cfg['cell']} checkpoint; this check covers lstm")
 
@@ -68,11 +72,17 @@ def rows(ids):
             col += 1
         yield min(line, P["size"] - 1), min(col, P["size"] - 1), form
 
+# The title vector: the characters before the first reset that follows one are the
+# title; from that reset on, title.weight · (their mean embedding row) joins the input.
+def is_char(t):
+    return not (t in P.get("resets", []) or t in P["forms"] or t in P["line_ends"] or t in P["silent"])
+
 ids, targets = ref["ids"], ref["targets"]
 places = list(rows(ids)) if P else [None] * len(ids)
 h = [[0.0] * H for _ in range(L)]
 c = [[0.0] * H for _ in range(L)]
 worst = 0.0
+title_chars, u = [], None
 for t, (tok, place) in enumerate(zip(ids, places)):
     x = list(w["embedding.weight"][tok])
     if P:
@@ -81,6 +91,15 @@ for t, (tok, place) in enumerate(zip(ids, places)):
             tables.append("form_embedding.weight")
         for name, row in zip(tables, place):
             x = [a + b for a, b in zip(x, w[name][row])]
+    if P and P.get("title") and u is None:
+        if is_char(tok):
+            title_chars.append(tok)
+        elif tok in P.get("resets", []) and title_chars:
+            rows_ = [w["embedding.weight"][k] for k in title_chars]
+            mean = [sum(col) / len(rows_) for col in zip(*rows_)]
+            u = [dot(r, mean) for r in w["title.weight"]]
+    if u is not None:
+        x = [a + b for a, b in zip(x, u)]
     for l in range(L):
         wi, wh = w[f"rnn.weight_ih_l{l}"], w[f"rnn.weight_hh_l{l}"]
         bi, bh = w[f"rnn.bias_ih_l{l}"], w[f"rnn.bias_hh_l{l}"]

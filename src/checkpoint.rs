@@ -877,6 +877,7 @@ mod tests {
                 forms: vocab.tag_ids(),
                 // as a model trained with titles has
                 resets: vec![Vocab::BEGIN],
+                title: false,
             }),
             ..ModelConfig::default()
         };

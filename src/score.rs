@@ -190,6 +190,7 @@ mod tests {
                     silent: vec![0, 1, 2, 11],
                     forms: vec![11],
                     resets: Vec::new(),
+                    title: false,
                 }),
                 ..ModelConfig::default()
             };

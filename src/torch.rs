@@ -516,6 +516,7 @@ mod tests {
                 silent: vocab.silent(),
                 forms: vocab.tag_ids(),
                 resets: Vec::new(),
+                title: false,
             }),
             ..ModelConfig::default()
         };

@@ -175,6 +175,41 @@ pub fn model_loss_ref(
                         }
                     }
                 }
+                if p.title {
+                    // the title vector: at a reset after characters (not line
+                    // ends, tags or silent tokens), u = W_t · their mean
+                    // embedding row is added to that step's input and every later one
+                    let w_t = tensors[k];
+                    k += 1;
+                    for bb in 0..b {
+                        let (mut since, mut u, mut titled) = (Vec::new(), vec![0.0; i0], false);
+                        for tt in 0..t {
+                            let id = ids[bb * t + tt];
+                            if p.resets.contains(&id) {
+                                // the first title only: later resets keep it
+                                if !since.is_empty() && !titled {
+                                    titled = true;
+                                    let n = since.len() as f64;
+                                    let mean: Vec<f64> = (0..i0)
+                                        .map(|e| {
+                                            since.iter().map(|&c| emb[c * i0 + e]).sum::<f64>() / n
+                                        })
+                                        .collect();
+                                    u = (0..i0).map(|o| row_dot(w_t, o, &mean)).collect();
+                                }
+                                since.clear();
+                            } else if !p.line_ends.contains(&id)
+                                && !p.forms.contains(&id)
+                                && !p.silent.contains(&id)
+                            {
+                                since.push(id as usize);
+                            }
+                            for e in 0..i0 {
+                                x[(tt * b + bb) * i0 + e] += u[e];
+                            }
+                        }
+                    }
+                }
             }
         }
         (Input::Dense { dim }, RefInput::Dense(d)) => {

@@ -3,6 +3,7 @@
 //! them. The head's scratch types live with the head (`head.rs`).
 
 use super::head::{HeadScratch, RareScratch, ShortHead};
+use super::title::TitleSpan;
 use super::{Cell, Model};
 use crate::engine::embedding::LookupScratch;
 use crate::engine::matmul::Panels;
@@ -60,6 +61,12 @@ pub(super) struct Acts {
     pub(super) mask: Vec<f32>,
     /// per position table, (B, T) like the inputs: each token's row in it
     pub(super) places: [Vec<u32>; 3],
+    /// with a title vector (see `title.rs`), per sequence: where its title is,
+    /// t̄ and u (B, E), and with the lookup projection W_ih·u (B, G)
+    pub(super) titles: Vec<Option<TitleSpan>>,
+    pub(super) title_mean: Vec<f32>,
+    pub(super) title_u: Vec<f32>,
+    pub(super) title_gates: Vec<f32>,
     /// the first layer's lookup projection (see [`Model::projects_lookups`]): per
     /// table, the tokens' first and then each position table's, which ids the
     /// batch reads and which rows read each; scratch for [`lookup_index`](crate::engine::embedding::lookup_index)

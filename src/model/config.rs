@@ -175,6 +175,12 @@ pub struct Positions {
     /// reset changes nothing, so older models read every poem as before.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resets: Vec<u32>,
+    /// The title vector (see `model/title.rs`): the mean of the title's
+    /// embedding rows, mapped by `title.weight` (E × E), added to every step's
+    /// input from the reset that ends the title on. False (the default, and
+    /// checkpoints from before it existed): the title is only read.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub title: bool,
 }
 
 impl Positions {
@@ -198,6 +204,10 @@ pub struct Place {
     pub col: u32,
     /// Row of the form table: 0 until a form tag is read.
     pub form: u32,
+    /// Characters read since the last reset (or the start): at a reset, a title's length.
+    pub since_reset: u32,
+    /// Whether a title has been read (models with a title vector; see `model/title.rs`).
+    pub titled: bool,
 }
 
 /// What a token does to the [`Place`].
@@ -224,11 +234,15 @@ impl Place {
                 self.line += 1;
                 self.col = 0;
             }
-            PosKind::Char => self.col += 1,
+            PosKind::Char => {
+                self.col += 1;
+                self.since_reset += 1;
+            }
             PosKind::Silent => {}
             PosKind::Reset => {
                 self.line = 0;
                 self.col = 0;
+                self.since_reset = 0;
             }
             PosKind::Form(k) => self.form = k as u32 + 1,
         }
@@ -290,6 +304,9 @@ impl ModelConfig {
             if let Some(p) = &self.positions {
                 let rows = p.size.checked_mul(2)?.checked_add(p.forms.len() + 1)?;
                 n = add(n, &[rows, self.embed])?;
+                if p.title {
+                    n = add(n, &[self.embed, self.embed])?;
+                }
             }
         }
         let gh = g.checked_mul(h)?;

@@ -7,6 +7,7 @@ use std::ops::Range;
 
 use super::acts::{Acts, LookupIndex};
 use super::layout::Layout;
+use super::title::{title_backward, title_forward, title_span, TitleSpan};
 use super::{Cell, Input, Model, Place};
 use crate::engine::dropout::{dropout_forward, dropout_in_place};
 use crate::engine::embedding::{
@@ -54,6 +55,14 @@ impl Model {
                     i0,
                     g,
                     &mut self.acts.lookup,
+                );
+                add_title_gates(
+                    &mut la.gates[..gh],
+                    &mut self.acts.title_gates,
+                    &self.acts.titles,
+                    &self.acts.title_u,
+                    w_ih,
+                    (b, i0, g),
                 );
                 LayerInput::Projected
             } else if l == 0 {
@@ -215,6 +224,15 @@ impl Model {
                     .cloned()
                     .collect();
                 let (lo, hi) = self.grads.split_at_mut(r[0].start);
+                let du = title_du_from_gates(
+                    (&self.acts.titles, &self.acts.title_u),
+                    &mut hi[..r[0].len()],
+                    &la.gates[..gh],
+                    w.w_ih,
+                    b,
+                    t,
+                    i0,
+                );
                 let mut dtables = ranges_mut(lo, &table_ranges);
                 lookup_projection_backward(
                     &mut hi[..r[0].len()],
@@ -226,6 +244,7 @@ impl Model {
                     cfg.cell.gates() * h,
                     &mut self.acts.lookup,
                 );
+                self.title_backward_all(&du);
             }
         }
         if let (Some(tokens), Some(r), false) = (tokens, &self.layout.embedding, lookups) {
@@ -249,6 +268,41 @@ impl Model {
             for (r, ids) in self.layout.positions.iter().zip(&self.acts.places) {
                 embedding_backward(&mut self.grads[r.clone()], dx0, &ids[..b * t], b, t, i0);
             }
+            // u was added to x0 from each title's reset on: du = the sum of those rows' gradients
+            let mut du = vec![0.0f32; b * i0];
+            for (bb, span) in self.acts.titles.iter().enumerate() {
+                let Some(span) = span else { continue };
+                let d = &mut du[bb * i0..(bb + 1) * i0];
+                for tt in span.from..t {
+                    let row = &dx0[(tt * b + bb) * i0..(tt * b + bb + 1) * i0];
+                    d.iter_mut().zip(row).for_each(|(d, g)| *d += g);
+                }
+            }
+            self.title_backward_all(&du);
+        }
+    }
+
+    /// The title vectors' gradients into `title.weight` and the embedding, from du (B, E).
+    fn title_backward_all(&mut self, du: &[f32]) {
+        let (Some(tr), Some(er)) = (self.layout.title.clone(), self.layout.embedding.clone())
+        else {
+            return;
+        };
+        let e = self.cfg.embed;
+        // the embedding comes first in the layout
+        let (lo, hi) = self.grads.split_at_mut(tr.start);
+        let (demb, dw_t) = (&mut lo[er], &mut hi[..tr.len()]);
+        let w_t = &self.params[tr];
+        for (bb, span) in self.acts.titles.iter().enumerate() {
+            let Some(span) = span else { continue };
+            title_backward(
+                dw_t,
+                demb,
+                &du[bb * e..(bb + 1) * e],
+                &self.acts.title_mean[bb * e..(bb + 1) * e],
+                w_t,
+                &span.ids,
+            );
         }
     }
 
@@ -265,7 +319,14 @@ impl Model {
         }
         let e = self.cfg.embed;
         let lookups = self.projects_lookups();
-        let Acts { x0, places, .. } = &mut self.acts;
+        self.title_vectors(tokens, b, t);
+        let Acts {
+            x0,
+            places,
+            titles,
+            title_u,
+            ..
+        } = &mut self.acts;
         if let Some(p) = &self.cfg.positions {
             for ids in places.iter_mut() {
                 ids.resize(b * t, 0);
@@ -311,6 +372,47 @@ impl Model {
         for (r, ids) in self.layout.positions.iter().zip(places.iter()) {
             embedding_add(x0, &ids[..b * t], &self.params[r.clone()], b, t, e);
         }
+        for (bb, span) in titles.iter().enumerate() {
+            let Some(span) = span else { continue };
+            let u = &title_u[bb * e..(bb + 1) * e];
+            for tt in span.from..t {
+                let row = &mut x0[(tt * b + bb) * e..(tt * b + bb + 1) * e];
+                row.iter_mut().zip(u).for_each(|(x, u)| *x += u);
+            }
+        }
+    }
+
+    /// Each sequence's title (see `title.rs`), t̄ and u; none without a title vector.
+    fn title_vectors(&mut self, tokens: &[u32], b: usize, t: usize) {
+        let a = &mut self.acts;
+        a.titles.clear();
+        let (Some(tr), Some(er)) = (&self.layout.title, &self.layout.embedding) else {
+            return;
+        };
+        let e = self.cfg.embed;
+        a.title_mean.resize(b * e, 0.0);
+        a.title_u.resize(b * e, 0.0);
+        for bb in 0..b {
+            let span = title_span(&tokens[bb * t..(bb + 1) * t], &self.pos_kind);
+            let (u, mean) = (
+                &mut a.title_u[bb * e..(bb + 1) * e],
+                &mut a.title_mean[bb * e..(bb + 1) * e],
+            );
+            match &span {
+                Some(s) => title_forward(
+                    u,
+                    mean,
+                    &self.params[er.clone()],
+                    &self.params[tr.clone()],
+                    &s.ids,
+                ),
+                None => {
+                    u.fill(0.0);
+                    mean.fill(0.0);
+                }
+            }
+            a.titles.push(span);
+        }
     }
 
     /// Whether the first layer projects each distinct table row once
@@ -339,6 +441,73 @@ impl Model {
             }
         }
     }
+}
+
+/// With the lookup projection, u reaches the first layer as W_ih·u, added to
+/// the input side of the gates (T, B, G) from each title's reset on.
+fn add_title_gates(
+    gates: &mut [f32],
+    title_gates: &mut Vec<f32>,
+    titles: &[Option<TitleSpan>],
+    title_u: &[f32],
+    w_ih: &[f32],
+    (b, i0, g): (usize, usize, usize),
+) {
+    if titles.iter().all(Option::is_none) {
+        return;
+    }
+    let t = gates.len() / (b * g);
+    title_gates.resize(b * g, 0.0);
+    for (bb, span) in titles.iter().enumerate() {
+        let Some(span) = span else { continue };
+        let u = &title_u[bb * i0..(bb + 1) * i0];
+        let wu = &mut title_gates[bb * g..(bb + 1) * g];
+        for (o, row) in wu.iter_mut().zip(w_ih.chunks_exact(i0)) {
+            *o = crate::engine::dot(row, u);
+        }
+        for tt in span.from..t {
+            let row = &mut gates[(tt * b + bb) * g..(tt * b + bb + 1) * g];
+            row.iter_mut().zip(&*wu).for_each(|(x, w)| *x += w);
+        }
+    }
+}
+
+/// The backward of [`add_title_gates`]: from the gates' input-side gradients
+/// `dg` (T, B, G), S = their sum over a title's steps, `dW_ih += S ⊗ u`; returns
+/// du = W_ihᵀ·S per sequence (B, E), zero for sequences without a title.
+fn title_du_from_gates(
+    (titles, title_u): (&[Option<TitleSpan>], &[f32]),
+    dw_ih: &mut [f32],
+    dg: &[f32],
+    w_ih: &[f32],
+    b: usize,
+    t: usize,
+    i0: usize,
+) -> Vec<f32> {
+    let mut du = vec![0.0f32; b * i0];
+    let g = w_ih.len() / i0;
+    let mut s = vec![0.0f32; g];
+    for (bb, span) in titles.iter().enumerate() {
+        let Some(span) = span else { continue };
+        s.fill(0.0);
+        for tt in span.from..t {
+            let row = &dg[(tt * b + bb) * g..(tt * b + bb + 1) * g];
+            s.iter_mut().zip(row).for_each(|(s, d)| *s += d);
+        }
+        let u = &title_u[bb * i0..(bb + 1) * i0];
+        let d = &mut du[bb * i0..(bb + 1) * i0];
+        for ((&sg, w_row), dw_row) in s
+            .iter()
+            .zip(w_ih.chunks_exact(i0))
+            .zip(dw_ih.chunks_exact_mut(i0))
+        {
+            for ((dv, &w), (dw, &uv)) in d.iter_mut().zip(w_row).zip(dw_row.iter_mut().zip(u)) {
+                *dv += sg * w;
+                *dw += sg * uv;
+            }
+        }
+    }
+    du
 }
 
 /// The first layer's lookup tables: the token embedding, then each position

@@ -18,6 +18,9 @@ pub fn param_table(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
             for (name, rows) in p.tables() {
                 t.push((name.to_string(), vec![rows, cfg.embed]));
             }
+            if p.title {
+                t.push(("title.weight".to_string(), vec![cfg.embed, cfg.embed]));
+            }
         }
     }
     for l in 0..cfg.layers {
@@ -46,6 +49,8 @@ pub(super) struct Layout {
     pub(super) embedding: Option<Range<usize>>,
     /// line, column (and form) tables; empty without positions
     pub(super) positions: Vec<Range<usize>>,
+    /// the title vector's map `title.weight` (see `title.rs`)
+    pub(super) title: Option<Range<usize>>,
     /// per layer: w_ih, w_hh, b_ih, b_hh
     pub(super) layers: Vec<[Range<usize>; 4]>,
     /// tied: the map from the top layer to the embedding's width
@@ -80,6 +85,11 @@ impl Layout {
             .flat_map(|p| p.tables())
             .map(|_| it.next().unwrap())
             .collect();
+        let title = cfg
+            .positions
+            .as_ref()
+            .filter(|p| p.title)
+            .map(|_| it.next().unwrap());
         let layers = (0..cfg.layers)
             .map(|_| {
                 [
@@ -101,6 +111,7 @@ impl Layout {
         Layout {
             embedding,
             positions,
+            title,
             layers,
             bottleneck,
             proj_w,

@@ -25,6 +25,7 @@ mod layout;
 mod step;
 #[cfg(test)]
 mod tests;
+mod title;
 
 pub use config::{
     Cell, Head, Input, ModelConfig, ModelError, Place, Positions, MAX_LAYERS, MAX_PARAMS,
@@ -133,6 +134,33 @@ impl Model {
             });
         }
         Ok(Model::assemble(cfg, layout, params))
+    }
+
+    /// This model made to read titles: BEGIN resets the place, and a title
+    /// vector (see `title.rs`) whose map starts at zero, so that the model
+    /// gives every poem read from one BEGIN the same logits as before. A model
+    /// that already has both is returned as it is.
+    pub fn learning_titles(self, begin: u32) -> Model {
+        let mut cfg = self.cfg.clone();
+        let Some(p) = cfg.positions.as_mut() else {
+            return self;
+        };
+        p.resets = vec![begin];
+        p.title = true;
+        let old: std::collections::HashMap<String, &[f32]> = self
+            .tensors()
+            .into_iter()
+            .map(|(name, _, v)| (name, v))
+            .collect();
+        let mut params = Vec::with_capacity(cfg.num_params());
+        for (name, shape) in param_table(&cfg) {
+            match old.get(&name) {
+                Some(v) => params.extend_from_slice(v),
+                None => params.resize(params.len() + shape.iter().product::<usize>(), 0.0),
+            }
+        }
+        let layout = Layout::new(&cfg);
+        Model::assemble(cfg, layout, params)
     }
 
     /// The model of `cfg` laid out as `layout` with weights `params`, zero

@@ -6,6 +6,7 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
+use super::title::title_step;
 use super::{Cell, Model, Place};
 use crate::engine::gru::gru_step;
 use crate::engine::lstm::lstm_step;
@@ -33,8 +34,33 @@ pub struct State {
     pub c: Vec<Vec<f32>>,
     /// Per sequence, where it is in its poem (models with positions).
     pub places: Vec<Place>,
+    /// Per sequence, with a title vector (see `title.rs`): the embedding rows
+    /// of the characters read so far while no title has been, summed, and u,
+    /// (batch, E) each; empty without one.
+    title_sum: Vec<f32>,
+    title_u: Vec<f32>,
     x: Vec<f32>,
     scratch: Vec<f32>,
+}
+
+impl State {
+    /// Copies sequence `from_row` of `from` (a state of the same model) into
+    /// row `row` of this one: the layers' h and c, the place and the title.
+    pub fn copy_row(&mut self, row: usize, from: &State, from_row: usize) {
+        let copy = |dst: &mut Vec<f32>, src: &Vec<f32>| {
+            let w = dst.len() / self.batch;
+            dst[row * w..(row + 1) * w].copy_from_slice(&src[from_row * w..(from_row + 1) * w]);
+        };
+        for (dst, src) in self.h.iter_mut().zip(&from.h) {
+            copy(dst, src);
+        }
+        for (dst, src) in self.c.iter_mut().zip(&from.c) {
+            copy(dst, src);
+        }
+        copy(&mut self.title_sum, &from.title_sum);
+        copy(&mut self.title_u, &from.title_u);
+        self.places[row] = from.places[from_row];
+    }
 }
 
 impl Model {
@@ -42,6 +68,7 @@ impl Model {
     pub fn new_state(&self, batch: usize) -> State {
         let (h, l) = (self.cfg.hidden, self.cfg.layers);
         let width = self.cfg.input_width().max(h);
+        let titled = self.layout.title.is_some();
         State {
             batch,
             h: vec![vec![0.0; batch * h]; l],
@@ -51,6 +78,8 @@ impl Model {
                 Vec::new()
             },
             places: vec![Place::default(); batch],
+            title_sum: vec![0.0; if titled { batch * self.cfg.embed } else { 0 }],
+            title_u: vec![0.0; if titled { batch * self.cfg.embed } else { 0 }],
             x: vec![0.0; batch * width],
             scratch: vec![0.0; batch * (8 * h).max(self.cfg.embed)],
         }
@@ -180,6 +209,8 @@ impl Model {
             h: hs,
             c: cs,
             places,
+            title_sum,
+            title_u,
             x,
             scratch,
             ..
@@ -192,12 +223,21 @@ impl Model {
             let xb = &mut x[bb * e..(bb + 1) * e];
             xb.copy_from_slice(&emb[id as usize * e..(id as usize + 1) * e]);
             if let Some(p) = &self.cfg.positions {
-                let rows = places[bb].advance(self.pos_kind[id as usize], p.size);
+                let (kind, read) = (self.pos_kind[id as usize], places[bb].since_reset);
+                let rows = places[bb].advance(kind, p.size);
                 for (r, row) in self.layout.positions.iter().zip(rows) {
                     let at = r.start + row as usize * e;
                     for (xv, w) in xb.iter_mut().zip(&self.params[at..at + e]) {
                         *xv += w;
                     }
+                }
+                if let Some(tr) = &self.layout.title {
+                    let u = &mut title_u[bb * e..(bb + 1) * e];
+                    let row = &emb[id as usize * e..(id as usize + 1) * e];
+                    let sum = &mut title_sum[bb * e..(bb + 1) * e];
+                    let w_t = &self.params[tr.clone()];
+                    title_step(sum, u, &mut places[bb], (kind, read), row, w_t);
+                    xb.iter_mut().zip(&*u).for_each(|(x, u)| *x += u);
                 }
             }
         }

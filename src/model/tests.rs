@@ -36,8 +36,27 @@ fn with_positions(cfg: ModelConfig) -> ModelConfig {
             silent: vec![0, 1],
             forms: vec![6],
             resets: vec![1],
+            title: false,
         }),
         ..cfg
+    }
+}
+
+/// [`with_positions`] and a title vector: a reset (BEGIN, id 1) after
+/// characters (2, 3, 4) takes them as the title, which random batches do often.
+fn with_title(cfg: ModelConfig) -> ModelConfig {
+    let mut cfg = with_positions(cfg);
+    cfg.positions.as_mut().unwrap().title = true;
+    cfg
+}
+
+/// `title.weight` starts at zero (a model given the vector writes as before);
+/// the checks need it random, so that every path carries gradient.
+fn randomize_title(model: &mut Model, rng: &mut Rng) {
+    if let Some(r) = model.layout.title.clone() {
+        for p in &mut model.params[r] {
+            *p = rng.normal();
+        }
     }
 }
 
@@ -102,7 +121,12 @@ fn grad_check(model: &mut Model, loss_at: &dyn Fn(&[f64]) -> f64, what: &str) {
 fn check_token_model(cfg: &ModelConfig, b: usize, t: usize, masked: bool, seed: u64) -> Model {
     let mut rng = Rng::new(seed);
     let mut model = Model::new(cfg.clone(), &mut rng);
-    let bt = batch(b, t, cfg.vocab, masked, &mut rng);
+    randomize_title(&mut model, &mut rng);
+    let mut bt = batch(b, t, cfg.vocab, masked, &mut rng);
+    if model.layout.title.is_some() {
+        // at least one title: BEGIN 2 3 BEGIN
+        bt.inputs[..4].copy_from_slice(&[1, 2, 3, 1]);
+    }
     model.zero_grad();
     let (sum, count) = model.forward_backward(&bt, &mut rng);
     let f = |p: &[f64]| {
@@ -203,6 +227,80 @@ fn position_embedding_gradients_match_finite_differences() {
             }
         }
     }
+}
+
+#[test]
+fn title_vector_gradients_match_finite_differences() {
+    // the lookup projection's path (no input dropout); the dropout test
+    // above takes the embedded rows' path with a title too
+    for (cell, tied, shortlist) in [
+        (Cell::Lstm, false, 0),
+        (Cell::Gru, true, 3),
+        (Cell::Rnn, true, 0),
+    ] {
+        for (b, t, masked) in [(3, 7, false), (16, 8, true)] {
+            let cfg = ModelConfig {
+                tied,
+                shortlist,
+                ..with_title(tiny(cell, Input::Tokens, Head::EveryStep, 7))
+            };
+            let model = check_token_model(&cfg, b, t, masked, 13);
+            assert!(
+                model.acts.titles.iter().any(Option::is_some),
+                "no title in the batch"
+            );
+            let r = model.layout.title.clone().expect("a title vector");
+            assert!(model.grads[r].iter().any(|&g| g.abs() > 1e-6));
+        }
+    }
+}
+
+#[test]
+fn learning_titles_adds_a_zero_title_map_that_changes_no_loss() {
+    let cfg = with_positions(tiny(Cell::Lstm, Input::Tokens, Head::EveryStep, 7));
+    let mut rng = Rng::new(4);
+    let mut old = Model::new(cfg, &mut rng);
+    let mut bt = batch(4, 9, 7, true, &mut rng);
+    bt.inputs[..4].copy_from_slice(&[1, 2, 3, 1]);
+    let (want, _) = old.loss(&bt);
+    let before: Vec<(String, Vec<f32>)> = old
+        .tensors()
+        .into_iter()
+        .map(|(n, _, v)| (n, v.to_vec()))
+        .collect();
+    let mut new = old.learning_titles(1);
+    assert!(new.cfg.positions.as_ref().unwrap().title);
+    let tensors = new.tensors();
+    assert_eq!(tensors.len(), before.len() + 1);
+    for (name, _, v) in &tensors {
+        match before.iter().find(|(n, _)| n == name) {
+            Some((_, old_v)) => assert_eq!(old_v, v, "{name} changed"),
+            None => assert!(name == "title.weight" && v.iter().all(|&x| x == 0.0)),
+        }
+    }
+    let (got, _) = new.loss(&bt);
+    assert_eq!(got, want);
+    // the map, once moved, changes the loss
+    randomize_title(&mut new, &mut rng);
+    assert_ne!(new.loss(&bt).0, want);
+}
+
+#[test]
+fn a_title_is_the_characters_before_a_reset_and_counts_from_it() {
+    let kinds = pos_kinds(&with_title(tiny(
+        Cell::Rnn,
+        Input::Tokens,
+        Head::EveryStep,
+        7,
+    )));
+    // BEGIN 3 4 BEGIN tag 2 , 3 … : the title is 3 4, from the second BEGIN
+    let span = title::title_span(&[1, 3, 4, 1, 6, 2, 5, 3], &kinds).unwrap();
+    assert_eq!((span.ids, span.from), (vec![3, 4], 3));
+    // a poem read without its title has none, however many characters follow
+    assert_eq!(title::title_span(&[1, 6, 2, 3, 5, 4, 0, 0], &kinds), None);
+    // silent tokens and tags are not title characters; a later reset keeps the first title
+    let span = title::title_span(&[0, 6, 4, 4, 0, 3, 1, 2, 1, 3], &kinds).unwrap();
+    assert_eq!((span.ids, span.from), (vec![4, 4, 3], 6));
 }
 
 #[test]
@@ -332,7 +430,9 @@ fn places_count_lines_and_characters_read() {
         Place {
             line: 3,
             col: 3,
-            form: 1
+            form: 1,
+            since_reset: 6,
+            titled: false
         }
     );
 }
@@ -445,14 +545,18 @@ fn step_reproduces_the_batch_forward() {
                     Vec::new()
                 },
                 resets: vec![1],
+                title: cell != Cell::Gru,
             }),
             tied: cell == Cell::Gru,
             ..ModelConfig::default()
         };
         let mut rng = Rng::new(3);
         let mut model = Model::new(cfg.clone(), &mut rng);
+        randomize_title(&mut model, &mut rng);
         let (b, t) = (5, 12);
-        let bt = batch(b, t, 11, false, &mut rng);
+        let mut bt = batch(b, t, 11, false, &mut rng);
+        // a title (BEGIN 3 4 BEGIN) in a row of its own; the rest are random
+        bt.inputs[..4].copy_from_slice(&[1, 3, 4, 1]);
         let (want, _) = model.loss(&bt);
         let mut state = model.new_state(b);
         let mut logits = vec![0.0f32; b * 11];
@@ -544,7 +648,7 @@ fn input_and_output_dropout_gradients_match_the_reference_with_the_same_masks() 
             ModelConfig {
                 dropout: 0.3,
                 tied: true,
-                ..with_positions(base(Cell::Lstm))
+                ..with_title(base(Cell::Lstm))
             },
             3,
             4,
@@ -579,6 +683,7 @@ fn input_and_output_dropout_gradients_match_the_reference_with_the_same_masks() 
     for (cfg, b, t) in cases {
         let mut rng = Rng::new(11);
         let mut model = Model::new(cfg.clone(), &mut rng);
+        randomize_title(&mut model, &mut rng);
         let bt = batch(b, t, cfg.vocab, true, &mut rng);
         model.zero_grad();
         let (sum, count) = model.forward_backward(&bt, &mut rng);

@@ -355,6 +355,7 @@ impl TrainConfig {
                 } else {
                     Vec::new()
                 },
+                title: self.titles,
             }),
             tied: self.tied,
             // a shortlist as long as the vocabulary is one softmax

@@ -666,11 +666,12 @@ fn start_run(
                     m.cfg.dropout = cfg.dropout;
                     m.cfg.dropout_in = cfg.dropout_in;
                     m.cfg.dropout_out = cfg.dropout_out;
-                    // A model that learns titles reads BEGIN as the reset that ends one;
-                    // the starting model read every sequence from a first BEGIN, which a
-                    // reset leaves as it was, so its weights keep their meaning.
-                    if let (true, Some(p)) = (cfg.titles, m.cfg.positions.as_mut()) {
-                        p.resets = vec![Vocab::BEGIN];
+                    // A model that learns titles reads BEGIN as the reset that ends one,
+                    // and gains the title vector; the starting model read every sequence
+                    // from a first BEGIN, which a reset leaves as it was, and the vector
+                    // starts at zero, so its weights keep their meaning.
+                    if cfg.titles {
+                        m = m.learning_titles(Vocab::BEGIN);
                     }
                     m
                 }

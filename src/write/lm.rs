@@ -70,7 +70,6 @@ impl CharModel for Lm<'_> {
                 .model
                 .step_with(Some(&self.wt), states[0], tokens, logits);
         }
-        let h = self.model.cfg.hidden;
         // a kept state of this batch size, if there is one; else a new one
         let spare = self.spare.lock().ok().and_then(|mut s| {
             let at = s.iter().position(|x| x.batch == b);
@@ -79,24 +78,12 @@ impl CharModel for Lm<'_> {
         let mut batch = spare.unwrap_or_else(|| self.model.new_state(b));
         // (layers) × (b, H) ← b × (layers) × (1, H), and back after the step.
         for (r, s) in states.iter().enumerate() {
-            for (dst, src) in batch.h.iter_mut().zip(&s.h) {
-                dst[r * h..(r + 1) * h].copy_from_slice(src);
-            }
-            for (dst, src) in batch.c.iter_mut().zip(&s.c) {
-                dst[r * h..(r + 1) * h].copy_from_slice(src);
-            }
-            batch.places[r] = s.places[0];
+            batch.copy_row(r, s, 0);
         }
         self.model
             .step_with(Some(&self.wt), &mut batch, tokens, logits);
         for (r, s) in states.iter_mut().enumerate() {
-            for (src, dst) in batch.h.iter().zip(&mut s.h) {
-                dst.copy_from_slice(&src[r * h..(r + 1) * h]);
-            }
-            for (src, dst) in batch.c.iter().zip(&mut s.c) {
-                dst.copy_from_slice(&src[r * h..(r + 1) * h]);
-            }
-            s.places[0] = batch.places[r];
+            s.copy_row(0, &batch, r);
         }
         if let Ok(mut s) = self.spare.lock() {
             s.push(batch);

@@ -519,7 +519,13 @@ fn lm_rows_match_single_steps_and_write_a_form() {
             line_ends: vocab.line_ends(),
             silent: vocab.silent(),
             forms: vocab.tag_ids(),
-            resets: Vec::new(),
+            // and a title vector for the LSTM: two rows below read a title
+            resets: if cell == Cell::Lstm {
+                vec![BEGIN]
+            } else {
+                Vec::new()
+            },
+            title: cell == Cell::Lstm,
         });
         let cfg = ModelConfig {
             cell,
@@ -532,17 +538,31 @@ fn lm_rows_match_single_steps_and_write_a_form() {
             tied: cell == Cell::Gru,
             ..ModelConfig::default()
         };
-        let model = Model::new(cfg, &mut Rng::new(3));
+        let mut model = Model::new(cfg, &mut Rng::new(3));
+        // the title map starts at zero: made random, so that it counts
+        let mut off = 0;
+        let sizes: Vec<(String, usize)> = (model.tensors().into_iter())
+            .map(|(name, _, v)| (name, v.len()))
+            .collect();
+        for (name, len) in sizes {
+            if name == "title.weight" {
+                let mut rng = Rng::new(5);
+                model.params[off..off + len]
+                    .iter_mut()
+                    .for_each(|p| *p = rng.normal());
+            }
+            off += len;
+        }
         let lm = Lm::new(&model, &vocab);
         let v = lm.vocab_size();
         // Six rows (the few-row kernel), and the six again and again past
         // STEP_GEMM_MIN_ROWS, so the batched step runs GEMMs.
         let six: [&[u32]; 6] = [
             &[BEGIN, 7, comma, 4],
-            &[BEGIN, 5, 5, 6],
+            &[BEGIN, 5, BEGIN, 6],
             &[BEGIN, comma, 10, 11],
             &[BEGIN, 4, 4, 4],
-            &[BEGIN, 11, 7, comma],
+            &[BEGIN, 11, 7, BEGIN],
             &[BEGIN, 6, 9, 8],
         ];
         for n in [6, crate::engine::STEP_GEMM_MIN_ROWS + 2] {
@@ -563,6 +583,17 @@ fn lm_rows_match_single_steps_and_write_a_form() {
                 for &t in seq.iter() {
                     lm.step(&mut st, t, &mut alone);
                 }
+                // each row's state, taken back from the batch, steps on as the lone one does
+                let (mut next_alone, mut next_row) = (vec![0f32; v], vec![0f32; v]);
+                lm.step(&mut st.clone(), 4, &mut next_alone);
+                lm.step(&mut rows[r].clone(), 4, &mut next_row);
+                let after = (next_alone.iter().zip(&next_row))
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    after < 1e-5,
+                    "{cell:?} {n} rows, row {r}: the state after differs by {after}"
+                );
                 let diff = alone
                     .iter()
                     .zip(&batched[r * v..(r + 1) * v])
