@@ -232,7 +232,7 @@ class ShirenLM(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: Optional[torch.Tensor] = None, state=None):
         """idx (B, T) token ids from the start of each poem (the places count from
-        idx[:, 0]). Returns (log_probs (B, T, V), mean loss over non-PAD targets or
+        idx[:, 0], and so does the title). Returns (log_probs (B, T, V), mean loss over non-PAD targets or
         None, the recurrent state)."""
         c = self.config
         x = self.embedding(idx)

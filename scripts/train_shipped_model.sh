@@ -27,8 +27,9 @@ cargo build --release --quiet
 # Then the same model learns titles: each training poem read after its cleaned title
 # (a fifth without), from the weights above, for TITLE_STEPS more steps at a lower rate
 # (about 32 minutes; the next run starts from this run's best checkpoint, step 2,746).
+# This run was made before the title vector existed, so it is run without.
 titled=runs/tang-title
-./target/release/shiren train --init-from "$out/best" --titles \
+./target/release/shiren train --init-from "$out/best" --titles --title-vector false \
   --lr 1e-3 --min-lr 1e-4 --warmup 200 --seed 1 \
   --max-steps "${TITLE_STEPS:-3871}" --epochs 0 --eval-interval 1000 \
   --half --out "$titled"

@@ -84,3 +84,20 @@ shiren_test!(
         contains_all!(err, "--hidden 64", "hidden 384", "--init-from keeps");
     }
 );
+
+shiren_test!(
+    init_from_keeps_the_title_vector,
+    |dir: Dir, mut cmd: TestCommand| {
+        dir.create("p.txt", POEMS);
+        let err = cmd
+            .args(["train", "--init-from", &shipped(), "--file", "p.txt"])
+            .args(["--title-vector", "false"])
+            .fails();
+        contains_all!(
+            err,
+            "--title-vector false",
+            "has the title vector",
+            "--init-from keeps"
+        );
+    }
+);

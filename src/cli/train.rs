@@ -116,6 +116,9 @@ pub struct TrainSettings {
     /// Read each training poem's title before it, so that the model writes for a title it is given (`shiren write --title`); a fifth of the poems stay untitled
     #[arg(long)]
     pub titles: bool,
+    /// With --titles, also tell every step the title (the title vector; see docs/checkpoints.md) [default: true]
+    #[arg(long, value_name = "BOOL")]
+    pub title_vector: Option<bool>,
     /// Rows of the line and column embeddings added to each character's, 0 = none [default: 16; seed 0]
     #[arg(long, value_name = "N")]
     pub positions: Option<usize>,
@@ -141,7 +144,15 @@ impl Args {
             )*};
         }
         put!(cell, layers, hidden, embed, dropout, batch, lr, min_lr, warmup, epochs, max_steps);
-        put!(positions, tied, shortlist, minutes, dropout_in, dropout_out);
+        put!(
+            positions,
+            tied,
+            shortlist,
+            minutes,
+            dropout_in,
+            dropout_out,
+            title_vector
+        );
         put!(
             clip,
             weight_decay,

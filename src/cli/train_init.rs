@@ -59,6 +59,15 @@ pub fn keep_architecture(
     if m.positions.as_ref().is_some_and(|p| !p.resets.is_empty()) {
         cfg.titles = true;
     }
+    // Likewise a model with the title vector keeps it.
+    if m.positions.as_ref().is_some_and(|p| p.title) {
+        anyhow::ensure!(
+            flags.get("title_vector") != Some(&Value::Bool(false)),
+            "--title-vector false disagrees with the model {} (it has the title vector); a run from --init-from keeps the model's architecture: drop the flag, or train from scratch",
+            dir.display()
+        );
+        cfg.title_vector = true;
+    }
     Ok(cfg)
 }
 

@@ -269,7 +269,14 @@ impl Model {
                 embedding_backward(&mut self.grads[r.clone()], dx0, &ids[..b * t], b, t, i0);
             }
             // u was added to x0 from each title's reset on: du = the sum of those rows' gradients
-            let mut du = vec![0.0f32; b * i0];
+            let mut du = vec![
+                0.0f32;
+                if self.layout.title.is_some() {
+                    b * i0
+                } else {
+                    0
+                }
+            ];
             for (bb, span) in self.acts.titles.iter().enumerate() {
                 let Some(span) = span else { continue };
                 let d = &mut du[bb * i0..(bb + 1) * i0];
@@ -484,6 +491,9 @@ fn title_du_from_gates(
     t: usize,
     i0: usize,
 ) -> Vec<f32> {
+    if titles.iter().all(Option::is_none) {
+        return Vec::new();
+    }
     let mut du = vec![0.0f32; b * i0];
     let g = w_ih.len() / i0;
     let mut s = vec![0.0f32; g];

@@ -136,17 +136,17 @@ impl Model {
         Ok(Model::assemble(cfg, layout, params))
     }
 
-    /// This model made to read titles: BEGIN resets the place, and a title
-    /// vector (see `title.rs`) whose map starts at zero, so that the model
-    /// gives every poem read from one BEGIN the same logits as before. A model
-    /// that already has both is returned as it is.
-    pub fn learning_titles(self, begin: u32) -> Model {
+    /// This model made to read titles: BEGIN resets the place, and with
+    /// `vector` a title vector (see `title.rs`) whose map starts at zero, so
+    /// that the model gives every poem read from one BEGIN the same logits as
+    /// before. A model that has them already keeps them.
+    pub fn learning_titles(self, begin: u32, vector: bool) -> Model {
         let mut cfg = self.cfg.clone();
         let Some(p) = cfg.positions.as_mut() else {
             return self;
         };
         p.resets = vec![begin];
-        p.title = true;
+        p.title |= vector;
         let old: std::collections::HashMap<String, &[f32]> = self
             .tensors()
             .into_iter()

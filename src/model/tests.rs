@@ -268,7 +268,7 @@ fn learning_titles_adds_a_zero_title_map_that_changes_no_loss() {
         .into_iter()
         .map(|(n, _, v)| (n, v.to_vec()))
         .collect();
-    let mut new = old.learning_titles(1);
+    let mut new = old.learning_titles(1, true);
     assert!(new.cfg.positions.as_ref().unwrap().title);
     let tensors = new.tensors();
     assert_eq!(tensors.len(), before.len() + 1);

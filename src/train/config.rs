@@ -55,6 +55,11 @@ pub struct TrainConfig {
     /// stay untitled. False in runs from before the setting existed.
     #[serde(default)]
     pub titles: bool,
+    /// With `titles`, also tell every step the title through the title
+    /// vector (see `model/title.rs`). Runs from before the setting existed
+    /// had none; new runs have it unless it is turned off.
+    #[serde(default = "runs_before_had_none")]
+    pub title_vector: bool,
     /// Rows of the line and column embeddings added to each character's
     /// (see [`crate::model::Positions`]); 0 = none. Runs from before the
     /// setting existed had none.
@@ -113,6 +118,10 @@ pub struct TrainConfig {
     pub half: bool,
 }
 
+fn runs_before_had_none() -> bool {
+    false
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig::preset_default()
@@ -157,6 +166,7 @@ impl TrainConfig {
             max_len: LoadOptions::default().max_len,
             form_tags: true,
             titles: false,
+            title_vector: true,
             positions: POSITIONS,
             tied: true,
             shortlist: SHORTLIST,
@@ -245,6 +255,7 @@ impl TrainConfig {
         "max_len",
         "form_tags",
         "titles",
+        "title_vector",
         "positions",
         "tied",
         "shortlist",
@@ -355,7 +366,7 @@ impl TrainConfig {
                 } else {
                     Vec::new()
                 },
-                title: self.titles,
+                title: self.titles && self.title_vector,
             }),
             tied: self.tied,
             // a shortlist as long as the vocabulary is one softmax

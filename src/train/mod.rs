@@ -671,7 +671,7 @@ fn start_run(
                     // from a first BEGIN, which a reset leaves as it was, and the vector
                     // starts at zero, so its weights keep their meaning.
                     if cfg.titles {
-                        m = m.learning_titles(Vocab::BEGIN);
+                        m = m.learning_titles(Vocab::BEGIN, cfg.title_vector);
                     }
                     m
                 }
