@@ -14,8 +14,10 @@
 #   bench  shiren bench --cfg all --cell lstm --steps 5 --warmup 1 --reps 3   (minutes)
 #          → docs/performance.md `bench`; PyTorch side by side when $SHIREN_TORCH_PYTHON
 #          names a Python with torch. Run it on a quiet machine.
+#   keywords  python3 scripts/keyword_eval.py   (~1 min)
+#          → docs/evaluation.md `keywords`: keywords present, tones and rhyme, log-prob
 #
-# Usage: scripts/regen_docs.sh [eval] [bench]
+# Usage: scripts/regen_docs.sh [eval] [bench] [keywords]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,8 +25,8 @@ kinds=("$@")
 [ ${#kinds[@]} -gt 0 ] || kinds=(eval)
 for k in "${kinds[@]}"; do
   case $k in
-    eval | bench) ;;
-    *) echo "regen_docs.sh: unknown block kind \`$k\` (expected eval or bench)" >&2; exit 2 ;;
+    eval | bench | keywords) ;;
+    *) echo "regen_docs.sh: unknown block kind \`$k\` (expected eval, bench or keywords)" >&2; exit 2 ;;
   esac
 done
 
@@ -103,6 +105,11 @@ EOF
       echo '```'
     } >"$tmp/bench.md"
     replace docs/performance.md bench "$tmp/bench.md"
+    ;;
+  keywords)
+    echo "running: python3 scripts/keyword_eval.py --bin $shiren" >&2
+    python3 scripts/keyword_eval.py --bin "$shiren" >"$tmp/keywords.md"
+    replace docs/evaluation.md keywords "$tmp/keywords.md"
     ;;
   esac
 done
