@@ -21,7 +21,7 @@ if [ -z "$from" ]; then
   git archive "$rev" models/tang-small | tar -x -C "$from" --strip-components=2
 fi
 cargo build --release --quiet
-./target/release/shiren train --init-from "$from" --corpus songci \
+./target/release/shiren train --init-from "$from" --corpus songci --untitled-each-epoch false \
   --max-steps "${STEPS:-2333}" --epochs 0 --lr 1e-3 --min-lr 1e-4 --warmup 200 \
   --eval-interval 500 --half --out "$out"
 rm -rf models/songci-small

@@ -27,9 +27,10 @@ cargo build --release --quiet
 # Then the same model learns titles: each training poem read after its cleaned title
 # (a fifth without), from the weights above, for TITLE_STEPS more steps at a lower rate
 # (about 32 minutes; the next run starts from this run's best checkpoint, step 2,746).
-# This run was made before the title vector existed, so it is run without.
+# This run was made before the title vector and the untitled share drawn each epoch
+# existed, so it is run without them (the third run too keeps the fixed untitled fifth).
 titled=runs/tang-title
-./target/release/shiren train --init-from "$out/best" --titles --title-vector false \
+./target/release/shiren train --init-from "$out/best" --titles --title-vector false --untitled-each-epoch false \
   --lr 1e-3 --min-lr 1e-4 --warmup 200 --seed 1 \
   --max-steps "${TITLE_STEPS:-3871}" --epochs 0 --eval-interval 1000 \
   --half --out "$titled"
@@ -38,7 +39,7 @@ titled=runs/tang-title
 # model is this run's last checkpoint: the best by titleless validation loss comes early,
 # before the map has learned).
 vector=runs/tang-title-vector
-./target/release/shiren train --init-from "$titled/best" --titles \
+./target/release/shiren train --init-from "$titled/best" --titles --untitled-each-epoch false \
   --lr 1e-3 --min-lr 1e-4 --warmup 200 --seed 1 \
   --max-steps "${VECTOR_STEPS:-8224}" --epochs 0 --eval-interval 1000 \
   --half --out "$vector"

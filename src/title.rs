@@ -155,6 +155,19 @@ pub fn untitled(text: &str) -> bool {
     (text_hash(text) >> 32) / 100 % 100 < TITLELESS_PERCENT
 }
 
+/// Whether a training poem is read without its title in epoch `epoch`, when
+/// the untitled share is drawn afresh each epoch
+/// ([`TrainConfig::untitled_each_epoch`](crate::train::TrainConfig::untitled_each_epoch)):
+/// [`TITLELESS_PERCENT`] of the poems in each epoch, a different set each time, so
+/// that every poem also teaches the model to write without a title. `hash` is the
+/// poem's [`text_hash`].
+pub fn untitled_in_epoch(hash: u64, epoch: u64) -> bool {
+    crate::rng::Rng::new(hash)
+        .fork(0x717E_0000 ^ epoch)
+        .below(100)
+        < TITLELESS_PERCENT as usize
+}
+
 /// The ids read before the poem: the title's characters and the BEGIN that
 /// closes them (the batch puts the first BEGIN); nothing for no title.
 /// Characters the vocabulary lacks are read as UNK.
@@ -277,6 +290,28 @@ mod tests {
         assert_eq!(prefix_len(&v.encode("青山")), 0);
         assert!(prefix(&v, None).is_empty());
         assert!(prefix(&v, Some("")).is_empty());
+    }
+
+    #[test]
+    fn each_epoch_a_different_fifth_goes_untitled() {
+        let n = 10_000u64;
+        let hashes: Vec<u64> = (0..n).map(|i| text_hash(&format!("诗{i}"))).collect();
+        let drawn = |e| -> Vec<bool> { hashes.iter().map(|&h| untitled_in_epoch(h, e)).collect() };
+        let (a, b) = (drawn(0), drawn(1));
+        for d in [&a, &b] {
+            let pct = 100.0 * d.iter().filter(|&&u| u).count() as f64 / n as f64;
+            assert!((pct - TITLELESS_PERCENT as f64).abs() < 2.0, "{pct}%");
+        }
+        // independent draws: about 4% in both, not the same fifth twice
+        let both = a.iter().zip(&b).filter(|(x, y)| **x && **y).count() as f64 / n as f64;
+        assert!((0.02..0.06).contains(&both), "{both}");
+        // over ten epochs most poems are read without their title at least once (1 − 0.8¹⁰ ≈ 89%)
+        let once = hashes
+            .iter()
+            .filter(|&&h| (0..10).any(|e| untitled_in_epoch(h, e)))
+            .count() as f64
+            / n as f64;
+        assert!((0.85..0.93).contains(&once), "{once}");
     }
 
     #[test]

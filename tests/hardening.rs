@@ -438,6 +438,7 @@ fn the_split_does_not_move_when_the_corpus_is_reordered_or_grows() {
             200,
             false,
             false,
+            false,
             String::new(),
             Script::Simplified,
         );

@@ -40,6 +40,7 @@ fn tiny_data(n_train: usize, n_valid: usize) -> Data {
     Data {
         train: train_texts.iter().map(|t| vocab.encode(t)).collect(),
         valid: valid_texts.iter().map(|t| vocab.encode(t)).collect(),
+        each_epoch: None,
         vocab,
         corpus: "tiny test corpus".into(),
         script: Script::Simplified,

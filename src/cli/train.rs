@@ -119,6 +119,9 @@ pub struct TrainSettings {
     /// With --titles, also tell every step the title (the title vector; see docs/checkpoints.md) [default: true]
     #[arg(long, value_name = "BOOL")]
     pub title_vector: Option<bool>,
+    /// With --titles, draw the untitled fifth afresh each epoch, so that every poem is also read without its title; false keeps one fixed fifth untitled [default: true]
+    #[arg(long, value_name = "BOOL")]
+    pub untitled_each_epoch: Option<bool>,
     /// Rows of the line and column embeddings added to each character's, 0 = none [default: 16; seed 0]
     #[arg(long, value_name = "N")]
     pub positions: Option<usize>,
@@ -151,7 +154,8 @@ impl Args {
             minutes,
             dropout_in,
             dropout_out,
-            title_vector
+            title_vector,
+            untitled_each_epoch
         );
         put!(
             clip,
@@ -334,6 +338,7 @@ pub fn run(mut args: Args, g: &Global) -> anyhow::Result<()> {
         cfg.max_len,
         cfg.form_tags,
         cfg.titles,
+        cfg.untitled_each_epoch,
         description,
         cfg.script,
     );

@@ -97,10 +97,12 @@ pub struct RunExists {
     pub last: String,
 }
 
-/// The batches of epoch `epoch`: a function of the seed and the epoch only,
-/// so a resumed run sees the same order.
-fn epoch_batches(batcher: &Batcher, seed: u64, epoch: u64) -> Vec<Batch> {
-    batcher.epoch(&mut Rng::new(seed).fork(0x0E90_C400 + epoch))
+/// The batches of epoch `epoch`: a function of the data, the seed and the
+/// epoch only, so a resumed run sees the same order. The poems are those of
+/// [`Data::epoch_train`], whose titles may differ from epoch to epoch.
+fn epoch_batches(data: &Data, batch: usize, seed: u64, epoch: u64) -> Vec<Batch> {
+    Batcher::new(data.epoch_train(epoch), batch)
+        .epoch(&mut Rng::new(seed).fork(0x0E90_C400 + epoch))
 }
 
 /// The validation batches every evaluation runs over: the first `eval_iters`
@@ -153,7 +155,8 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
     progress.data_sha256 = data_sha256;
     let saves = Checkpoints::open(cfg, data, &model, out)?;
 
-    let batcher = Batcher::new(data.train.clone(), cfg.batch);
+    // this epoch's poems, for the counts in the opening lines (batches per epoch never change)
+    let batcher = Batcher::new(data.epoch_train(progress.epoch), cfg.batch);
     let n_batches = batcher.num_batches();
     let mut total = total_steps(cfg, n_batches, progress.budget_steps);
     let val_batches = validation_batches(cfg, data);
@@ -179,7 +182,7 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         plot: out.join("loss.png"),
     };
 
-    let mut batches = epoch_batches(&batcher, cfg.seed, progress.epoch);
+    let mut batches = epoch_batches(data, cfg.batch, cfg.seed, progress.epoch);
     let mut last_val = None;
     let mut int_start = Instant::now();
     let mut last_train_loss = f64::NAN;
@@ -193,7 +196,7 @@ pub fn train(cfg: &TrainConfig, data: &Data, opts: &Options) -> anyhow::Result<S
         if progress.position >= batches.len() {
             progress.epoch += 1;
             progress.position = 0;
-            batches = epoch_batches(&batcher, cfg.seed, progress.epoch);
+            batches = epoch_batches(data, cfg.batch, cfg.seed, progress.epoch);
         }
         let batch = &batches[progress.position];
         let lr = cfg.lr_at(progress.step, total);

@@ -36,6 +36,7 @@ fn form_tags_lead_most_regulated_training_poems_and_no_other_poem() {
         100,
         true,
         false,
+        false,
         "toy".into(),
         Script::Simplified,
     );
@@ -75,6 +76,7 @@ fn form_tags_lead_most_regulated_training_poems_and_no_other_poem() {
         100,
         false,
         false,
+        false,
         "toy".into(),
         Script::Simplified,
     );
@@ -107,6 +109,7 @@ fn titles_lead_most_training_poems_between_two_begins_and_never_validation() {
         100,
         false,
         true,
+        false,
         "toy".into(),
         Script::Simplified,
     );
@@ -142,6 +145,64 @@ fn titles_lead_most_training_poems_between_two_begins_and_never_validation() {
         .unwrap();
     let b = crate::batch::Batch::from_seqs(&[seq.as_slice()]);
     assert_eq!(b.num_tokens(), seq.len() - 3 + 1);
+}
+
+#[test]
+fn the_untitled_fifth_is_drawn_afresh_each_epoch_or_stays_fixed() {
+    let han: Vec<char> = "山水风月花鸟云天江海春秋日夜人家".chars().collect();
+    let poems: Vec<Poem> = (0..2000)
+        .map(|k| Poem {
+            title: format!("{}{}", han[k % 16], han[k / 16 % 16]),
+            author: String::new(),
+            text: format!(
+                "{}{}{}{}{}，白日依山尽。",
+                han[k % 16],
+                han[k / 16 % 16],
+                han[k / 256 % 16],
+                han[(k + 3) % 16],
+                han[(k + 7) % 16]
+            ),
+            source: String::new(),
+        })
+        .collect();
+    let data = |each| {
+        let d = Data::from_poems(
+            &poems,
+            None,
+            1,
+            100,
+            false,
+            true,
+            each,
+            "toy".into(),
+            Script::Simplified,
+        );
+        let titled = |e| -> Vec<bool> {
+            d.epoch_train(e)
+                .iter()
+                .map(|s| crate::title::prefix_len(s) > 0)
+                .collect()
+        };
+        (titled(0), titled(1), d)
+    };
+    let share = |t: &[bool]| t.iter().filter(|&&x| !x).count() as f64 / t.len() as f64;
+    // drawn each epoch: every poem carries its title in `train`; a fifth goes without in
+    // each epoch, a different fifth each time, and the poems are the same otherwise
+    let (a, b, d) = data(true);
+    assert!(d.train.iter().all(|s| crate::title::prefix_len(s) > 0));
+    for t in [&a, &b] {
+        assert!((0.15..0.25).contains(&share(t)), "{}", share(t));
+    }
+    let both = a.iter().zip(&b).filter(|(x, y)| !**x && !**y).count() as f64 / a.len() as f64;
+    assert!(both < 0.08, "{both}");
+    for (with, e) in d.train.iter().zip(d.epoch_train(1)) {
+        assert!(with.ends_with(&e));
+    }
+    // fixed: every epoch is `train` itself, its untitled fifth the same
+    let (a, b, d) = data(false);
+    assert_eq!(a, b);
+    assert!((0.15..0.25).contains(&share(&a)), "{}", share(&a));
+    assert_eq!(d.epoch_train(3), d.train);
 }
 
 #[test]
