@@ -84,12 +84,13 @@ fn form_tags_lead_most_regulated_training_poems_and_no_other_poem() {
     assert_eq!(plain.vocab.len() + 4, data.vocab.len());
 }
 
-#[test]
-fn titles_lead_most_training_poems_between_two_begins_and_never_validation() {
-    let han: Vec<char> = "山水风月花鸟云天江海春秋日夜人家".chars().collect();
-    let poems: Vec<Poem> = (0..600)
+/// `n` toy poems (distinct up to 4,096), each titled with two characters and `count`
+/// (a sequence marker that cleaning drops).
+fn titled_poems(n: usize, count: &str) -> Vec<Poem> {
+    let han: Vec<char> = HAN.chars().collect();
+    (0..n)
         .map(|k| Poem {
-            title: format!("{}{}二首 一", han[k % 16], han[(k + 1) % 16]),
+            title: format!("{}{}{count}", han[k % 16], han[(k + 1) % 16]),
             author: String::new(),
             text: format!(
                 "{}{}{}{}{}，白日依山尽。",
@@ -101,7 +102,15 @@ fn titles_lead_most_training_poems_between_two_begins_and_never_validation() {
             ),
             source: String::new(),
         })
-        .collect();
+        .collect()
+}
+
+const HAN: &str = "山水风月花鸟云天江海春秋日夜人家";
+
+#[test]
+fn titles_lead_most_training_poems_between_two_begins_and_never_validation() {
+    let han: Vec<char> = HAN.chars().collect();
+    let poems = titled_poems(600, "二首 一");
     let data = Data::from_poems(
         &poems,
         None,
@@ -149,22 +158,7 @@ fn titles_lead_most_training_poems_between_two_begins_and_never_validation() {
 
 #[test]
 fn the_untitled_fifth_is_drawn_afresh_each_epoch_or_stays_fixed() {
-    let han: Vec<char> = "山水风月花鸟云天江海春秋日夜人家".chars().collect();
-    let poems: Vec<Poem> = (0..2000)
-        .map(|k| Poem {
-            title: format!("{}{}", han[k % 16], han[k / 16 % 16]),
-            author: String::new(),
-            text: format!(
-                "{}{}{}{}{}，白日依山尽。",
-                han[k % 16],
-                han[k / 16 % 16],
-                han[k / 256 % 16],
-                han[(k + 3) % 16],
-                han[(k + 7) % 16]
-            ),
-            source: String::new(),
-        })
-        .collect();
+    let poems = titled_poems(2000, "");
     let data = |each| {
         let d = Data::from_poems(
             &poems,
