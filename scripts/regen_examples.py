@@ -6,7 +6,9 @@ Each `$ shiren write … --seed N` line of a page (not --json or --verbose, as t
 test `the_example_poems_in_the_docs_are_what_the_shipped_models_write` reads
 them) is run with target/release/shiren, and the lines below it, up to the next
 `$ ` line or the end of the code block (less trailing blank lines), become
-its output. A line
+its output. Each `$ shiren check --suggest "…"` has its `→` lines (the
+model's suggestions) rewritten, the other lines of its block, which may be
+elided, kept. A line
 holding two commands sets the two poems side by side, the second starting at
 the display column where its command starts. A `(rhyme: 第六部平)` note after
 a command is rewritten from the poem's rhyme group, and a column after the
@@ -69,6 +71,16 @@ def renote(line, args):
     return line[: m.start()] + f"(rhyme: {group})" + line[m.end() :]
 
 
+def resuggest(line, block):
+    """The block under a `check --suggest` line with its `→` lines rewritten."""
+    p = subprocess.run([str(SHIREN), *shlex.split(line[len("$ shiren ") :])], cwd=ROOT, capture_output=True, text=True)
+    new = [l for l in p.stdout.split("\n") if "→" in l]
+    old = [k for k, l in enumerate(block) if "→" in l]
+    if not new or not old:
+        return block
+    return block[: old[0]] + new + block[old[-1] + 1 :]
+
+
 def regen(path):
     lines = path.read_text(encoding="utf-8").split("\n")
     out, i, changed = [], 0, 0
@@ -76,6 +88,15 @@ def regen(path):
         line = lines[i]
         out.append(line)
         i += 1
+        if line.startswith("$ shiren check --suggest"):
+            end = i
+            while end < len(lines) and not lines[end].startswith(("$ ", "```")):
+                end += 1
+            new = resuggest(line, lines[i:end])
+            changed += new != lines[i:end]
+            out.extend(new)
+            i = end
+            continue
         if not line.startswith("$ shiren write"):
             continue
         cmds = commands(line)

@@ -252,3 +252,34 @@ fn the_example_poems_in_the_docs_are_what_the_shipped_models_write() {
     }
     assert!(ran >= 8, "found {ran} example commands with a seed");
 }
+
+/// The model's suggestions the docs show are what the shipped model suggests
+/// now: each `$ shiren check --suggest "…"` is run, and every `→` line it
+/// prints must stand in that page (the block may elide the other lines).
+#[test]
+#[ignore = "needs the 平水韵 table (fetched)"]
+fn the_suggestions_in_the_docs_are_what_the_shipped_model_suggests() {
+    let dir = crate::macros::Dir::new();
+    let mut ran = 0;
+    for (path, text) in pages() {
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("$ shiren check --suggest"))
+        {
+            let args = shell_words(line.trim_start_matches("$ shiren "));
+            let out = dir.command_real_data().args(&args).output();
+            let printed = String::from_utf8_lossy(&out.stdout);
+            let suggestions: Vec<&str> = printed.lines().filter(|l| l.contains('→')).collect();
+            assert!(!suggestions.is_empty(), "`{line}` printed no suggestion");
+            for s in suggestions {
+                assert!(
+                    text.lines().any(|l| l == s),
+                    "{}: `{line}` now prints `{s}`, which the page does not show (run python3 scripts/regen_examples.py)",
+                    path.display()
+                );
+            }
+            ran += 1;
+        }
+    }
+    assert!(ran >= 1, "found no `shiren check --suggest` example");
+}
