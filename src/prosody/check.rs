@@ -915,6 +915,29 @@ mod tests {
     }
 
     #[test]
+    fn a_first_line_in_the_one_group_of_several_the_feet_share_is_not_out_of_group() {
+        // 逢 and 釭 are in 一东 and 三江, 窗 only in 三江: the poem rhymes in 三江.
+        let lex = Lexicon::from_groups(&[
+            ("上平声一东", Tone::Ping, "逢釭"),
+            ("上平声三江", Tone::Ping, "逢釭窗"),
+            ("平", Tone::Ping, "依山黄河穷千层"),
+            ("仄", Tone::Ze, "白日入海欲里目更上一"),
+        ]);
+        let c = check(
+            &lex,
+            "白日依山窗，黄河入海逢。欲穷千里目，更上一层釭。",
+            None,
+        )
+        .unwrap();
+        assert!(
+            !rules_of(&c).iter().any(|r| r.0 == Broken::OutOfGroup),
+            "{:?}",
+            c.faults
+        );
+        assert_eq!(c.rhyme_group.as_deref(), Some("上平声三江"));
+    }
+
+    #[test]
     fn out_of_group_names_a_neighbouring_group_and_repeats_are_found() {
         // 楼 → 江 (三江, 邻韵 of 七阳? no: 江阳 is one family, 七阳 and 三江).
         let c = run("白日依山尽，黄河入海乡。欲穷千里目，更上一层江。");

@@ -241,9 +241,21 @@ pub fn check_rhyme(lex: &Lexicon, lines: &[Vec<char>]) -> Report {
         checks.push(check(Rule::Rhyme, i, (!ok).then_some(lines[i].len() - 1)));
     }
     let ok = checks.iter().all(|c| c.ok);
+    // Several groups can hold every foot (逢 is in 一东, 二冬 and 三江); line 1's last
+    // character, when it is in one of them, settles which, as a poem rhyming there
+    // (首句入韵) is read.
+    let line1 = lines.first().and_then(|l| l.last());
+    let group = line1
+        .and_then(|&c| {
+            shared
+                .iter()
+                .copied()
+                .find(|&g| lex.level_groups(c).any(|h| h == g))
+        })
+        .or(shared.first().copied());
     Report {
         checks,
-        rhyme_group: if ok { shared.first().copied() } else { None },
+        rhyme_group: if ok { group } else { None },
     }
 }
 
@@ -518,6 +530,20 @@ mod tests {
 
     fn lines(text: &str) -> Vec<Vec<char>> {
         split_lines(text)
+    }
+
+    #[test]
+    fn line_1_settles_the_group_when_the_feet_share_several() {
+        // 逢 and 釭 are both in 一东 and 三江; 窗, ending line 1, only in 三江.
+        let lex = Lexicon::from_groups(&[
+            ("上平声一东", Tone::Ping, "东逢釭"),
+            ("上平声三江", Tone::Ping, "江逢釭窗"),
+        ]);
+        let poem = lines("晓夜多明月在窗，江昏雁落故人逢。谁知秋兴殊狂懒，不得幽姿起夜釭。");
+        assert_eq!(check_rhyme(&lex, &poem).rhyme_group, Some(1));
+        // Without line 1 in either, the first shared group is kept.
+        let poem = lines("晓夜多明月在是，江昏雁落故人逢。谁知秋兴殊狂懒，不得幽姿起夜釭。");
+        assert_eq!(check_rhyme(&lex, &poem).rhyme_group, Some(0));
     }
 
     #[test]
