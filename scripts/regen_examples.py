@@ -71,6 +71,13 @@ def renote(line, args):
     return line[: m.start()] + f"(rhyme: {group})" + line[m.end() :]
 
 
+def block_end(lines, i):
+    """The index of the line after a command's output: the next `$ ` line or fence."""
+    while i < len(lines) and not lines[i].startswith(("$ ", "```")):
+        i += 1
+    return i
+
+
 def resuggest(line, block):
     """The block under a `check --suggest` line with its `→` lines rewritten."""
     p = subprocess.run([str(SHIREN), *shlex.split(line[len("$ shiren ") :])], cwd=ROOT, capture_output=True, text=True)
@@ -89,9 +96,7 @@ def regen(path):
         out.append(line)
         i += 1
         if line.startswith("$ shiren check --suggest"):
-            end = i
-            while end < len(lines) and not lines[end].startswith(("$ ", "```")):
-                end += 1
+            end = block_end(lines, i)
             new = resuggest(line, lines[i:end])
             changed += new != lines[i:end]
             out.extend(new)
@@ -100,9 +105,7 @@ def regen(path):
         if not line.startswith("$ shiren write"):
             continue
         cmds = commands(line)
-        end = i
-        while end < len(lines) and not lines[end].startswith(("$ ", "```")):
-            end += 1
+        end = block_end(lines, i)
         while end > i and not lines[end - 1].strip():
             end -= 1  # blank lines before the next command stay
         outputs = [run(a) if a else None for _, a in cmds]
